@@ -1,0 +1,2377 @@
+/* chat.h - v0.1.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
+
+   The chat app of Deno's "chat app with WebSockets" tutorial, rebuilt as a dependency-free
+   C99 library for small Linux boards: libc + POSIX only, one poll() loop, one thread.
+
+   DO THIS:
+       #define CHAT_IMPLEMENTATION
+   before you include this file in *one* C or C++ file to create the implementation.
+   Every other file includes it without the define and sees only the declarations.
+
+       #define CHAT_IMPLEMENTATION
+       #include "chat.h"
+       static const char page[] = "<!doctype html><title>chat</title>...";
+       int main(void) {
+           chat_server *srv = chat_server_create(NULL);           // NULL: all defaults
+           if (!srv) return 1;
+           chat_server_add_asset(srv, "/", "text/html; charset=UTF-8", page, sizeof page - 1);
+           if (chat_server_listen(srv, NULL, 8080) != CHAT_OK) return 1;   // NULL: [::] and 0.0.0.0
+           chat_server_run(srv);                                    // until chat_server_stop()
+           chat_server_free(srv);
+           return 0;
+       }
+
+   WHAT IT SPEAKS (the tutorial's wire contract)
+       GET /start_web_socket?username=NAME   WebSocket upgrade; NAME is percent-decoded ('+' = space)
+       server -> all   {"event":"update-users","usernames":[...]}  after joins/leaves, in join order
+       client -> server {"event":"send-message","message":"TEXT"}
+       server -> all   {"event":"send-message","username":"NAME","message":"TEXT"}
+       GET <asset>      the bytes registered with chat_server_add_asset(); anything else: 404
+   A refused name (missing, empty, too long, invalid UTF-8, control characters, taken, vetoed)
+   completes the upgrade and then closes with 1008 and a reason; a taken name's reason is the
+   tutorial's "用户名 NAME 已被占用". Other events and invalid JSON are ignored; binary messages
+   close with 1003; a message over the limit closes with 1009.
+
+   HOW IT BEHAVES
+   - Each broadcast is encoded once into a reference-counted frame shared by all recipients.
+   - Writes are corked: frames are queued during a loop turn and each connection is flushed once
+     per turn with one sendmsg() over its whole queue.
+   - The user list is latest-state: joins and leaves in one turn produce one update-users, and a
+     client gets a newer list only after its previous one was written, so a join storm costs a
+     few lists per client instead of one per join. The last list a client receives is exact.
+   - An idle connection owns no receive or send buffer; name lookup is a hash.
+   - Every buffer is bounded (see the limits below). A client that cannot keep up is closed; the
+     others never wait for it. SIGPIPE is never raised.
+
+   CONFIGURATION
+   At run time: a zero-initialised chat_config; every zero field means the default below.
+   At compile time, #define before the implementation to change a default:
+       CHAT_MAX_CLIENTS            1024     WebSocket clients at once; more get HTTP 503
+       CHAT_MAX_NAME               64       bytes of UTF-8 in a username
+       CHAT_MAX_HEADER             8192     bytes of an HTTP request head; more get 431
+       CHAT_MAX_MESSAGE            65536    bytes of one WebSocket message; more close with 1009
+       CHAT_MAX_BACKLOG            1048576  bytes of messages queued for one client before it is
+                                            closed as too slow (shared frames count in full)
+       CHAT_HANDSHAKE_TIMEOUT_MS   10000    to send a complete HTTP request (also keep-alive idle)
+       CHAT_PING_INTERVAL_MS       30000    silence before a ping; as long again for any answer
+       CHAT_CLOSE_TIMEOUT_MS       2000     to finish a close handshake, and to drain on shutdown
+       CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
+       CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
+   Other switches:
+       CHAT_STATIC                 make every function static (private to the including file)
+       CHATDEF                     the linkage of the API functions (default: extern)
+       CHAT_MALLOC(n), CHAT_REALLOC(p, n), CHAT_FREE(p)   all three or none (default: libc)
+       CHAT_ASSERT(x)              default: assert(x)
+       CHAT_NO_LOG                 compile the log calls out
+
+   THREADS
+   A server is used from one thread. chat_server_stop() is the exception: it is
+   async-signal-safe, so a signal handler may call it.
+
+   REVISION HISTORY
+       0.1.0  (2026-11-26)  first release: HTTP/1.1 assets, RFC 6455, the tutorial's chat room
+
+   LICENSE: MIT or public domain (Unlicense), your choice; see the end of this file.
+*/
+
+/* glibc hides POSIX under -std=c99 unless asked; this only works when chat.h is included before
+   any system header in the implementation file, as the example does. */
+#if defined(CHAT_IMPLEMENTATION) && defined(__linux__) && !defined(_POSIX_C_SOURCE) && \
+    !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+
+#ifndef CHAT_H_INCLUDED
+#define CHAT_H_INCLUDED
+
+#include <stddef.h>
+
+#ifndef CHATDEF
+#ifdef CHAT_STATIC
+#define CHATDEF static
+#else
+#define CHATDEF extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Error codes: every function that can fail returns one of these (negative) or CHAT_OK. */
+enum {
+    CHAT_OK = 0,
+    CHAT_ENOMEM = -1, /* out of memory */
+    CHAT_EINVAL = -2, /* invalid argument */
+    CHAT_EADDR = -3,  /* the listen address could not be resolved */
+    CHAT_ESYS = -4,   /* a system call failed: errno says which */
+    CHAT_ESTATE = -5  /* not possible in the server's current state */
+};
+
+/* Log levels, for chat_config.log_level and the on_log callback. */
+enum { CHAT_LOG_ERROR = 1, CHAT_LOG_WARN = 2, CHAT_LOG_INFO = 3, CHAT_LOG_DEBUG = 4 };
+
+typedef struct chat_server chat_server;
+
+typedef struct chat_config {
+    /* Limits. 0 means the compile-time default (CHAT_MAX_CLIENTS and friends, above). */
+    int max_clients;          /* WebSocket clients at once; the next upgrade gets 503 */
+    int max_name;             /* bytes of a username */
+    size_t max_header;        /* bytes of an HTTP request head */
+    size_t max_message;       /* bytes of one WebSocket message */
+    size_t max_backlog;       /* bytes queued for one client */
+    int handshake_timeout_ms; /* to deliver a complete HTTP request */
+    int ping_interval_ms;     /* silence before a ping, and the wait for an answer */
+    int close_timeout_ms;     /* to finish a close handshake or a shutdown */
+    int log_level;            /* CHAT_LOG_*; 0: CHAT_LOG_INFO */
+
+    /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
+       NUL-terminated, and also given with their length (a message may contain U+0000). */
+    void *user;
+    /* A client asks to join; return nonzero to refuse it (it is closed with 1008). */
+    int (*on_join)(void *user, chat_server *srv, const char *name, size_t name_len);
+    /* A joined client left, for whatever reason. */
+    void (*on_leave)(void *user, chat_server *srv, const char *name, size_t name_len);
+    /* A client sent a message; return nonzero to drop it instead of broadcasting it. */
+    int (*on_message)(void *user, chat_server *srv, const char *name, size_t name_len,
+                      const char *text, size_t text_len);
+    /* One log line, without a newline. Without it the server logs nothing. */
+    void (*on_log)(void *user, int level, const char *line);
+} chat_config;
+
+/* Creates a server (NULL config: all defaults). Returns NULL when out of memory or when the
+   self-wakeup pipe cannot be created. */
+CHATDEF chat_server *chat_server_create(const chat_config *config);
+
+/* Listens on address:port. address NULL or "" means every interface, IPv6 dual-stack when the
+   system has IPv6, else IPv4. port 0 picks a free port (see chat_server_port). */
+CHATDEF int chat_server_listen(chat_server *srv, const char *address, int port);
+
+/* The port the server listens on, or 0 before chat_server_listen succeeded. */
+CHATDEF int chat_server_port(const chat_server *srv);
+
+/* Serves `len` bytes at `path` (e.g. "/" or "/public/app.js") with a Content-Type. The path and
+   type are copied; the body is NOT: it must stay valid until chat_server_free. */
+CHATDEF int chat_server_add_asset(chat_server *srv, const char *path, const char *content_type,
+                                  const void *body, size_t len);
+
+/* Runs one turn of the loop, waiting at most timeout_ms for something to happen (-1: until
+   something does). Returns 1 while the server runs, 0 once it has stopped (after
+   chat_server_stop and the graceful close of every client), or a negative CHAT_E* code. */
+CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms);
+
+/* Polls until the server has stopped. Returns CHAT_OK or a negative CHAT_E* code. */
+CHATDEF int chat_server_run(chat_server *srv);
+
+/* Asks the server to stop: every client is closed with 1001, queued output is flushed for at
+   most close_timeout_ms, then chat_server_poll returns 0. Async-signal-safe. */
+CHATDEF void chat_server_stop(chat_server *srv);
+
+/* Sends {"event":"send-message","username":USERNAME,"message":TEXT} to every joined client, as if
+   USERNAME had said TEXT. Both must be valid UTF-8. Returns the number of recipients, or a
+   negative CHAT_E* code. The frame goes out at the end of the current (or next) loop turn. */
+CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text,
+                                  size_t text_len);
+
+/* The number of joined users. */
+CHATDEF int chat_server_user_count(const chat_server *srv);
+
+/* Closes every socket at once (no close handshake) and frees everything. NULL is fine. */
+CHATDEF void chat_server_free(chat_server *srv);
+
+/* A short English description of a CHAT_E* code. */
+CHATDEF const char *chat_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHAT_H_INCLUDED */
+
+/* ============================================================================================ */
+/*                                      IMPLEMENTATION                                           */
+/* ============================================================================================ */
+
+#if defined(CHAT_IMPLEMENTATION) && !defined(CHAT_IMPLEMENTATION_ONCE)
+#define CHAT_IMPLEMENTATION_ONCE
+
+#ifndef CHAT_MAX_CLIENTS
+#define CHAT_MAX_CLIENTS 1024
+#endif
+#ifndef CHAT_MAX_NAME
+#define CHAT_MAX_NAME 64
+#endif
+#ifndef CHAT_MAX_HEADER
+#define CHAT_MAX_HEADER 8192
+#endif
+#ifndef CHAT_MAX_MESSAGE
+#define CHAT_MAX_MESSAGE 65536
+#endif
+#ifndef CHAT_MAX_BACKLOG
+#define CHAT_MAX_BACKLOG (1024 * 1024)
+#endif
+#ifndef CHAT_HANDSHAKE_TIMEOUT_MS
+#define CHAT_HANDSHAKE_TIMEOUT_MS 10000
+#endif
+#ifndef CHAT_PING_INTERVAL_MS
+#define CHAT_PING_INTERVAL_MS 30000
+#endif
+#ifndef CHAT_CLOSE_TIMEOUT_MS
+#define CHAT_CLOSE_TIMEOUT_MS 2000
+#endif
+#ifndef CHAT_JSON_MAX_DEPTH
+#define CHAT_JSON_MAX_DEPTH 32
+#endif
+#ifndef CHAT_READ_CHUNK
+#define CHAT_READ_CHUNK 16384
+#endif
+
+#if defined(CHAT_MALLOC) && defined(CHAT_REALLOC) && defined(CHAT_FREE)
+/* the user's allocator */
+#elif !defined(CHAT_MALLOC) && !defined(CHAT_REALLOC) && !defined(CHAT_FREE)
+#include <stdlib.h>
+#define CHAT_MALLOC(n) malloc(n)
+#define CHAT_REALLOC(p, n) realloc(p, n)
+#define CHAT_FREE(p) free(p)
+#else
+#error "chat.h: define all of CHAT_MALLOC, CHAT_REALLOC and CHAT_FREE, or none of them"
+#endif
+
+#ifndef CHAT_ASSERT
+#include <assert.h>
+#define CHAT_ASSERT(x) assert(x)
+#endif
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+/* Internal functions are static; the unused-attribute keeps builds that use only part of the
+   library (a fuzz target, the example) free of warnings. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CHAT__FN static __attribute__((unused))
+#else
+#define CHAT__FN static
+#endif
+
+#define CHAT__MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ============================================================================================ */
+/* platform: the only place with OS calls                                                      */
+/* ============================================================================================ */
+
+/* SIGPIPE must never kill the embedding program: MSG_NOSIGNAL per call (Linux, BSD),
+   SO_NOSIGPIPE per socket (macOS). */
+#ifdef MSG_NOSIGNAL
+#define CHAT__SEND_FLAGS MSG_NOSIGNAL
+#else
+#define CHAT__SEND_FLAGS 0
+#endif
+
+#define CHAT__IOV_MAX 64          /* iovecs per sendmsg; POSIX guarantees at least 16, Linux 1024 */
+#define CHAT__LISTEN_BACKLOG 4096 /* the kernel caps it at its own maximum */
+#define CHAT__ACCEPT_BACKOFF_MS 100 /* pause after EMFILE so a full table does not spin the CPU */
+#define CHAT__SWEEP_MS 250         /* granularity of deadlines (handshake, ping, close) */
+#define CHAT__ACCEPT_PER_TURN 128  /* so a connect flood cannot starve the clients already in */
+
+typedef long long chat__ms;
+
+static chat__ms chat__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (chat__ms)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int chat__set_nonblock_cloexec(int fd) {
+    int fl = fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
+    return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+static void chat__socket_tune(int fd) {
+    int one = 1;
+    /* Frames are corked per loop turn by us; Nagle would only add latency on top. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+#ifdef SO_NOSIGPIPE
+    (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+}
+
+static int chat__would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+static ssize_t chat__send_iov(int fd, struct iovec *iov, int n) {
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = iov;
+    m.msg_iovlen = n;
+    return sendmsg(fd, &m, CHAT__SEND_FLAGS);
+}
+
+/* ============================================================================================ */
+/* bytes: growable buffer, SHA-1, base64, UTF-8                                                 */
+/* ============================================================================================ */
+
+typedef struct chat__buf {
+    unsigned char *data;
+    size_t len, cap;
+} chat__buf;
+
+CHAT__FN int chat__buf_reserve(chat__buf *b, size_t extra) {
+    size_t want, cap;
+    unsigned char *p;
+    if (extra > (size_t)-1 - b->len) return CHAT_ENOMEM;
+    want = b->len + extra;
+    if (want <= b->cap) return CHAT_OK;
+    cap = b->cap ? b->cap : 64;
+    while (cap < want) cap = cap > (size_t)-1 / 2 ? want : cap * 2;
+    p = (unsigned char *)CHAT_REALLOC(b->data, cap);
+    if (!p) return CHAT_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return CHAT_OK;
+}
+
+CHAT__FN int chat__buf_append(chat__buf *b, const void *p, size_t n) {
+    if (chat__buf_reserve(b, n) != CHAT_OK) return CHAT_ENOMEM;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return CHAT_OK;
+}
+
+CHAT__FN void chat__buf_free(chat__buf *b) {
+    CHAT_FREE(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* --- SHA-1 (FIPS 180-4); only the handshake needs it, so one-shot is enough --- */
+
+static uint32_t chat__rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void chat__sha1_block(uint32_t h[5], const unsigned char *p) {
+    uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
+    int i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+    for (; i < 80; i++) w[i] = chat__rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    for (i = 0; i < 80; i++) {
+        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
+        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
+        else f = b ^ c ^ d, k = 0xCA62C1D6u;
+        t = chat__rol32(a, 5) + f + e + k + w[i];
+        e = d, d = c, c = chat__rol32(b, 30), b = a, a = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+CHAT__FN void chat__sha1(const void *data, size_t len, unsigned char out[20]) {
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    const unsigned char *p = (const unsigned char *)data;
+    unsigned char tail[128];
+    uint64_t bits = (uint64_t)len * 8;
+    size_t rest, padded, i;
+    for (; len >= 64; p += 64, len -= 64) chat__sha1_block(h, p);
+    rest = len;
+    memset(tail, 0, sizeof tail);
+    if (rest) memcpy(tail, p, rest);
+    tail[rest] = 0x80;
+    padded = rest < 56 ? 64 : 128;
+    for (i = 0; i < 8; i++) tail[padded - 1 - i] = (unsigned char)(bits >> (8 * i));
+    chat__sha1_block(h, tail);
+    if (padded == 128) chat__sha1_block(h, tail + 64);
+    for (i = 0; i < 20; i++) out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* --- base64 (RFC 4648, standard alphabet, padded) --- */
+
+static const char chat__b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Writes 4*ceil(n/3) characters and a NUL; returns the number of characters. */
+CHAT__FN size_t chat__base64_encode(const unsigned char *in, size_t n, char *out) {
+    size_t i, o = 0;
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = chat__b64[v >> 18], out[o++] = chat__b64[(v >> 12) & 63];
+        out[o++] = chat__b64[(v >> 6) & 63], out[o++] = chat__b64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = chat__b64[v >> 18], out[o++] = chat__b64[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? chat__b64[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int chat__b64_value(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Strict decoding: padded, canonical (unused bits zero). Returns the decoded length, or -1 when
+   the input is not base64 or the output would not fit in `cap`. */
+CHAT__FN long chat__base64_decode(const char *in, size_t n, unsigned char *out, size_t cap) {
+    size_t i, o = 0;
+    if (n % 4) return -1;
+    for (i = 0; i < n; i += 4) {
+        int a = chat__b64_value((unsigned char)in[i]), b = chat__b64_value((unsigned char)in[i + 1]);
+        int last = i + 4 == n, pad2 = last && in[i + 2] == '=' && in[i + 3] == '=';
+        int pad1 = last && !pad2 && in[i + 3] == '=';
+        int c = pad2 ? 0 : chat__b64_value((unsigned char)in[i + 2]);
+        int d = pad1 || pad2 ? 0 : chat__b64_value((unsigned char)in[i + 3]);
+        size_t k = pad2 ? 1 : pad1 ? 2 : 3;
+        uint32_t v;
+        if (a < 0 || b < 0 || c < 0 || d < 0 || o + k > cap) return -1;
+        v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        if ((pad2 && (v & 0xFFFF)) || (pad1 && (v & 0xFF))) return -1;
+        out[o++] = (unsigned char)(v >> 16);
+        if (k > 1) out[o++] = (unsigned char)(v >> 8);
+        if (k > 2) out[o++] = (unsigned char)v;
+    }
+    return (long)o;
+}
+
+/* --- UTF-8 validation, incremental (a message may arrive split anywhere) ---
+   The state is 0 (between characters), 1 (rejected), or the byte range the next continuation
+   byte must fall in plus how many continuation bytes are still due. Overlongs, surrogates and
+   code points above U+10FFFF are excluded by the ranges (Unicode table 3-7). */
+
+#define CHAT__UTF8_ACCEPT 0u
+#define CHAT__UTF8_REJECT 1u
+#define CHAT__UTF8_NEED(n, lo, hi) ((uint32_t)(lo) << 16 | (uint32_t)(hi) << 8 | (uint32_t)(n))
+
+CHAT__FN uint32_t chat__utf8_step(uint32_t st, unsigned c) {
+    if (st == CHAT__UTF8_ACCEPT) {
+        if (c < 0x80) return CHAT__UTF8_ACCEPT;
+        if (c < 0xC2) return CHAT__UTF8_REJECT;
+        if (c < 0xE0) return CHAT__UTF8_NEED(1, 0x80, 0xBF);
+        if (c == 0xE0) return CHAT__UTF8_NEED(2, 0xA0, 0xBF);
+        if (c == 0xED) return CHAT__UTF8_NEED(2, 0x80, 0x9F);
+        if (c < 0xF0) return CHAT__UTF8_NEED(2, 0x80, 0xBF);
+        if (c == 0xF0) return CHAT__UTF8_NEED(3, 0x90, 0xBF);
+        if (c < 0xF4) return CHAT__UTF8_NEED(3, 0x80, 0xBF);
+        if (c == 0xF4) return CHAT__UTF8_NEED(3, 0x80, 0x8F);
+        return CHAT__UTF8_REJECT;
+    }
+    if (st == CHAT__UTF8_REJECT || c < ((st >> 16) & 0xFF) || c > ((st >> 8) & 0xFF))
+        return CHAT__UTF8_REJECT;
+    return (st & 0xFF) == 1 ? CHAT__UTF8_ACCEPT : CHAT__UTF8_NEED((st & 0xFF) - 1, 0x80, 0xBF);
+}
+
+/* Feeds n bytes; stops at the first invalid byte and returns CHAT__UTF8_REJECT. */
+CHAT__FN uint32_t chat__utf8_feed(uint32_t st, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (st == CHAT__UTF8_ACCEPT) { /* ASCII runs 8 bytes at a time */
+            uint64_t w;
+            while (i + 8 <= n) {
+                memcpy(&w, p + i, 8);
+                if (w & UINT64_C(0x8080808080808080)) break;
+                i += 8;
+            }
+            while (i < n && p[i] < 0x80) i++;
+            if (i == n) break;
+        }
+        st = chat__utf8_step(st, p[i++]);
+        if (st == CHAT__UTF8_REJECT) break;
+    }
+    return st;
+}
+
+CHAT__FN int chat__utf8_valid(const void *p, size_t n) {
+    return chat__utf8_feed(CHAT__UTF8_ACCEPT, (const unsigned char *)p, n) == CHAT__UTF8_ACCEPT;
+}
+
+/* ============================================================================================ */
+/* json: string encoder, strict decoder                                                         */
+/* ============================================================================================ */
+
+/* Appends s as a JSON string literal, escaped exactly as JavaScript's JSON.stringify does, so a
+   browser sees the same bytes as from the tutorial. s must be valid UTF-8. */
+CHAT__FN int chat__json_put_string(chat__buf *b, const void *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char *o;
+    size_t i, run = 0;
+    if (n > ((size_t)-1 - 2) / 6 || chat__buf_reserve(b, n * 6 + 2) != CHAT_OK) return CHAT_ENOMEM;
+    o = b->data + b->len;
+    *o++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        memcpy(o, p + i - run, run), o += run, run = 0;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default: *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
+        }
+    }
+    memcpy(o, p + n - run, run), o += run;
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return CHAT_OK;
+}
+
+/* The decoder is a recursive-descent validator over a complete document (a WebSocket message
+   is complete before it is parsed). It allocates nothing per token: strings are decoded only
+   when the caller wants them, into one buffer. Nesting beyond CHAT_JSON_MAX_DEPTH is an error. */
+typedef struct chat__json {
+    const unsigned char *p, *end;
+    int depth;
+} chat__json;
+
+static void chat__json_ws(chat__json *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static int chat__json_hex4(const unsigned char *p, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v << 4 | (unsigned)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static void chat__utf8_put(unsigned char **o, unsigned cp) {
+    unsigned char *q = *o;
+    if (cp < 0x80) *q++ = (unsigned char)cp;
+    else if (cp < 0x800) *q++ = (unsigned char)(0xC0 | cp >> 6), *q++ = (unsigned char)(0x80 | (cp & 63));
+    else if (cp < 0x10000)
+        *q++ = (unsigned char)(0xE0 | cp >> 12), *q++ = (unsigned char)(0x80 | ((cp >> 6) & 63)),
+        *q++ = (unsigned char)(0x80 | (cp & 63));
+    else
+        *q++ = (unsigned char)(0xF0 | cp >> 18), *q++ = (unsigned char)(0x80 | ((cp >> 12) & 63)),
+        *q++ = (unsigned char)(0x80 | ((cp >> 6) & 63)), *q++ = (unsigned char)(0x80 | (cp & 63));
+    *o = q;
+}
+
+/* Parses a string at j->p (which is at the opening quote). With `out`, appends the decoded
+   UTF-8 to it; a lone UTF-16 surrogate escape, which UTF-8 cannot carry, becomes U+FFFD. */
+static int chat__json_string(chat__json *j, chat__buf *out) {
+    const unsigned char *p = j->p + 1, *run = p;
+    unsigned char *o = NULL;
+    uint32_t st = CHAT__UTF8_ACCEPT;
+    if (out) { /* decoded text is never longer than its source */
+        if (chat__buf_reserve(out, (size_t)(j->end - p)) != CHAT_OK) return -1;
+        o = out->data + out->len;
+    }
+    for (;;) {
+        unsigned c;
+        if (p == j->end) return -1;
+        c = *p;
+        if (c == '"' || c == '\\') {
+            if (o) memcpy(o, run, (size_t)(p - run)), o += p - run;
+            if (c == '"') break;
+            if (j->end - p < 2) return -1;
+            c = p[1];
+            p += 2;
+            switch (c) {
+            case '"': case '\\': case '/': if (o) *o++ = (unsigned char)c; break;
+            case 'b': if (o) *o++ = '\b'; break;
+            case 'f': if (o) *o++ = '\f'; break;
+            case 'n': if (o) *o++ = '\n'; break;
+            case 'r': if (o) *o++ = '\r'; break;
+            case 't': if (o) *o++ = '\t'; break;
+            case 'u': {
+                unsigned cp, lo;
+                if (j->end - p < 4 || chat__json_hex4(p, &cp) < 0) return -1;
+                p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && j->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                    chat__json_hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+                    cp = 0xFFFD;
+                }
+                if (o) chat__utf8_put(&o, cp);
+                break;
+            }
+            default: return -1;
+            }
+            run = p;
+            continue;
+        }
+        if (c < 0x20) return -1; /* control characters must be escaped */
+        st = chat__utf8_step(st, c);
+        if (st == CHAT__UTF8_REJECT) return -1;
+        p++;
+    }
+    if (st != CHAT__UTF8_ACCEPT) return -1;
+    if (out) out->len = (size_t)(o - out->data);
+    j->p = p + 1;
+    return 0;
+}
+
+static int chat__json_digits(chat__json *j) {
+    const unsigned char *start = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    return j->p > start ? 0 : -1;
+}
+
+static int chat__json_number(chat__json *j) {
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p < j->end && *j->p == '0') j->p++;
+    else if (chat__json_digits(j) < 0) return -1;
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (chat__json_digits(j) < 0) return -1;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (chat__json_digits(j) < 0) return -1;
+    }
+    return 0;
+}
+
+static int chat__json_literal(chat__json *j, const char *word, size_t n) {
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) return -1;
+    j->p += n;
+    return 0;
+}
+
+static int chat__json_value(chat__json *j);
+
+/* Arrays and objects share one loop; `close` says which. */
+static int chat__json_container(chat__json *j, unsigned char close) {
+    if (++j->depth > CHAT_JSON_MAX_DEPTH) return -1;
+    j->p++;
+    chat__json_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (j->p == j->end || *j->p != '"' || chat__json_string(j, NULL) < 0) return -1;
+            chat__json_ws(j);
+            if (j->p == j->end || *j->p != ':') return -1;
+            j->p++;
+        }
+        if (chat__json_value(j) < 0) return -1;
+        if (j->p == j->end) return -1;
+        if (*j->p == close) break;
+        if (*j->p != ',') return -1;
+        j->p++;
+        chat__json_ws(j);
+    }
+    j->p++;
+    j->depth--;
+    return 0;
+}
+
+/* One value with the whitespace around it. */
+static int chat__json_value(chat__json *j) {
+    int r;
+    chat__json_ws(j);
+    if (j->p == j->end) return -1;
+    switch (*j->p) {
+    case '{': r = chat__json_container(j, '}'); break;
+    case '[': r = chat__json_container(j, ']'); break;
+    case '"': r = chat__json_string(j, NULL); break;
+    case 't': r = chat__json_literal(j, "true", 4); break;
+    case 'f': r = chat__json_literal(j, "false", 5); break;
+    case 'n': r = chat__json_literal(j, "null", 4); break;
+    default: r = chat__json_number(j);
+    }
+    chat__json_ws(j);
+    return r;
+}
+
+/* Returns 0 when s is exactly one valid JSON document (RFC 8259, UTF-8), else -1. */
+CHAT__FN int chat__json_validate(const void *s, size_t n) {
+    chat__json j;
+    j.p = (const unsigned char *)s, j.end = j.p + n, j.depth = 0;
+    return chat__json_value(&j) == 0 && j.p == j.end ? 0 : -1;
+}
+
+#define CHAT__JSON_INVALID (-1)
+#define CHAT__JSON_OTHER 0
+#define CHAT__JSON_SEND_MESSAGE 1
+
+/* Decodes a string token at j->p into tmp after its current contents and returns the index of
+   the first of `words` it equals, `count` if none, or -1 when the token is invalid. tmp is left
+   as it was. */
+static int chat__json_string_which(chat__json *j, chat__buf *tmp, const char *const *words, int count) {
+    size_t mark = tmp->len, n;
+    int i;
+    if (chat__json_string(j, tmp) < 0) return -1;
+    n = tmp->len - mark;
+    tmp->len = mark;
+    for (i = 0; i < count; i++)
+        if (strlen(words[i]) == n && memcmp(tmp->data + mark, words[i], n) == 0) break;
+    return i;
+}
+
+/* Reads a client event. Returns CHAT__JSON_SEND_MESSAGE for {"event":"send-message",
+   "message":STRING,...} with the decoded text in `text` (replacing its contents),
+   CHAT__JSON_OTHER for any other valid JSON, CHAT__JSON_INVALID otherwise. As in JSON.parse,
+   the last of repeated keys counts. */
+CHAT__FN int chat__json_read_event(const void *s, size_t n, chat__buf *text) {
+    static const char *const keys[] = {"event", "message"};
+    static const char *const send_message[] = {"send-message"};
+    chat__json j;
+    int is_send = 0, has_text = 0;
+    j.p = (const unsigned char *)s, j.end = j.p + n, j.depth = 1;
+    text->len = 0;
+    chat__json_ws(&j);
+    if (j.p == j.end || *j.p != '{')
+        return chat__json_validate(s, n) == 0 ? CHAT__JSON_OTHER : CHAT__JSON_INVALID;
+    j.p++;
+    chat__json_ws(&j);
+    if (j.p < j.end && *j.p == '}') {
+        j.p++;
+    } else {
+        for (;;) {
+            int key;
+            if (j.p == j.end || *j.p != '"') return CHAT__JSON_INVALID;
+            key = chat__json_string_which(&j, text, keys, 2);
+            if (key < 0) return CHAT__JSON_INVALID;
+            chat__json_ws(&j);
+            if (j.p == j.end || *j.p != ':') return CHAT__JSON_INVALID;
+            j.p++;
+            chat__json_ws(&j);
+            if (key < 2 && j.p < j.end && *j.p == '"') {
+                if (key == 0) {
+                    int which = chat__json_string_which(&j, text, send_message, 1);
+                    if (which < 0) return CHAT__JSON_INVALID;
+                    is_send = which == 0;
+                } else {
+                    text->len = 0;
+                    if (chat__json_string(&j, text) < 0) return CHAT__JSON_INVALID;
+                    has_text = 1;
+                }
+                chat__json_ws(&j);
+            } else {
+                if (chat__json_value(&j) < 0) return CHAT__JSON_INVALID;
+                if (key == 0) is_send = 0;
+                if (key == 1) has_text = 0;
+            }
+            if (j.p == j.end) return CHAT__JSON_INVALID;
+            if (*j.p == '}') break;
+            if (*j.p != ',') return CHAT__JSON_INVALID;
+            j.p++;
+            chat__json_ws(&j);
+        }
+        j.p++;
+    }
+    chat__json_ws(&j);
+    if (j.p != j.end) return CHAT__JSON_INVALID;
+    return is_send && has_text ? CHAT__JSON_SEND_MESSAGE : CHAT__JSON_OTHER;
+}
+
+/* ============================================================================================ */
+/* http: request head parser (incremental, bounded) and response helpers                        */
+/* ============================================================================================ */
+
+typedef struct chat__span {
+    const char *p;
+    size_t n;
+} chat__span;
+
+/* What the server needs from a request head; spans point into the caller's buffer. */
+typedef struct chat__http_request {
+    chat__span method, target, host, upgrade, ws_key, ws_version, origin;
+    int minor;      /* HTTP/1.minor */
+    unsigned flags; /* CHAT__REQ_* */
+} chat__http_request;
+
+#define CHAT__REQ_CLOSE 1u      /* Connection: close */
+#define CHAT__REQ_KEEPALIVE 2u  /* Connection: keep-alive */
+#define CHAT__REQ_CONN_UPGRADE 4u /* Connection: upgrade */
+#define CHAT__REQ_BODY 8u       /* a body follows (Content-Length > 0 or Transfer-Encoding) */
+#define CHAT__REQ_DUP_KEY 16u   /* Sec-WebSocket-Key given more than once */
+
+#define CHAT__HTTP_INCOMPLETE 0
+#define CHAT__HTTP_BAD (-1)
+#define CHAT__HTTP_TOO_LARGE (-2)
+
+static int chat__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+static int chat__span_ieq(chat__span s, const char *lit) {
+    size_t i, n = strlen(lit);
+    if (s.n != n) return 0;
+    for (i = 0; i < n; i++)
+        if (chat__lower((unsigned char)s.p[i]) != lit[i]) return 0;
+    return 1;
+}
+
+/* Does a comma-separated header value (e.g. "keep-alive, Upgrade") contain `token`? */
+CHAT__FN int chat__token_list_has(chat__span v, const char *token) {
+    size_t i = 0;
+    while (i < v.n) {
+        chat__span t;
+        while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ',')) i++;
+        t.p = v.p + i;
+        while (i < v.n && v.p[i] != ',') i++;
+        t.n = (size_t)(v.p + i - t.p);
+        while (t.n && (t.p[t.n - 1] == ' ' || t.p[t.n - 1] == '\t')) t.n--;
+        if (t.n && chat__span_ieq(t, token)) return 1;
+    }
+    return 0;
+}
+
+static int chat__is_tchar(int c) { /* RFC 9110 token characters */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Parses one header line "name: value" (without its line ending) into req. */
+static int chat__http_header(const char *p, size_t n, chat__http_request *req) {
+    chat__span name, value;
+    size_t i = 0;
+    while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
+    if (i == 0 || i == n || p[i] != ':') return -1; /* no space before the colon (RFC 9112 5.1) */
+    name.p = p, name.n = i++;
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
+    value.p = p + i, value.n = n - i;
+    while (value.n && (value.p[value.n - 1] == ' ' || value.p[value.n - 1] == '\t')) value.n--;
+    for (i = 0; i < value.n; i++) {
+        unsigned char c = (unsigned char)value.p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7F) return -1;
+    }
+    if (chat__span_ieq(name, "host")) {
+        if (req->host.p) return -1;
+        req->host = value;
+    } else if (chat__span_ieq(name, "connection")) {
+        if (chat__token_list_has(value, "close")) req->flags |= CHAT__REQ_CLOSE;
+        if (chat__token_list_has(value, "keep-alive")) req->flags |= CHAT__REQ_KEEPALIVE;
+        if (chat__token_list_has(value, "upgrade")) req->flags |= CHAT__REQ_CONN_UPGRADE;
+    } else if (chat__span_ieq(name, "upgrade")) {
+        req->upgrade = value;
+    } else if (chat__span_ieq(name, "sec-websocket-key")) {
+        if (req->ws_key.p) req->flags |= CHAT__REQ_DUP_KEY;
+        req->ws_key = value;
+    } else if (chat__span_ieq(name, "sec-websocket-version")) {
+        req->ws_version = value;
+    } else if (chat__span_ieq(name, "origin")) {
+        req->origin = value;
+    } else if (chat__span_ieq(name, "content-length")) {
+        if (value.n == 0) return -1;
+        for (i = 0; i < value.n; i++) {
+            if (value.p[i] < '0' || value.p[i] > '9') return -1;
+            if (value.p[i] != '0') req->flags |= CHAT__REQ_BODY;
+        }
+    } else if (chat__span_ieq(name, "transfer-encoding")) {
+        req->flags |= CHAT__REQ_BODY;
+    }
+    return 0;
+}
+
+/* Parses the request line: METHOD SP origin-form SP HTTP/1.x */
+static int chat__http_request_line(const char *p, size_t n, chat__http_request *req) {
+    size_t i = 0, t;
+    while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
+    if (i == 0 || i == n || p[i] != ' ') return -1;
+    req->method.p = p, req->method.n = i++;
+    t = i;
+    while (i < n && (unsigned char)p[i] > ' ' && p[i] != 0x7F) i++;
+    if (i == t || i == n || p[i] != ' ' || p[t] != '/') return -1;
+    req->target.p = p + t, req->target.n = i - t;
+    i++;
+    if (n - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 || p[i + 7] < '0' || p[i + 7] > '9') return -1;
+    req->minor = p[i + 7] - '0';
+    return 0;
+}
+
+/* Looks for a complete request head in buf[0..len). `scanned` carries how far an earlier call got,
+   so bytes delivered one at a time are not searched again and again. Returns the head's length
+   (request line through the empty line) and fills req; CHAT__HTTP_INCOMPLETE when more is needed;
+   CHAT__HTTP_TOO_LARGE when no head ends within max_head bytes; CHAT__HTTP_BAD when malformed.
+   Lines may end in CRLF or a bare LF (RFC 9112 2.2). */
+CHAT__FN int chat__http_parse(const char *buf, size_t len, size_t max_head, size_t *scanned,
+                              chat__http_request *req) {
+    size_t i, end = 0, line, head_len;
+    for (i = *scanned; i < len && i < max_head; i++) {
+        if (buf[i] != '\n') continue;
+        if (i == 0 || (i == 1 && buf[0] == '\r')) return CHAT__HTTP_BAD; /* no request line */
+        if (buf[i - 1] == '\n' || (buf[i - 1] == '\r' && i >= 2 && buf[i - 2] == '\n')) {
+            end = i + 1;
+            break;
+        }
+    }
+    if (!end) {
+        *scanned = i;
+        return len >= max_head ? CHAT__HTTP_TOO_LARGE : CHAT__HTTP_INCOMPLETE;
+    }
+    if (end > INT_MAX) return CHAT__HTTP_TOO_LARGE;
+    head_len = end;
+    memset(req, 0, sizeof *req);
+    for (line = 0, i = 0; i < head_len; i++) {
+        size_t n;
+        if (buf[i] != '\n') continue;
+        n = i - line;
+        if (n && buf[i - 1] == '\r') n--;
+        if (n == 0) break; /* the empty line */
+        if (memchr(buf + line, '\r', n)) return CHAT__HTTP_BAD; /* a bare CR */
+        if (line == 0 ? chat__http_request_line(buf, n, req) : chat__http_header(buf + line, n, req))
+            return CHAT__HTTP_BAD;
+        line = i + 1;
+    }
+    *scanned = 0;
+    return (int)head_len;
+}
+
+static int chat__hex_digit(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes s into out (which has room for n bytes) and returns the decoded length. As in
+   a browser's URLSearchParams, a '%' not followed by two hex digits stays as it is. */
+CHAT__FN size_t chat__url_decode(const char *s, size_t n, char *out, int plus_is_space) {
+    size_t i, o = 0;
+    for (i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = chat__hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (lo = chat__hex_digit((unsigned char)s[i + 2])) >= 0) {
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return o;
+}
+
+/* Finds the first `name` parameter of a query string and decodes its value into out (replacing
+   its contents). Returns 1 when found, 0 when absent, CHAT_ENOMEM. */
+CHAT__FN int chat__query_param(const char *q, size_t qn, const char *name, chat__buf *out) {
+    size_t i = 0, name_len = strlen(name);
+    while (i <= qn) {
+        size_t start = i, eq, end;
+        char key[64];
+        while (i < qn && q[i] != '&') i++;
+        end = i++;
+        for (eq = start; eq < end && q[eq] != '='; eq++) {}
+        if (eq - start <= sizeof key &&
+            chat__url_decode(q + start, eq - start, key, 1) == name_len && memcmp(key, name, name_len) == 0) {
+            size_t vn = eq < end ? end - eq - 1 : 0;
+            out->len = 0;
+            if (chat__buf_reserve(out, vn + 1) != CHAT_OK) return CHAT_ENOMEM;
+            out->len = chat__url_decode(q + eq + 1, vn, (char *)out->data, 1);
+            out->data[out->len] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *chat__http_reason(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 503: return "Service Unavailable";
+    default: return "Internal Server Error";
+    }
+}
+
+/* ============================================================================================ */
+/* ws: RFC 6455 handshake key, frame decoder (fed arbitrary chunks), frame header encoder        */
+/* ============================================================================================ */
+
+#define CHAT__OP_CONT 0x0
+#define CHAT__OP_TEXT 0x1
+#define CHAT__OP_BINARY 0x2
+#define CHAT__OP_CLOSE 0x8
+#define CHAT__OP_PING 0x9
+#define CHAT__OP_PONG 0xA
+
+#define CHAT__WS_MAX_HEADER 14  /* 2 + 8 (64-bit length) + 4 (mask) */
+#define CHAT__WS_MAX_CONTROL 125
+
+/* Sec-WebSocket-Accept for a client's key: base64(SHA-1(key + GUID)), 28 characters + NUL. */
+CHAT__FN void chat__ws_accept_key(const char *key, size_t key_len, char out[29]) {
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char tmp[64 + sizeof guid], digest[20];
+    size_t n = CHAT__MIN(key_len, (size_t)64);
+    memcpy(tmp, key, n);
+    memcpy(tmp + n, guid, sizeof guid - 1);
+    chat__sha1(tmp, n + sizeof guid - 1, digest);
+    chat__base64_encode(digest, 20, out);
+}
+
+/* Writes a frame header (FIN set) for a payload of `len` bytes; with a mask (clients only) the
+   4 mask bytes follow. Returns the header length: 2, 4 or 10 (+4 masked). */
+CHAT__FN size_t chat__ws_header(unsigned char *out, int opcode, uint64_t len, const unsigned char *mask) {
+    size_t n;
+    int i;
+    out[0] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        out[1] = (unsigned char)len, n = 2;
+    } else if (len <= 0xFFFF) {
+        out[1] = 126, out[2] = (unsigned char)(len >> 8), out[3] = (unsigned char)len, n = 4;
+    } else {
+        out[1] = 127, n = 10;
+        for (i = 0; i < 8; i++) out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+    }
+    if (mask) {
+        out[1] |= 0x80;
+        memcpy(out + n, mask, 4);
+        n += 4;
+    }
+    return n;
+}
+
+/* XORs n bytes with the mask, starting `phase` bytes into it; 8 bytes at a time. */
+CHAT__FN void chat__ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], unsigned phase) {
+    unsigned char m[8];
+    size_t i = 0;
+    int k;
+    for (k = 0; k < 8; k++) m[k] = mask[(phase + (unsigned)k) & 3];
+    if (n >= 8) {
+        uint64_t w, mw;
+        memcpy(&mw, m, 8);
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            w ^= mw;
+            memcpy(p + i, &w, 8);
+        }
+    }
+    for (; i < n; i++) p[i] ^= m[i & 7];
+}
+
+/* The decoder's state between chunks: where we are in the current frame and message. */
+typedef struct chat__ws_decoder {
+    uint64_t remaining;          /* payload bytes still due in the current data frame */
+    uint64_t message_len;        /* payload bytes of the current message so far */
+    uint32_t utf8;               /* UTF-8 state of the current text message */
+    unsigned char mask[4];       /* of the current data frame */
+    unsigned char phase;         /* how far into the mask the next payload byte is */
+    unsigned char message_op;    /* CHAT__OP_TEXT/BINARY while a message is open, else 0 */
+    unsigned char in_frame;      /* 1 while inside a data frame's payload */
+    unsigned char fin;           /* FIN bit of the current data frame */
+} chat__ws_decoder;
+
+enum {
+    CHAT__WS_NEED_MORE, /* nothing more to do with these bytes: keep the unconsumed ones */
+    CHAT__WS_NONE,      /* consumed a data frame header; call again */
+    CHAT__WS_DATA,      /* data (unmasked in place) of the open message; `last` ends it */
+    CHAT__WS_PING,
+    CHAT__WS_PONG,
+    CHAT__WS_CLOSE,     /* code (1005 when none) and reason (UTF-8 checked) */
+    CHAT__WS_ERROR      /* the connection must be failed with `code` */
+};
+
+typedef struct chat__ws_event {
+    int type;
+    int opcode; /* DATA: CHAT__OP_TEXT or CHAT__OP_BINARY */
+    int last;   /* DATA: this chunk completes the message */
+    int code;   /* CLOSE: the peer's status code; ERROR: the code to close with */
+    unsigned char *data;
+    size_t len;
+} chat__ws_event;
+
+/* Valid close codes on the wire: RFC 6455 7.4.1 and the IANA registry (1012-1014); 1004-1006
+   and 1015 are reserved, 1016-2999 unassigned, 3000-4999 for libraries and applications. */
+CHAT__FN int chat__ws_close_code_valid(int code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+static size_t chat__ws_fail(chat__ws_event *ev, int code) {
+    ev->type = CHAT__WS_ERROR;
+    ev->code = code;
+    return 0;
+}
+
+/* Feeds bytes of a client's stream. Returns how many were consumed and what they were in *ev;
+   the caller calls again with the rest until ev->type is CHAT__WS_NEED_MORE (and then keeps the
+   unconsumed bytes for next time) or CHAT__WS_ERROR. Data payload is streamed as it arrives
+   (so invalid UTF-8 is caught at its first byte); control frames are returned whole. A message
+   longer than max_message is refused from the frame header, before its payload is buffered. */
+CHAT__FN size_t chat__ws_decode(chat__ws_decoder *d, unsigned char *p, size_t n, uint64_t max_message,
+                                chat__ws_event *ev) {
+    size_t head, i;
+    uint64_t len;
+    int op, fin;
+    memset(ev, 0, sizeof *ev);
+    if (d->in_frame) {
+        size_t take = (size_t)CHAT__MIN((uint64_t)n, d->remaining);
+        if (take == 0 && d->remaining) return ev->type = CHAT__WS_NEED_MORE, 0;
+        chat__ws_unmask(p, take, d->mask, d->phase);
+        d->phase = (unsigned char)((d->phase + take) & 3);
+        d->remaining -= take;
+        d->message_len += take;
+        ev->type = CHAT__WS_DATA, ev->opcode = d->message_op, ev->data = p, ev->len = take;
+        ev->last = d->remaining == 0 && d->fin;
+        if (d->message_op == CHAT__OP_TEXT) {
+            d->utf8 = chat__utf8_feed(d->utf8, p, take);
+            if (d->utf8 == CHAT__UTF8_REJECT || (ev->last && d->utf8 != CHAT__UTF8_ACCEPT))
+                return chat__ws_fail(ev, 1007);
+        }
+        if (d->remaining == 0) {
+            d->in_frame = 0;
+            if (d->fin) d->message_op = 0, d->message_len = 0;
+        }
+        return take;
+    }
+    if (n < 2) return ev->type = CHAT__WS_NEED_MORE, 0;
+    fin = p[0] & 0x80, op = p[0] & 0x0F, len = p[1] & 0x7F;
+    head = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + 4;
+    if (p[0] & 0x70) return chat__ws_fail(ev, 1002);                /* RSV without extension */
+    if (!(p[1] & 0x80)) return chat__ws_fail(ev, 1002);             /* clients must mask */
+    if ((op > CHAT__OP_BINARY && op < CHAT__OP_CLOSE) || op > CHAT__OP_PONG) return chat__ws_fail(ev, 1002);
+    if (op >= CHAT__OP_CLOSE && (!fin || len > CHAT__WS_MAX_CONTROL)) return chat__ws_fail(ev, 1002);
+    if (op == CHAT__OP_CONT && !d->message_op) return chat__ws_fail(ev, 1002);
+    if ((op == CHAT__OP_TEXT || op == CHAT__OP_BINARY) && d->message_op) return chat__ws_fail(ev, 1002);
+    if (n < head) return ev->type = CHAT__WS_NEED_MORE, 0;
+    if (len == 126) {
+        len = (uint64_t)p[2] << 8 | p[3];
+        if (len < 126) return chat__ws_fail(ev, 1002); /* lengths must be minimal */
+    } else if (len == 127) {
+        for (len = 0, i = 0; i < 8; i++) len = len << 8 | p[2 + i];
+        if (len >> 63 || len <= 0xFFFF) return chat__ws_fail(ev, 1002);
+    }
+    if (op >= CHAT__OP_CLOSE) {
+        unsigned char *payload = p + head;
+        if (n < head + len) return ev->type = CHAT__WS_NEED_MORE, 0;
+        chat__ws_unmask(payload, (size_t)len, p + head - 4, 0);
+        ev->data = payload, ev->len = (size_t)len;
+        if (op == CHAT__OP_PING) ev->type = CHAT__WS_PING;
+        else if (op == CHAT__OP_PONG) ev->type = CHAT__WS_PONG;
+        else {
+            ev->type = CHAT__WS_CLOSE;
+            ev->code = 1005; /* "no status received" */
+            if (len == 1) return chat__ws_fail(ev, 1002);
+            if (len >= 2) {
+                ev->code = payload[0] << 8 | payload[1];
+                if (!chat__ws_close_code_valid(ev->code)) return chat__ws_fail(ev, 1002);
+                if (!chat__utf8_valid(payload + 2, (size_t)len - 2)) return chat__ws_fail(ev, 1007);
+                ev->data = payload + 2, ev->len = (size_t)len - 2;
+            }
+        }
+        return head + (size_t)len;
+    }
+    if (len > max_message || d->message_len + len > max_message) return chat__ws_fail(ev, 1009);
+    if (op != CHAT__OP_CONT) d->message_op = (unsigned char)op, d->utf8 = CHAT__UTF8_ACCEPT, d->message_len = 0;
+    memcpy(d->mask, p + head - 4, 4);
+    d->phase = 0, d->remaining = len, d->fin = (unsigned char)(fin != 0), d->in_frame = 1;
+    if (len == 0) { /* an empty frame still moves the message along; report it at once */
+        ev->type = CHAT__WS_DATA, ev->opcode = d->message_op, ev->data = p + head, ev->len = 0;
+        ev->last = d->fin;
+        d->in_frame = 0;
+        if (ev->last) {
+            if (d->message_op == CHAT__OP_TEXT && d->utf8 != CHAT__UTF8_ACCEPT) return chat__ws_fail(ev, 1007);
+            d->message_op = 0, d->message_len = 0;
+        }
+        return head;
+    }
+    ev->type = CHAT__WS_NONE;
+    return head;
+}
+
+/* ============================================================================================ */
+/* frames and connections: the shapes the room and the server share                            */
+/* ============================================================================================ */
+
+#define CHAT__FRAME_SHARED 0 /* refcounted bytes; count toward each recipient's backlog */
+#define CHAT__FRAME_PINNED 1 /* an asset body: static bytes, never freed, cost nothing to queue */
+#define CHAT__FRAME_USERS 2  /* a user list: latest-state, at most one in flight per client */
+
+/* Bytes ready for the wire (HTTP or WebSocket), queued by reference by any number of clients. */
+typedef struct chat__frame {
+    const unsigned char *data;
+    size_t len;
+    uint32_t refs;
+    int kind;
+} chat__frame;
+
+typedef enum chat__state {
+    CHAT__HTTP,    /* reading HTTP requests */
+    CHAT__OPEN,    /* WebSocket open */
+    CHAT__CLOSING, /* our close frame or last response is queued; input is discarded */
+    CHAT__LINGER,  /* all sent, our side shut down; discarding input until the peer closes */
+    CHAT__DEAD     /* freed at the end of the loop turn */
+} chat__state;
+
+#define CHAT__C_FLUSH_LISTED 1u   /* on srv->flush_head */
+#define CHAT__C_USERS_INFLIGHT 2u /* a user list is queued and not yet written */
+#define CHAT__C_PING_SENT 4u      /* waiting for any sign of life after our ping */
+#define CHAT__C_JOINED 8u         /* in the room: has a name */
+#define CHAT__C_PEER_EOF 16u      /* the peer shut down its side */
+
+typedef struct chat__conn {
+    int fd;
+    unsigned slot;          /* index in srv->pfds and srv->conns */
+    unsigned char state;    /* chat__state */
+    unsigned char flags;    /* CHAT__C_* */
+    chat__ms deadline;      /* by state: handshake, next ping or ping answer, close */
+    union {
+        size_t http_scanned; /* CHAT__HTTP: bytes searched for the end of the head */
+        chat__ws_decoder ws; /* CHAT__OPEN */
+    } u;
+    /* Input not yet consumed: a partial request, frame or message. NULL between messages, so an
+       idle connection owns no buffer. Bounded by max_header or max_message + a frame header. */
+    unsigned char *rx;
+    size_t rx_len, rx_cap;
+    /* Output: a ring of frame references, NULL when empty. Bounded by max_backlog. */
+    chat__frame **q;
+    unsigned q_head, q_count, q_cap;
+    size_t q_off;   /* bytes of the first frame already sent */
+    size_t backlog; /* bytes of shared frames queued */
+    struct chat__conn *flush_next;
+    /* The room's part: only set while joined. */
+    char *name; /* NUL-terminated UTF-8, owned */
+    size_t name_len;
+    uint32_t name_hash;
+    unsigned users_version; /* version of the last user list queued to this client */
+    struct chat__conn *hash_next, *prev, *next;
+} chat__conn;
+
+typedef struct chat__asset {
+    char *path; /* owned copies */
+    char *type;
+    chat__frame body; /* CHAT__FRAME_PINNED over the caller's bytes */
+} chat__asset;
+
+enum { CHAT__RUNNING, CHAT__STOPPING, CHAT__STOPPED };
+
+struct chat_server {
+    chat_config cfg; /* with defaults filled in */
+    int listen_fd, port, wake_rd, wake_wr;
+    volatile sig_atomic_t stop_requested;
+    int phase, in_poll, accept_paused;
+    chat__ms now, next_sweep, stop_deadline, accept_resume;
+    /* The poll set: [0] the listener, [1] the wake-up pipe, [2..] connections, compact. */
+    struct pollfd *pfds;
+    chat__conn **conns;
+    unsigned nfds, cap, dead_count;
+    chat__conn *flush_head; /* connections with output queued this turn */
+    chat__asset **assets;
+    int nassets;
+    /* The room: members by name (hash with chaining) and in join order (list). */
+    chat__conn **buckets;
+    unsigned nbuckets;
+    chat__conn *first, *last;
+    int nusers;
+    unsigned users_version;       /* bumped by every join and leave */
+    unsigned users_frame_version; /* the version users_frame shows */
+    int users_handout;            /* some member may need users_frame */
+    chat__frame *users_frame;
+    unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
+    chat__buf text;       /* a decoded message or username */
+    chat__buf json;       /* an event being encoded */
+};
+
+#ifndef CHAT_NO_LOG
+static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
+    char line[256];
+    va_list ap;
+    if (!srv->cfg.on_log || level > srv->cfg.log_level) return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    srv->cfg.on_log(srv->cfg.user, level, line);
+}
+#define CHAT__LOG(args) chat__log args
+#else
+#define CHAT__LOG(args) ((void)0)
+#endif
+
+/* A frame of head + body, allocated in one block with one reference (the creator's). */
+static chat__frame *chat__frame_new(const void *head, size_t head_len, const void *body, size_t body_len, int kind) {
+    chat__frame *f;
+    unsigned char *data;
+    if (body_len > (size_t)-1 - sizeof *f - head_len) return NULL;
+    f = (chat__frame *)CHAT_MALLOC(sizeof *f + head_len + body_len);
+    if (!f) return NULL;
+    data = (unsigned char *)(f + 1);
+    if (head_len) memcpy(data, head, head_len);
+    if (body_len) memcpy(data + head_len, body, body_len);
+    f->data = data, f->len = head_len + body_len, f->refs = 1, f->kind = kind;
+    return f;
+}
+
+static chat__frame *chat__frame_ws(int opcode, const void *payload, size_t n, int kind) {
+    unsigned char head[CHAT__WS_MAX_HEADER];
+    return chat__frame_new(head, chat__ws_header(head, opcode, n, NULL), payload, n, kind);
+}
+
+static void chat__frame_release(chat__frame *f) {
+    if (f->kind != CHAT__FRAME_PINNED && --f->refs == 0) CHAT_FREE(f);
+}
+
+static void chat__conn_kill(chat_server *srv, chat__conn *c);
+
+static void chat__flush_later(chat_server *srv, chat__conn *c) {
+    if (c->flags & CHAT__C_FLUSH_LISTED) return;
+    c->flags |= CHAT__C_FLUSH_LISTED;
+    c->flush_next = srv->flush_head;
+    srv->flush_head = c;
+}
+
+/* Queues a reference to f; it is written at the end of the turn. A client whose backlog passes
+   the limit is closed: it cannot keep up, and the others must not wait for it. */
+static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
+    if (c->state == CHAT__DEAD) return CHAT_ESTATE;
+    if (c->q_count == c->q_cap) {
+        unsigned cap = c->q_cap ? c->q_cap * 2 : 8, i;
+        chat__frame **q = (chat__frame **)CHAT_MALLOC(cap * sizeof *q);
+        if (!q) {
+            chat__conn_kill(srv, c);
+            return CHAT_ENOMEM;
+        }
+        for (i = 0; i < c->q_count; i++) q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        CHAT_FREE(c->q);
+        c->q = q, c->q_head = 0, c->q_cap = cap;
+    }
+    c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = f;
+    if (f->kind != CHAT__FRAME_PINNED) f->refs++;
+    if (f->kind == CHAT__FRAME_SHARED && (c->backlog += f->len) > srv->cfg.max_backlog) {
+        CHAT__LOG((srv, CHAT_LOG_WARN, "closing %s: more than %lu bytes queued", c->name ? c->name : "a client",
+                   (unsigned long)srv->cfg.max_backlog));
+        chat__conn_kill(srv, c);
+        return CHAT_ESTATE;
+    }
+    chat__flush_later(srv, c);
+    return CHAT_OK;
+}
+
+/* Queues a new frame built from the arguments (the usual case for one recipient). */
+static int chat__enqueue_new(chat_server *srv, chat__conn *c, chat__frame *f) {
+    int r;
+    if (!f) {
+        chat__conn_kill(srv, c);
+        return CHAT_ENOMEM;
+    }
+    r = chat__enqueue(srv, c, f);
+    chat__frame_release(f);
+    return r;
+}
+
+static void chat__queue_clear(chat__conn *c) {
+    while (c->q_count) {
+        chat__frame_release(c->q[c->q_head]);
+        c->q_head = (c->q_head + 1) & (c->q_cap - 1);
+        c->q_count--;
+    }
+    CHAT_FREE(c->q);
+    c->q = NULL, c->q_head = c->q_cap = 0, c->q_off = 0, c->backlog = 0;
+}
+
+/* ============================================================================================ */
+/* room: users by name, join/leave, broadcast of one encoded frame to many                      */
+/* ============================================================================================ */
+
+static uint32_t chat__hash(const char *s, size_t n) { /* FNV-1a */
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static chat__conn *chat__room_find(const chat_server *srv, const char *name, size_t n) {
+    uint32_t h = chat__hash(name, n);
+    chat__conn *c;
+    if (!srv->nbuckets) return NULL;
+    for (c = srv->buckets[h & (srv->nbuckets - 1)]; c; c = c->hash_next)
+        if (c->name_hash == h && c->name_len == n && memcmp(c->name, name, n) == 0) return c;
+    return NULL;
+}
+
+static int chat__room_grow(chat_server *srv) {
+    unsigned nb = srv->nbuckets ? srv->nbuckets * 2 : 64;
+    chat__conn **b = (chat__conn **)CHAT_MALLOC(nb * sizeof *b), *c;
+    if (!b) return CHAT_ENOMEM;
+    memset(b, 0, nb * sizeof *b);
+    for (c = srv->first; c; c = c->next) {
+        c->hash_next = b[c->name_hash & (nb - 1)];
+        b[c->name_hash & (nb - 1)] = c;
+    }
+    CHAT_FREE(srv->buckets);
+    srv->buckets = b, srv->nbuckets = nb;
+    return CHAT_OK;
+}
+
+/* Why a requested name cannot be used, or NULL when it can (apart from being taken). */
+CHAT__FN const char *chat__name_problem(const char *name, size_t n, size_t max) {
+    size_t i;
+    if (n == 0) return "username is empty";
+    if (n > max) return "username is too long";
+    if (!chat__utf8_valid(name, n)) return "username is not valid UTF-8";
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        /* C0, DEL and C1 (U+0080-U+009F, encoded C2 80-C2 9F) */
+        if (c < 0x20 || c == 0x7F || (c == 0xC2 && i + 1 < n && (unsigned char)name[i + 1] < 0xA0))
+            return "username contains control characters";
+    }
+    return NULL;
+}
+
+/* Adds c under `name` (owned from now on). The caller checked the name is free. */
+static int chat__room_join(chat_server *srv, chat__conn *c, char *name, size_t n) {
+    unsigned b;
+    if (srv->nusers >= (int)srv->nbuckets && chat__room_grow(srv) != CHAT_OK && !srv->nbuckets) return CHAT_ENOMEM;
+    c->name = name, c->name_len = n, c->name_hash = chat__hash(name, n);
+    b = c->name_hash & (srv->nbuckets - 1);
+    c->hash_next = srv->buckets[b];
+    srv->buckets[b] = c;
+    c->prev = srv->last, c->next = NULL;
+    if (srv->last) srv->last->next = c;
+    else srv->first = c;
+    srv->last = c;
+    srv->nusers++;
+    srv->users_version++;
+    c->flags |= CHAT__C_JOINED;
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s (%d users)", name, srv->nusers));
+    return CHAT_OK;
+}
+
+static void chat__room_leave(chat_server *srv, chat__conn *c) {
+    chat__conn **pp = &srv->buckets[c->name_hash & (srv->nbuckets - 1)];
+    while (*pp != c) pp = &(*pp)->hash_next;
+    *pp = c->hash_next;
+    /* c->next stays valid so a broadcast walking the list can step past a member that left. */
+    if (c->prev) c->prev->next = c->next;
+    else srv->first = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else srv->last = c->prev;
+    srv->nusers--;
+    srv->users_version++;
+    c->flags &= ~CHAT__C_JOINED;
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "leave: %s (%d users)", c->name, srv->nusers));
+    if (srv->cfg.on_leave) srv->cfg.on_leave(srv->cfg.user, srv, c->name, c->name_len);
+    CHAT_FREE(c->name);
+    c->name = NULL, c->name_len = 0;
+}
+
+static int chat__room_broadcast(chat_server *srv, chat__frame *f) {
+    chat__conn *c, *next;
+    int n = 0;
+    for (c = srv->first; c; c = next) {
+        next = c->next;
+        if (chat__enqueue(srv, c, f) == CHAT_OK) n++;
+    }
+    return n;
+}
+
+/* Encodes {"event":"send-message","username":NAME,"message":TEXT} once and sends it to all. */
+static int chat__room_say(chat_server *srv, const char *name, size_t name_len, const void *text, size_t text_len) {
+    static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
+    chat__frame *f;
+    int n;
+    srv->json.len = 0;
+    if (chat__buf_append(&srv->json, a, sizeof a - 1) || chat__json_put_string(&srv->json, name, name_len) ||
+        chat__buf_append(&srv->json, b, sizeof b - 1) || chat__json_put_string(&srv->json, text, text_len) ||
+        chat__buf_append(&srv->json, "}", 1))
+        return CHAT_ENOMEM;
+    f = chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
+    if (!f) return CHAT_ENOMEM;
+    n = chat__room_broadcast(srv, f);
+    chat__frame_release(f);
+    return n;
+}
+
+/* Once per turn: if the room changed, encode the new list once; hand it to every member that has
+   no list in flight. A member with one in flight gets the newest when that one is written. */
+static void chat__room_publish_users(chat_server *srv) {
+    chat__conn *c, *next;
+    if (srv->users_frame_version != srv->users_version) {
+        static const char head[] = "{\"event\":\"update-users\",\"usernames\":[";
+        chat__frame *f;
+        srv->json.len = 0;
+        if (chat__buf_append(&srv->json, head, sizeof head - 1)) return;
+        for (c = srv->first; c; c = c->next)
+            if ((c != srv->first && chat__buf_append(&srv->json, ",", 1)) ||
+                chat__json_put_string(&srv->json, c->name, c->name_len))
+                return;
+        if (chat__buf_append(&srv->json, "]}", 2)) return;
+        f = chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_USERS);
+        if (!f) return;
+        if (srv->users_frame) chat__frame_release(srv->users_frame);
+        srv->users_frame = f;
+        srv->users_frame_version = srv->users_version;
+        srv->users_handout = 1;
+    }
+    if (!srv->users_handout) return;
+    srv->users_handout = 0;
+    for (c = srv->first; c; c = next) {
+        next = c->next;
+        if (!(c->flags & CHAT__C_USERS_INFLIGHT) && c->users_version != srv->users_frame_version) {
+            c->users_version = srv->users_frame_version;
+            c->flags |= CHAT__C_USERS_INFLIGHT;
+            chat__enqueue(srv, c, srv->users_frame);
+        }
+    }
+}
+
+/* ============================================================================================ */
+/* server: accept, read, dispatch by connection state, write, timers; the poll() loop           */
+/* ============================================================================================ */
+
+static void chat__set_events(chat_server *srv, chat__conn *c) {
+    short ev = 0;
+    if (!(c->flags & CHAT__C_PEER_EOF)) ev |= POLLIN;
+    if (c->q_count) ev |= POLLOUT;
+    srv->pfds[c->slot].events = ev;
+}
+
+static void chat__conn_kill(chat_server *srv, chat__conn *c) {
+    if (c->state == CHAT__DEAD) return;
+    if (c->flags & CHAT__C_JOINED) chat__room_leave(srv, c);
+    chat__queue_clear(c);
+    CHAT_FREE(c->rx);
+    c->rx = NULL, c->rx_len = c->rx_cap = 0;
+    c->state = CHAT__DEAD;
+    srv->pfds[c->slot].events = 0;
+    srv->dead_count++;
+}
+
+/* Sends our last words (queued) and stops reading: after them the socket is shut down. */
+static void chat__conn_finish(chat_server *srv, chat__conn *c) {
+    if (c->flags & CHAT__C_JOINED) chat__room_leave(srv, c);
+    c->state = CHAT__CLOSING;
+    c->deadline = srv->now + srv->cfg.close_timeout_ms;
+    CHAT_FREE(c->rx);
+    c->rx = NULL, c->rx_len = c->rx_cap = 0;
+    chat__flush_later(srv, c);
+}
+
+/* Closes a WebSocket with a code (0: an empty close frame) and a reason of at most 123 bytes. */
+static void chat__ws_close(chat_server *srv, chat__conn *c, int code, const char *reason) {
+    unsigned char payload[2 + 123];
+    size_t n = 0;
+    if (c->state != CHAT__OPEN && c->state != CHAT__HTTP) return;
+    if (code) {
+        size_t r = reason ? strlen(reason) : 0;
+        if (r > 123) { /* cut at a character boundary */
+            r = 123;
+            while (r && ((unsigned char)reason[r] & 0xC0) == 0x80) r--;
+        }
+        payload[0] = (unsigned char)(code >> 8), payload[1] = (unsigned char)code;
+        if (r) memcpy(payload + 2, reason, r);
+        n = 2 + r;
+    }
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "close %d %s%s%s", code, reason ? reason : "", c->name ? " for " : "",
+               c->name ? c->name : ""));
+    if (chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_CLOSE, payload, n, CHAT__FRAME_SHARED)) == CHAT_OK)
+        chat__conn_finish(srv, c);
+}
+
+/* --- HTTP --- */
+
+/* Queues a response: head, then `body` (a frame, e.g. an asset) or `text` (a short message). */
+static void chat__http_respond(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
+                               const char *type, const char *extra, chat__frame *body, const char *text, int keep) {
+    char head[640];
+    size_t body_len = body ? body->len : text ? strlen(text) : 0;
+    int head_only = req->method.n == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s\r\n",
+                     status, chat__http_reason(status), type, (unsigned long)body_len,
+                     !keep ? "Connection: close\r\n" : req->minor == 0 ? "Connection: keep-alive\r\n" : "",
+                     extra ? extra : "");
+    if (n < 0 || n >= (int)sizeof head) n = 0;
+    if (chat__enqueue_new(srv, c, chat__frame_new(head, (size_t)n, text, head_only ? 0 : text ? body_len : 0,
+                                                  CHAT__FRAME_SHARED)) != CHAT_OK)
+        return;
+    if (body && body->len && !head_only && chat__enqueue(srv, c, body) != CHAT_OK) return;
+    if (!keep) chat__conn_finish(srv, c);
+}
+
+static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
+                             const char *extra) {
+    char text[64];
+    snprintf(text, sizeof text, "%d %s\n", status, chat__http_reason(status));
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
+    chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, 0);
+}
+
+/* The tutorial's route, matched as its router does: any case, optional trailing slash. */
+static int chat__is_ws_path(chat__span path) {
+    if (path.n > 1 && path.p[path.n - 1] == '/') path.n--;
+    return chat__span_ieq(path, "/start_web_socket");
+}
+
+/* The upgrade, then the name check: a refused name still gets a WebSocket, closed with 1008 and
+   a reason, so the page can show why (an HTTP error would reach it as a bare 1006). */
+static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_request *req, chat__span query) {
+    static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             "Sec-WebSocket-Accept: ";
+    unsigned char key[18];
+    char accept[29], head[sizeof ok + 32], *name = NULL, reason[160];
+    const char *problem = NULL;
+    int found;
+    size_t n;
+    if (!chat__span_ieq(req->method, "get")) {
+        chat__http_error(srv, c, req, 405, "Allow: GET\r\n");
+        return;
+    }
+    if (!req->upgrade.p || !chat__token_list_has(req->upgrade, "websocket")) {
+        chat__http_error(srv, c, req, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+        return;
+    }
+    if (req->minor < 1 || !(req->flags & CHAT__REQ_CONN_UPGRADE) || (req->flags & (CHAT__REQ_BODY | CHAT__REQ_DUP_KEY)) ||
+        chat__base64_decode(req->ws_key.p, req->ws_key.n, key, sizeof key) != 16) {
+        chat__http_error(srv, c, req, 400, NULL);
+        return;
+    }
+    if (req->ws_version.n != 2 || memcmp(req->ws_version.p, "13", 2) != 0) {
+        chat__http_error(srv, c, req, 426, "Sec-WebSocket-Version: 13\r\n");
+        return;
+    }
+    if (srv->nusers >= srv->cfg.max_clients) {
+        chat__http_error(srv, c, req, 503, "Retry-After: 5\r\n");
+        return;
+    }
+    chat__ws_accept_key(req->ws_key.p, req->ws_key.n, accept);
+    n = sizeof ok - 1;
+    memcpy(head, ok, n);
+    memcpy(head + n, accept, 28);
+    memcpy(head + n + 28, "\r\n\r\n", 4);
+    if (chat__enqueue_new(srv, c, chat__frame_new(head, n + 32, NULL, 0, CHAT__FRAME_SHARED)) != CHAT_OK) return;
+    c->state = CHAT__OPEN;
+    memset(&c->u.ws, 0, sizeof c->u.ws);
+    c->deadline = srv->now + srv->cfg.ping_interval_ms;
+
+    found = chat__query_param(query.p, query.n, "username", &srv->text);
+    if (found < 0) {
+        chat__conn_kill(srv, c);
+        return;
+    }
+    if (!found) problem = "username is missing";
+    else problem = chat__name_problem((const char *)srv->text.data, srv->text.len, (size_t)srv->cfg.max_name);
+    if (problem && strcmp(problem, "username is too long") == 0) {
+        snprintf(reason, sizeof reason, "username is too long (max %d bytes)", srv->cfg.max_name);
+        problem = reason;
+    } else if (!problem && chat__room_find(srv, (const char *)srv->text.data, srv->text.len)) {
+        /* the tutorial's words; the name is cut so the reason fits in a close frame */
+        size_t cut = CHAT__MIN(srv->text.len, (size_t)100);
+        while (cut < srv->text.len && (srv->text.data[cut] & 0xC0) == 0x80) cut--;
+        snprintf(reason, sizeof reason, "用户名 %.*s 已被占用", (int)cut, (const char *)srv->text.data);
+        problem = reason;
+    } else if (!problem && srv->cfg.on_join &&
+               srv->cfg.on_join(srv->cfg.user, srv, (const char *)srv->text.data, srv->text.len)) {
+        problem = "username refused";
+    }
+    if (!problem) {
+        name = (char *)CHAT_MALLOC(srv->text.len + 1);
+        if (!name) {
+            chat__conn_kill(srv, c);
+            return;
+        }
+        memcpy(name, srv->text.data, srv->text.len + 1);
+        if (chat__room_join(srv, c, name, srv->text.len) != CHAT_OK) {
+            CHAT_FREE(name);
+            chat__conn_kill(srv, c);
+        }
+        return;
+    }
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "refused: %s", problem));
+    chat__ws_close(srv, c, 1008, problem);
+}
+
+static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_request *req) {
+    chat__span path = req->target, query;
+    const char *q = (const char *)memchr(path.p, '?', path.n);
+    int keep = !(req->flags & CHAT__REQ_BODY) &&
+               (req->minor >= 1 ? !(req->flags & CHAT__REQ_CLOSE) : (req->flags & CHAT__REQ_KEEPALIVE) != 0);
+    int i;
+    query.p = q ? q + 1 : path.p + path.n;
+    query.n = (size_t)(path.p + path.n - query.p);
+    if (q) path.n = (size_t)(q - path.p);
+    c->deadline = srv->now + srv->cfg.handshake_timeout_ms; /* the keep-alive idle time */
+    if (req->minor >= 1 && !req->host.p) {
+        chat__http_error(srv, c, req, 400, NULL); /* RFC 9112 3.2: Host is required */
+        return;
+    }
+    if (chat__is_ws_path(path)) {
+        chat__ws_accept(srv, c, req, query);
+        return;
+    }
+    if (!chat__span_ieq(req->method, "get") && !chat__span_ieq(req->method, "head")) {
+        chat__http_error(srv, c, req, 405, "Allow: GET, HEAD\r\n");
+        return;
+    }
+    if (chat__buf_reserve(&srv->text, path.n) != CHAT_OK) {
+        chat__conn_kill(srv, c);
+        return;
+    }
+    /* Assets are matched by their decoded path; nothing is ever read from a file system. */
+    srv->text.len = chat__url_decode(path.p, path.n, (char *)srv->text.data, 0);
+    for (i = 0; i < srv->nassets; i++) {
+        chat__asset *a = srv->assets[i];
+        if (strlen(a->path) == srv->text.len && memcmp(a->path, srv->text.data, srv->text.len) == 0) {
+            chat__http_respond(srv, c, req, 200, a->type, "Cache-Control: no-cache\r\n", &a->body, NULL, keep);
+            return;
+        }
+    }
+    chat__http_error(srv, c, req, 404, NULL);
+    (void)keep;
+}
+
+/* --- WebSocket input --- */
+
+/* A complete text message: a send-message event is passed on to everyone; anything else that is
+   valid JSON is ignored, as in the tutorial, and so is invalid JSON (where the tutorial crashes). */
+static void chat__ws_message(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n) {
+    if (chat__json_read_event(msg, n, &srv->text) != CHAT__JSON_SEND_MESSAGE) return;
+    if (chat__buf_reserve(&srv->text, 1) != CHAT_OK) return;
+    srv->text.data[srv->text.len] = '\0';
+    if (srv->cfg.on_message &&
+        srv->cfg.on_message(srv->cfg.user, srv, c->name, c->name_len, (const char *)srv->text.data, srv->text.len))
+        return;
+    chat__room_say(srv, c->name, c->name_len, srv->text.data, srv->text.len);
+}
+
+static const char *chat__close_reason(int code) {
+    switch (code) {
+    case 1002: return "protocol error";
+    case 1007: return "invalid UTF-8";
+    case 1009: return "message too big";
+    default: return "";
+    }
+}
+
+/* Decodes frames from buf, which holds the message assembled so far (u.ws.message_len bytes)
+   followed by new input. Data is compacted onto the message as it is decoded, so a fragmented
+   message ends up contiguous at buf[0]. Returns how many bytes must be kept for next time; they
+   are left at buf[0]. */
+static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf, size_t len) {
+    size_t msg = (size_t)c->u.ws.message_len, pos = msg;
+    chat__ws_event ev;
+    while (c->state == CHAT__OPEN) {
+        pos += chat__ws_decode(&c->u.ws, buf + pos, len - pos, srv->cfg.max_message, &ev);
+        if (ev.type == CHAT__WS_NEED_MORE) break;
+        if (c->u.ws.message_op == CHAT__OP_BINARY || ev.opcode == CHAT__OP_BINARY) {
+            chat__ws_close(srv, c, 1003, "binary messages are not supported");
+            break;
+        }
+        switch (ev.type) {
+        case CHAT__WS_DATA:
+            memmove(buf + msg, ev.data, ev.len);
+            msg += ev.len;
+            if (ev.last) {
+                chat__ws_message(srv, c, buf, msg);
+                msg = 0;
+            }
+            break;
+        case CHAT__WS_PING:
+            chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PONG, ev.data, ev.len, CHAT__FRAME_SHARED));
+            break;
+        case CHAT__WS_CLOSE: /* echo the peer's code, as RFC 6455 5.5.1 expects */
+            chat__ws_close(srv, c, ev.code == 1005 ? 0 : ev.code, NULL);
+            break;
+        case CHAT__WS_ERROR:
+            chat__ws_close(srv, c, ev.code, chat__close_reason(ev.code));
+            break;
+        default: /* a data frame header, or a pong: the read itself proved the peer alive */
+            break;
+        }
+    }
+    if (c->state != CHAT__OPEN) return 0;
+    memmove(buf + msg, buf + pos, len - pos);
+    return msg + len - pos;
+}
+
+/* Everything a connection does with new input, by state. Returns the bytes to keep (at buf[0]). */
+static size_t chat__conn_input(chat_server *srv, chat__conn *c, unsigned char *buf, size_t len) {
+    size_t pos = 0;
+    for (;;) {
+        switch (c->state) {
+        case CHAT__HTTP: {
+            chat__http_request req;
+            int r = chat__http_parse((const char *)buf + pos, len - pos, srv->cfg.max_header, &c->u.http_scanned, &req);
+            if (r == CHAT__HTTP_INCOMPLETE) {
+                memmove(buf, buf + pos, len - pos);
+                return len - pos;
+            }
+            if (r < 0) {
+                memset(&req, 0, sizeof req);
+                req.minor = 1;
+                chat__http_error(srv, c, &req, r == CHAT__HTTP_TOO_LARGE ? 431 : 400, NULL);
+                return 0;
+            }
+            chat__http_handle(srv, c, &req);
+            pos += (size_t)r;
+            break;
+        }
+        case CHAT__OPEN:
+            memmove(buf, buf + pos, len - pos);
+            return chat__ws_input(srv, c, buf, len - pos);
+        default: /* closing: the peer's data no longer matters */
+            return 0;
+        }
+    }
+}
+
+static void chat__conn_eof(chat_server *srv, chat__conn *c) {
+    c->flags |= CHAT__C_PEER_EOF;
+    if (c->state == CHAT__HTTP || c->state == CHAT__OPEN) chat__conn_finish(srv, c);
+    if (c->state == CHAT__LINGER || !c->q_count) chat__conn_kill(srv, c);
+    else chat__set_events(srv, c);
+}
+
+/* One recv() per ready connection per turn, so a fast sender cannot starve the rest. Input lands
+   in the shared buffer; only what is left of a partial frame is copied to the connection. */
+static void chat__conn_read(chat_server *srv, chat__conn *c) {
+    unsigned char *buf = srv->rxbuf;
+    size_t have = 0, room = CHAT_READ_CHUNK, keep;
+    ssize_t n;
+    if (c->rx_len) {
+        size_t want = c->rx_len + CHAT_READ_CHUNK;
+        if (want > c->rx_cap) {
+            unsigned char *p = (unsigned char *)CHAT_REALLOC(c->rx, want);
+            if (!p) {
+                chat__conn_kill(srv, c);
+                return;
+            }
+            c->rx = p, c->rx_cap = want;
+        }
+        buf = c->rx, have = c->rx_len, room = c->rx_cap - have;
+    }
+    n = recv(c->fd, buf + have, room, 0);
+    if (n < 0) {
+        if (!chat__would_block(errno)) chat__conn_kill(srv, c);
+        return;
+    }
+    if (n == 0) {
+        chat__conn_eof(srv, c);
+        return;
+    }
+    if (c->state == CHAT__OPEN) { /* any input proves the peer alive */
+        c->deadline = srv->now + srv->cfg.ping_interval_ms;
+        c->flags &= ~CHAT__C_PING_SENT;
+    }
+    keep = chat__conn_input(srv, c, buf, have + (size_t)n);
+    if (c->state == CHAT__DEAD) return;
+    if (buf == srv->rxbuf && keep) {
+        unsigned char *p = (unsigned char *)CHAT_MALLOC(keep + CHAT_READ_CHUNK);
+        if (!p) {
+            chat__conn_kill(srv, c);
+            return;
+        }
+        memcpy(p, buf, keep);
+        c->rx = p, c->rx_cap = keep + CHAT_READ_CHUNK;
+    } else if (!keep && c->rx) {
+        CHAT_FREE(c->rx);
+        c->rx = NULL, c->rx_cap = 0;
+    }
+    c->rx_len = keep;
+}
+
+/* --- output --- */
+
+/* Drops the first `sent` bytes of the queue, releasing the frames written out. */
+static void chat__conn_advance(chat_server *srv, chat__conn *c, size_t sent) {
+    while (sent) {
+        chat__frame *f = c->q[c->q_head];
+        size_t left = f->len - c->q_off;
+        if (sent < left) {
+            c->q_off += sent;
+            return;
+        }
+        sent -= left;
+        c->q_off = 0;
+        c->q_head = (c->q_head + 1) & (c->q_cap - 1);
+        c->q_count--;
+        if (f->kind == CHAT__FRAME_USERS) {
+            c->flags &= ~CHAT__C_USERS_INFLIGHT;
+            if (c->users_version != srv->users_version) srv->users_handout = 1;
+        } else if (f->kind == CHAT__FRAME_SHARED) {
+            c->backlog -= f->len;
+        }
+        chat__frame_release(f);
+    }
+}
+
+/* Writes as much of the queue as the socket takes, with one sendmsg() per CHAT__IOV_MAX frames. */
+static void chat__conn_flush(chat_server *srv, chat__conn *c) {
+    while (c->q_count) {
+        struct iovec iov[CHAT__IOV_MAX];
+        size_t total = 0;
+        unsigned i, n = CHAT__MIN(c->q_count, (unsigned)CHAT__IOV_MAX);
+        ssize_t sent;
+        for (i = 0; i < n; i++) {
+            chat__frame *f = c->q[(c->q_head + i) & (c->q_cap - 1)];
+            size_t off = i ? 0 : c->q_off;
+            iov[i].iov_base = (void *)(f->data + off);
+            iov[i].iov_len = f->len - off;
+            total += f->len - off;
+        }
+        sent = chat__send_iov(c->fd, iov, (int)n);
+        if (sent < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+            chat__conn_kill(srv, c);
+            return;
+        }
+        chat__conn_advance(srv, c, (size_t)sent);
+        if ((size_t)sent < total) break;
+    }
+    if (!c->q_count) {
+        CHAT_FREE(c->q);
+        c->q = NULL, c->q_head = c->q_cap = 0;
+        if (c->state == CHAT__CLOSING) {
+            if (c->flags & CHAT__C_PEER_EOF) {
+                chat__conn_kill(srv, c);
+                return;
+            }
+            /* FIN after the last byte; then wait for the peer's FIN rather than close() at once,
+               which would reset the connection if the peer's last bytes were still unread. */
+            shutdown(c->fd, SHUT_WR);
+            c->state = CHAT__LINGER;
+        }
+    }
+    chat__set_events(srv, c);
+}
+
+static void chat__flush_all(chat_server *srv) {
+    while (srv->flush_head) {
+        chat__conn *c = srv->flush_head;
+        srv->flush_head = c->flush_next;
+        c->flags &= ~CHAT__C_FLUSH_LISTED;
+        if (c->state != CHAT__DEAD) chat__conn_flush(srv, c);
+    }
+}
+
+/* --- connections and the poll set --- */
+
+static chat__conn *chat__conn_new(chat_server *srv, int fd) {
+    chat__conn *c;
+    if (srv->nfds == srv->cap) {
+        unsigned cap = srv->cap * 2;
+        struct pollfd *p = (struct pollfd *)CHAT_REALLOC(srv->pfds, cap * sizeof *p);
+        chat__conn **cs;
+        if (!p) return NULL;
+        srv->pfds = p;
+        cs = (chat__conn **)CHAT_REALLOC(srv->conns, cap * sizeof *cs);
+        if (!cs) return NULL;
+        srv->conns = cs, srv->cap = cap;
+    }
+    c = (chat__conn *)CHAT_MALLOC(sizeof *c);
+    if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    c->fd = fd, c->slot = srv->nfds, c->state = CHAT__HTTP;
+    c->deadline = srv->now + srv->cfg.handshake_timeout_ms;
+    srv->pfds[c->slot].fd = fd, srv->pfds[c->slot].events = POLLIN, srv->pfds[c->slot].revents = 0;
+    srv->conns[c->slot] = c;
+    srv->nfds++;
+    return c;
+}
+
+/* Frees the connections that died this turn; the last slot moves into each freed one. */
+static void chat__reap(chat_server *srv) {
+    unsigned i;
+    if (!srv->dead_count) return;
+    for (i = srv->nfds; i-- > 2;) {
+        chat__conn *c = srv->conns[i];
+        if (c->state != CHAT__DEAD) continue;
+        close(c->fd);
+        CHAT_FREE(c);
+        srv->nfds--;
+        if (i != srv->nfds) {
+            srv->pfds[i] = srv->pfds[srv->nfds];
+            srv->conns[i] = srv->conns[srv->nfds];
+            srv->conns[i]->slot = i;
+        }
+    }
+    srv->dead_count = 0;
+    if (srv->accept_paused) { /* descriptors were freed: try again */
+        srv->accept_paused = 0;
+        srv->pfds[0].events = POLLIN;
+    }
+}
+
+static void chat__accept_pause(chat_server *srv) {
+    srv->accept_paused = 1;
+    srv->accept_resume = srv->now + CHAT__ACCEPT_BACKOFF_MS;
+    srv->pfds[0].events = 0;
+}
+
+static void chat__accept_all(chat_server *srv) {
+    int i;
+    for (i = 0; i < CHAT__ACCEPT_PER_TURN; i++) {
+        int fd = accept(srv->listen_fd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays in the kernel's queue
+               and poll() would report it again at once; wait instead of spinning. */
+            CHAT__LOG((srv, CHAT_LOG_WARN, "accept: %s; pausing for %d ms", strerror(errno), CHAT__ACCEPT_BACKOFF_MS));
+            chat__accept_pause(srv);
+            return;
+        }
+        if (chat__set_nonblock_cloexec(fd) < 0 || !chat__conn_new(srv, fd)) {
+            close(fd);
+            chat__accept_pause(srv);
+            return;
+        }
+        chat__socket_tune(fd);
+    }
+}
+
+/* Deadlines, checked a few times a second rather than per connection per turn. */
+static void chat__sweep(chat_server *srv) {
+    unsigned i;
+    for (i = 2; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        if (c->state == CHAT__DEAD || srv->now < c->deadline) continue;
+        if (c->state == CHAT__OPEN && !(c->flags & CHAT__C_PING_SENT)) {
+            c->flags |= CHAT__C_PING_SENT;
+            c->deadline = srv->now + srv->cfg.ping_interval_ms;
+            chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PING, NULL, 0, CHAT__FRAME_SHARED));
+        } else if (c->state == CHAT__OPEN) {
+            chat__ws_close(srv, c, 1001, "no response to ping");
+        } else {
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "timeout in state %d", c->state));
+            chat__conn_kill(srv, c);
+        }
+    }
+    if (srv->accept_paused && srv->now >= srv->accept_resume) {
+        srv->accept_paused = 0;
+        srv->pfds[0].events = POLLIN;
+    }
+    srv->next_sweep = srv->now + CHAT__SWEEP_MS;
+}
+
+static void chat__begin_shutdown(chat_server *srv) {
+    unsigned i;
+    srv->phase = CHAT__STOPPING;
+    srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    srv->listen_fd = -1;
+    srv->pfds[0].fd = -1;
+    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d clients", srv->nusers));
+    for (i = 2; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        if (c->state == CHAT__OPEN) chat__ws_close(srv, c, 1001, "server shutting down");
+        else if (c->state == CHAT__HTTP && !c->q_count) chat__conn_kill(srv, c);
+        else if (c->state == CHAT__HTTP) chat__conn_finish(srv, c);
+    }
+}
+
+static int chat__poll_timeout(const chat_server *srv, int timeout_ms) {
+    chat__ms wait = -1;
+    if (srv->flush_head || srv->users_handout || srv->users_frame_version != srv->users_version ||
+        (srv->stop_requested && srv->phase == CHAT__RUNNING))
+        return 0;
+    if (srv->nfds > 2 || srv->accept_paused) wait = srv->next_sweep - srv->now;
+    if (srv->phase == CHAT__STOPPING && (wait < 0 || srv->stop_deadline - srv->now < wait))
+        wait = srv->stop_deadline - srv->now;
+    if (wait < 0 && wait != -1) wait = 0;
+    if (timeout_ms >= 0 && (wait == -1 || timeout_ms < wait)) wait = timeout_ms;
+    return wait > INT_MAX ? INT_MAX : (int)wait;
+}
+
+/* ============================================================================================ */
+/* public API                                                                                   */
+/* ============================================================================================ */
+
+CHATDEF const char *chat_strerror(int err) {
+    switch (err) {
+    case CHAT_OK: return "success";
+    case CHAT_ENOMEM: return "out of memory";
+    case CHAT_EINVAL: return "invalid argument";
+    case CHAT_EADDR: return "address could not be resolved";
+    case CHAT_ESYS: return "system call failed";
+    case CHAT_ESTATE: return "not possible in the server's current state";
+    default: return "unknown error";
+    }
+}
+
+CHATDEF chat_server *chat_server_create(const chat_config *config) {
+    chat_server *srv = (chat_server *)CHAT_MALLOC(sizeof *srv);
+    int p[2];
+    if (!srv) return NULL;
+    memset(srv, 0, sizeof *srv);
+    if (config) srv->cfg = *config;
+#define CHAT__DEFAULT(field, value) if (srv->cfg.field <= 0) srv->cfg.field = value
+    CHAT__DEFAULT(max_clients, CHAT_MAX_CLIENTS);
+    CHAT__DEFAULT(max_name, CHAT_MAX_NAME);
+    CHAT__DEFAULT(max_header, CHAT_MAX_HEADER);
+    CHAT__DEFAULT(max_message, CHAT_MAX_MESSAGE);
+    CHAT__DEFAULT(max_backlog, CHAT_MAX_BACKLOG);
+    CHAT__DEFAULT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS);
+    CHAT__DEFAULT(ping_interval_ms, CHAT_PING_INTERVAL_MS);
+    CHAT__DEFAULT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS);
+    CHAT__DEFAULT(log_level, CHAT_LOG_INFO);
+#undef CHAT__DEFAULT
+    srv->listen_fd = srv->wake_rd = srv->wake_wr = -1;
+    srv->cap = 16;
+    srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
+    srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
+    srv->rxbuf = (unsigned char *)CHAT_MALLOC(CHAT_READ_CHUNK);
+    if (!srv->pfds || !srv->conns || !srv->rxbuf || pipe(p) < 0) {
+        chat_server_free(srv);
+        return NULL;
+    }
+    srv->wake_rd = p[0], srv->wake_wr = p[1];
+    if (chat__set_nonblock_cloexec(p[0]) < 0 || chat__set_nonblock_cloexec(p[1]) < 0) {
+        chat_server_free(srv);
+        return NULL;
+    }
+    srv->pfds[0].fd = -1, srv->pfds[0].events = POLLIN, srv->pfds[0].revents = 0;
+    srv->pfds[1].fd = srv->wake_rd, srv->pfds[1].events = POLLIN, srv->pfds[1].revents = 0;
+    srv->conns[0] = srv->conns[1] = NULL;
+    srv->nfds = 2;
+    return srv;
+}
+
+static int chat__listen_fd(int family, const struct sockaddr *addr, socklen_t len) {
+    int fd = socket(family, SOCK_STREAM, 0), one = 1, zero = 0, saved;
+    if (fd < 0) return -1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef IPV6_V6ONLY
+    if (family == AF_INET6) (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+#endif
+    (void)zero;
+    if (chat__set_nonblock_cloexec(fd) == 0 && bind(fd, addr, len) == 0 && listen(fd, CHAT__LISTEN_BACKLOG) == 0)
+        return fd;
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+CHATDEF int chat_server_listen(chat_server *srv, const char *address, int port) {
+    int fd = -1;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } addr;
+    socklen_t len = sizeof addr;
+    if (!srv || port < 0 || port > 65535) return CHAT_EINVAL;
+    if (srv->listen_fd >= 0 || srv->phase != CHAT__RUNNING) return CHAT_ESTATE;
+    memset(&addr, 0, sizeof addr);
+    if (!address || !*address) { /* [::] accepts IPv4 too; fall back to 0.0.0.0 without IPv6 */
+        addr.in6.sin6_family = AF_INET6;
+        addr.in6.sin6_port = htons((unsigned short)port);
+        addr.in6.sin6_addr = in6addr_any;
+        fd = chat__listen_fd(AF_INET6, &addr.sa, sizeof addr.in6);
+        if (fd < 0 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL || errno == EPROTONOSUPPORT)) {
+            memset(&addr, 0, sizeof addr);
+            addr.in4.sin_family = AF_INET;
+            addr.in4.sin_port = htons((unsigned short)port);
+            addr.in4.sin_addr.s_addr = htonl(INADDR_ANY);
+            fd = chat__listen_fd(AF_INET, &addr.sa, sizeof addr.in4);
+        }
+        if (fd < 0) return CHAT_ESYS;
+    } else {
+        struct addrinfo hints, *res, *ai;
+        char service[8];
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        snprintf(service, sizeof service, "%d", port);
+        if (getaddrinfo(address, service, &hints, &res) != 0) return CHAT_EADDR;
+        for (ai = res; ai && fd < 0; ai = ai->ai_next) fd = chat__listen_fd(ai->ai_family, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(res);
+        if (fd < 0) return CHAT_ESYS;
+    }
+    if (getsockname(fd, &addr.sa, &len) == 0)
+        srv->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
+    srv->listen_fd = fd;
+    srv->pfds[0].fd = fd;
+    CHAT__LOG((srv, CHAT_LOG_INFO, "listening on port %d", srv->port));
+    return CHAT_OK;
+}
+
+CHATDEF int chat_server_port(const chat_server *srv) { return srv ? srv->port : 0; }
+
+CHATDEF int chat_server_add_asset(chat_server *srv, const char *path, const char *content_type, const void *body,
+                                  size_t len) {
+    chat__asset *a, **list;
+    size_t pn, tn;
+    if (!srv || !path || path[0] != '/' || !content_type || (!body && len)) return CHAT_EINVAL;
+    pn = strlen(path) + 1, tn = strlen(content_type) + 1;
+    if (strpbrk(content_type, "\r\n")) return CHAT_EINVAL; /* it goes into a header */
+    list = (chat__asset **)CHAT_REALLOC(srv->assets, (size_t)(srv->nassets + 1) * sizeof *list);
+    if (!list) return CHAT_ENOMEM;
+    srv->assets = list;
+    a = (chat__asset *)CHAT_MALLOC(sizeof *a + pn + tn); /* one block: struct, path, type */
+    if (!a) return CHAT_ENOMEM;
+    a->path = (char *)(a + 1);
+    a->type = a->path + pn;
+    memcpy(a->path, path, pn);
+    memcpy(a->type, content_type, tn);
+    a->body.data = (const unsigned char *)body, a->body.len = len;
+    a->body.refs = 0, a->body.kind = CHAT__FRAME_PINNED;
+    srv->assets[srv->nassets++] = a;
+    return CHAT_OK;
+}
+
+CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
+    int n;
+    unsigned i;
+    if (!srv) return CHAT_EINVAL;
+    if (srv->phase == CHAT__STOPPED) return 0;
+    if (srv->in_poll) return CHAT_ESTATE; /* called from a callback */
+    srv->in_poll = 1;
+    srv->now = chat__now_ms();
+    if (srv->stop_requested && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
+    n = poll(srv->pfds, (nfds_t)srv->nfds, chat__poll_timeout(srv, timeout_ms));
+    if (n < 0 && errno != EINTR) {
+        srv->in_poll = 0;
+        return CHAT_ESYS;
+    }
+    srv->now = chat__now_ms();
+    if (n > 0) {
+        for (i = srv->nfds; i-- > 2;) {
+            chat__conn *c = srv->conns[i];
+            short re = srv->pfds[i].revents;
+            if (!re || c->state == CHAT__DEAD) continue;
+            if (re & POLLOUT) chat__flush_later(srv, c);
+            if (re & (POLLIN | POLLHUP | POLLERR)) chat__conn_read(srv, c);
+            else if (re & POLLNVAL) chat__conn_kill(srv, c);
+        }
+        if (srv->pfds[1].revents) {
+            char drain[64];
+            while (read(srv->wake_rd, drain, sizeof drain) > 0) {}
+        }
+        if (srv->pfds[0].revents & POLLIN) chat__accept_all(srv);
+    }
+    if (srv->stop_requested && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
+    if (srv->now >= srv->next_sweep) chat__sweep(srv);
+    chat__room_publish_users(srv);
+    chat__flush_all(srv);
+    chat__reap(srv);
+    if (srv->phase == CHAT__STOPPING && (srv->nfds == 2 || srv->now >= srv->stop_deadline)) {
+        for (i = 2; i < srv->nfds; i++) chat__conn_kill(srv, srv->conns[i]);
+        chat__reap(srv);
+        srv->phase = CHAT__STOPPED;
+        CHAT__LOG((srv, CHAT_LOG_INFO, "stopped"));
+    }
+    srv->in_poll = 0;
+    return srv->phase == CHAT__STOPPED ? 0 : 1;
+}
+
+CHATDEF int chat_server_run(chat_server *srv) {
+    int r;
+    while ((r = chat_server_poll(srv, -1)) > 0) {}
+    return r;
+}
+
+CHATDEF void chat_server_stop(chat_server *srv) {
+    int saved = errno;
+    if (!srv) return;
+    srv->stop_requested = 1;
+    if (write(srv->wake_wr, "", 1) < 0) { /* the pipe is full: a wake-up is already pending */
+    }
+    errno = saved;
+}
+
+CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text, size_t text_len) {
+    if (!srv || !username || (!text && text_len)) return CHAT_EINVAL;
+    if (!chat__utf8_valid(username, strlen(username)) || !chat__utf8_valid(text, text_len)) return CHAT_EINVAL;
+    return chat__room_say(srv, username, strlen(username), text ? text : "", text_len);
+}
+
+CHATDEF int chat_server_user_count(const chat_server *srv) { return srv ? srv->nusers : 0; }
+
+CHATDEF void chat_server_free(chat_server *srv) {
+    unsigned i;
+    int k;
+    if (!srv) return;
+    for (i = 2; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        chat__queue_clear(c);
+        CHAT_FREE(c->rx);
+        CHAT_FREE(c->name);
+        close(c->fd);
+        CHAT_FREE(c);
+    }
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    if (srv->wake_rd >= 0) close(srv->wake_rd);
+    if (srv->wake_wr >= 0) close(srv->wake_wr);
+    for (k = 0; k < srv->nassets; k++) CHAT_FREE(srv->assets[k]);
+    if (srv->users_frame) chat__frame_release(srv->users_frame);
+    CHAT_FREE(srv->assets);
+    CHAT_FREE(srv->buckets);
+    CHAT_FREE(srv->pfds);
+    CHAT_FREE(srv->conns);
+    CHAT_FREE(srv->rxbuf);
+    chat__buf_free(&srv->text);
+    chat__buf_free(&srv->json);
+    CHAT_FREE(srv);
+}
+
+#endif /* CHAT_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+This software is available under 2 licenses -- choose whichever you prefer.
+------------------------------------------------------------------------------
+ALTERNATIVE A - MIT License
+Copyright (c) 2026 the chat.h authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+ALTERNATIVE B - Public Domain (www.unlicense.org)
+This is free and unencumbered software released into the public domain.
+Anyone is free to copy, modify, publish, use, compile, sell, or distribute this
+software, either in source code form or as a compiled binary, for any purpose,
+commercial or non-commercial, and by any means.
+In jurisdictions that recognize copyright laws, the author or authors of this
+software dedicate any and all copyright interest in the software to the public
+domain. We make this dedication for the benefit of the public at large and to
+the detriment of our heirs and successors. We intend this dedication to be an
+overt act of relinquishment in perpetuity of all present and future rights to
+this software under copyright law.
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN
+ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION
+WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,385 @@
+/* example_main.c - the chat.h example: the tutorial's chat app, page included, in one binary.
+
+   Build and run:   cc -O2 -o chat example_main.c && ./chat      then open http://localhost:8080
+   Options:         ./chat -h
+*/
+#define CHAT_IMPLEMENTATION
+#include "chat.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* --- public/ embedded by `make embed` (tests/embed.sh): edit public/, not this block --- */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverlength-strings"
+#endif
+static const char public_index_html[] =
+    "<!DOCTYPE html>\n"
+    "<html lang=\"zh-CN\">\n"
+    "<head>\n"
+    "<meta charset=\"UTF-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1, interactive-widget=resizes-content\">\n"
+    "<title data-en=\"chat.h · Deno chat app\">chat.h · Deno 聊天应用程序</title>\n"
+    "<link rel=\"icon\" href=\"data:,\">\n"
+    "<link rel=\"stylesheet\" href=\"/public/style.css\">\n"
+    "<script type=\"module\" src=\"/public/app.js\"></script>\n"
+    "</head>\n"
+    "<body>\n"
+    "<header>\n"
+    "<h1>🦕 chat.h · <span data-en=\"Deno chat app\">Deno 聊天应用程序</span></h1>\n"
+    "<p id=\"status\" role=\"status\" aria-live=\"polite\"></p>\n"
+    "</header>\n"
+    "<div id=\"join\">\n"
+    "<form id=\"login\">\n"
+    "<h2 data-en=\"Join the chat\">加入聊天</h2>\n"
+    "<label for=\"name\" data-en=\"Your name\">你的名字</label>\n"
+    "<input id=\"name\" required autocomplete=\"nickname\" autocapitalize=\"off\" spellcheck=\"false\" enterkeyhint=\"go\">\n"
+    "<p id=\"why\" role=\"alert\"></p>\n"
+    "<button data-en=\"Join\">加入</button>\n"
+    "</form>\n"
+    "</div>\n"
+    "<aside>\n"
+    "<h2 data-en=\"Online\">在线用户</h2>\n"
+    "<ul id=\"users\"></ul>\n"
+    "<p id=\"alone\" hidden></p>\n"
+    "</aside>\n"
+    "<main>\n"
+    "<div id=\"conversation\" role=\"log\"></div>\n"
+    "<form id=\"form\">\n"
+    "<label for=\"data\" class=\"sr\" data-en=\"Message\">消息</label>\n"
+    "<input id=\"data\" placeholder=\"发送消息\" data-en-ph=\"Send a message\" autocomplete=\"off\" enterkeyhint=\"send\">\n"
+    "<button id=\"send\" data-en=\"Send\" disabled>发送</button>\n"
+    "</form>\n"
+    "</main>\n"
+    "<template id=\"user\"><li></li></template>\n"
+    "<template id=\"message\"><div><span></span> <time></time><p></p></div></template>\n"
+    "</body>\n"
+    "</html>\n";
+static const char public_style_css[] =
+    "/* chat.h: header/users/chat grid, one column on phones; system fonts only */\n"
+    "*{box-sizing:border-box}\n"
+    "[hidden]{display:none!important}\n"
+    "body{display:grid;grid-template:\"h h\" auto \"a m\" minmax(0,1fr)/14rem minmax(0,1fr);margin:0;height:100vh;height:100dvh;font:16px/1.4 system-ui,-apple-system,sans-serif;color:#1d1d1f;background:#f4f5f7}\n"
+    "button,input{font:inherit}\n"
+    ".sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%)}\n"
+    "\n"
+    "header{grid-area:h;display:flex;flex-wrap:wrap;gap:0 1rem;align-items:center;justify-content:space-between;padding:.6rem 1.25rem;background:#1d1d1f;color:#fff}\n"
+    "h1{margin:0;font-size:1.2rem}\n"
+    "#status{margin:0;font-size:.85rem;color:#d0d3d8;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}\n"
+    "/* amber: (re)connecting */\n"
+    "#status::before{content:\"\";display:inline-block;width:.6em;height:.6em;margin-right:.4em;border-radius:50%;background:#f0b429}\n"
+    "[data-s=connected] #status::before{background:#34c759}\n"
+    "[data-s=idle] #status::before{background:#8a8f98}\n"
+    "\n"
+    "aside{grid-area:a;padding:1rem;border-right:1px solid #dde1e6;background:#fff;overflow:auto}\n"
+    "body:not([data-s=connected]) aside{opacity:.55}\n"
+    "h2{margin:0 0 .5rem;font-size:.95rem;color:#6b7280}\n"
+    "#users{list-style:none;margin:0;padding:0}\n"
+    "#users li{padding:.2rem 0;overflow-wrap:anywhere}\n"
+    "#users li::before{content:\"● \";color:#2e9e44}\n"
+    "#users .me::after{content:attr(data-you);color:#6b7280}\n"
+    "#alone{margin:.5rem 0 0;font-size:.9rem;color:#6b7280}\n"
+    "\n"
+    "main{grid-area:m;display:flex;flex-direction:column;padding:1rem}\n"
+    "#conversation{flex:1;display:flex;flex-direction:column;gap:.5rem;overflow-y:auto}\n"
+    "/* short histories sit at the bottom, by the input */\n"
+    "#conversation>:first-child{margin-top:auto}\n"
+    "#conversation:empty::before{content:attr(data-empty);margin:auto;color:#6b7280}\n"
+    "#conversation>div{align-self:flex-start;max-width:min(85%,42rem);padding:.4rem .75rem;border-radius:.8rem .8rem .8rem .2rem;background:#fff;box-shadow:0 1px 2px #0002}\n"
+    "#conversation>.me{align-self:flex-end;border-radius:.8rem .8rem .2rem;background:#dce6ff}\n"
+    "main span{font-weight:600;font-size:.85rem;color:#3a5ccc;overflow-wrap:anywhere}\n"
+    "time{font-size:.75rem;color:#6b7280}\n"
+    "main p{margin:.15rem 0 0;white-space:pre-wrap;overflow-wrap:anywhere}\n"
+    "\n"
+    "form{display:flex;gap:.5rem}\n"
+    "#form{margin-top:.75rem}\n"
+    "input{flex:1;min-width:0;padding:.55rem .75rem;border:1px solid #dde1e6;border-radius:.5rem;background:#fff;color:inherit}\n"
+    "button{padding:.55rem 1.1rem;border:0;border-radius:.5rem;background:#3a5ccc;color:#fff;font-weight:600;cursor:pointer}\n"
+    "button:disabled{opacity:.45}\n"
+    "\n"
+    "/* name form: card over the page, high enough to clear a phone keyboard */\n"
+    "#join{position:fixed;inset:0;z-index:1;display:grid;place-items:start center;padding:12vh 1rem 1rem;background:#0007}\n"
+    "#login{flex-direction:column;width:min(22rem,100%);padding:1.25rem;border-radius:.8rem;background:#fff;box-shadow:0 8px 30px #0005}\n"
+    "#login h2{margin:0;font-size:1.15rem;color:#1d1d1f}\n"
+    "label{font-size:.9rem;color:#6b7280}\n"
+    "#why{margin:0;color:#d23b3b;overflow-wrap:anywhere}\n"
+    "#why:empty{display:none}\n"
+    "\n"
+    "/* phones: users in a strip above the chat */\n"
+    "@media(max-width:40rem){\n"
+    "  body{grid-template:\"h\" auto \"a\" auto \"m\" minmax(0,1fr)/minmax(0,1fr)}\n"
+    "  header{padding:.5rem .75rem}\n"
+    "  h1{font-size:1rem}\n"
+    "  aside{display:flex;align-items:center;gap:.75rem;padding:.4rem .75rem;border:0;border-bottom:1px solid #dde1e6;white-space:nowrap}\n"
+    "  aside h2,#alone{margin:0;font-size:.85rem}\n"
+    "  #users{display:flex;gap:.75rem}\n"
+    "  main{padding:.5rem .75rem}\n"
+    "}\n";
+static const char public_app_js[] =
+    "// chat.h client: join, chat, reconnect after drops unless the name was refused\n"
+    "const $ = (id) => document.getElementById(id);\n"
+    "const zh = /^zh/i.test(navigator.language);\n"
+    "const T = zh\n"
+    "  ? { idle: \"未连接\", connecting: \"连接中…\", connected: \"已连接\", reconnecting: \"重连中…\",\n"
+    "      alone: \"还没有其他人\", empty: \"还没有消息\", you: \"（你）\", bad: \"名字需 1–64 字节，不含控制字符\" }\n"
+    "  : { idle: \"Offline\", connecting: \"Connecting…\", connected: \"Connected\", reconnecting: \"Reconnecting…\",\n"
+    "      alone: \"No one else is here yet\", empty: \"No messages yet\", you: \" (you)\", bad: \"Name: 1–64 bytes, no control characters\" };\n"
+    "\n"
+    "const log = $(\"conversation\"), input = $(\"data\"), nameIn = $(\"name\"), KEY = \"chat.h name\";\n"
+    "// HTML holds the Chinese labels, data-en* the English ones\n"
+    "if (!zh) {\n"
+    "  document.documentElement.lang = \"en\";\n"
+    "  for (const el of document.querySelectorAll(\"[data-en]\")) el.textContent = el.dataset.en;\n"
+    "  input.placeholder = input.dataset.enPh;\n"
+    "}\n"
+    "$(\"alone\").textContent = T.alone;\n"
+    "log.dataset.empty = T.empty; // shown by CSS while empty\n"
+    "let name, ws, tries = 0;\n"
+    "\n"
+    "function setState(s) {\n"
+    "  document.body.dataset.s = s;\n"
+    "  $(\"status\").textContent = T[s] + (s == \"connected\" ? \" · \" + name : \"\");\n"
+    "  $(\"send\").disabled = s != \"connected\";\n"
+    "}\n"
+    "\n"
+    "function connect() {\n"
+    "  setState(tries ? \"reconnecting\" : \"connecting\");\n"
+    "  const url = new URL(\"/start_web_socket?username=\" + encodeURIComponent(name), location.href);\n"
+    "  url.protocol = url.protocol.replace(\"http\", \"ws\");\n"
+    "  const sock = (ws = new WebSocket(url));\n"
+    "  sock.onopen = () => {\n"
+    "    sock.t = Date.now();\n"
+    "    setState(\"connected\");\n"
+    "  };\n"
+    "  sock.onmessage = (e) => {\n"
+    "    let d;\n"
+    "    try { d = JSON.parse(e.data); } catch { return; }\n"
+    "    if (d?.event == \"update-users\") showUsers(d.usernames.map(String));\n"
+    "    if (d?.event == \"send-message\") addMessage(String(d.username), String(d.message ?\? \"\"));\n"
+    "  };\n"
+    "  sock.onclose = (e) => {\n"
+    "    if (sock != ws) return;\n"
+    "    ws = null;\n"
+    "    if (e.code == 1008) { // refused: ask again, never retry the name\n"
+    "      tries = 0;\n"
+    "      setState(\"idle\");\n"
+    "      return askName(e.reason || T.bad);\n"
+    "    }\n"
+    "    // other drops: 0.5 s doubling to 10 s, jittered; reset after 5 s up,\n"
+    "    // so a server that accepts then drops still gets backed off\n"
+    "    if (Date.now() - sock.t > 5e3) tries = 0;\n"
+    "    const base = Math.min(1e4, 500 * 2 ** tries++);\n"
+    "    setTimeout(connect, base * (0.5 + Math.random() / 2));\n"
+    "    setState(\"reconnecting\");\n"
+    "  };\n"
+    "}\n"
+    "\n"
+    "function showUsers(list) {\n"
+    "  $(\"users\").replaceChildren(...list.map((u) => {\n"
+    "    const li = $(\"user\").content.firstElementChild.cloneNode();\n"
+    "    li.textContent = u;\n"
+    "    if (u == name) li.className = \"me\", li.dataset.you = T.you;\n"
+    "    return li;\n"
+    "  }));\n"
+    "  $(\"alone\").hidden = list.length > 1;\n"
+    "}\n"
+    "\n"
+    "function addMessage(user, text) {\n"
+    "  // autoscroll only when at the bottom\n"
+    "  const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;\n"
+    "  const m = $(\"message\").content.firstElementChild.cloneNode(true);\n"
+    "  const [span, time, p] = m.querySelectorAll(\"span,time,p\");\n"
+    "  span.textContent = user; // never innerHTML\n"
+    "  p.textContent = text;\n"
+    "  time.textContent = new Date().toTimeString().slice(0, 5); // local HH:MM\n"
+    "  if (user == name) m.className = \"me\";\n"
+    "  log.append(m);\n"
+    "  if (stick || user == name) log.scrollTop = log.scrollHeight;\n"
+    "}\n"
+    "\n"
+    "$(\"form\").onsubmit = (e) => {\n"
+    "  e.preventDefault();\n"
+    "  if (!input.value.trim() || ws?.readyState != 1) return;\n"
+    "  ws.send(JSON.stringify({ event: \"send-message\", message: input.value }));\n"
+    "  input.value = \"\";\n"
+    "  input.focus();\n"
+    "};\n"
+    "\n"
+    "// the name form covers the page, inert meanwhile\n"
+    "function cover(on) {\n"
+    "  $(\"join\").hidden = !on;\n"
+    "  for (const el of document.querySelectorAll(\"aside,main\")) el.inert = on;\n"
+    "}\n"
+    "\n"
+    "function askName(why = \"\") {\n"
+    "  $(\"why\").textContent = why;\n"
+    "  cover(true);\n"
+    "  nameIn.select();\n"
+    "  nameIn.focus();\n"
+    "}\n"
+    "\n"
+    "$(\"login\").onsubmit = (e) => {\n"
+    "  e.preventDefault();\n"
+    "  const n = nameIn.value.trim();\n"
+    "  // the server's own limits, to answer at once\n"
+    "  if (!n || new TextEncoder().encode(n).length > 64 || /[\\0-\\x1f\\x7f]/.test(n)) return askName(T.bad);\n"
+    "  name = n;\n"
+    "  try { localStorage[KEY] = n; } catch {} // pre-fill next time\n"
+    "  cover(false);\n"
+    "  connect();\n"
+    "  input.focus();\n"
+    "};\n"
+    "\n"
+    "try { nameIn.value = localStorage[KEY] || \"\"; } catch {}\n"
+    "setState(\"idle\");\n"
+    "askName();\n";
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+/* --- end of embedded public/ --- */
+
+static chat_server *server; /* for the signal handler */
+static int verbosity = 1;   /* 0: errors only (-q), 1: the tutorial's log lines, 2: debug (-v) */
+
+static void on_signal(int sig) {
+    (void)sig;
+    chat_server_stop(server);
+}
+
+/* The tutorial's log lines. */
+static int on_join(void *user, chat_server *srv, const char *name, size_t len) {
+    (void)user, (void)srv, (void)len;
+    if (verbosity > 0) printf("新客户端连接：%s\n", name);
+    return 0;
+}
+
+static void on_leave(void *user, chat_server *srv, const char *name, size_t len) {
+    (void)user, (void)srv, (void)len;
+    if (verbosity > 0) printf("客户端 %s 已断开连接\n", name);
+}
+
+static void on_log(void *user, int level, const char *line) {
+    static const char *const names[] = {"", "error", "warning", "info", "debug"};
+    (void)user;
+    fprintf(stderr, "chat: %s: %s\n", names[level], line);
+}
+
+static void usage(FILE *out, const char *argv0) {
+    fprintf(out,
+            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-q] [-v]\n"
+            "  -p PORT         port to listen on (default: $PORT, else 8080; 0 picks a free one)\n"
+            "  -b ADDRESS      address to listen on (default: every interface, IPv6 and IPv4)\n"
+            "  -c MAX_CLIENTS  chat clients at once (default %d)\n"
+            "  -q              quiet: errors only\n"
+            "  -v              verbose: log every connection event\n"
+            "  -h              this help\n",
+            argv0, CHAT_MAX_CLIENTS);
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static const struct {
+        const char *path, *type, *body;
+        size_t len;
+    } assets[] = {
+        {"/", "text/html; charset=UTF-8", public_index_html, sizeof public_index_html - 1},
+        {"/public/index.html", "text/html; charset=UTF-8", public_index_html, sizeof public_index_html - 1},
+        {"/public/style.css", "text/css; charset=UTF-8", public_style_css, sizeof public_style_css - 1},
+        {"/public/app.js", "text/javascript; charset=UTF-8", public_app_js, sizeof public_app_js - 1},
+    };
+    const char *address = NULL, *env_port = getenv("PORT");
+    chat_config config;
+    struct sigaction sa;
+    struct rlimit nofile;
+    int port = 8080, opt, r;
+    size_t i;
+
+    memset(&config, 0, sizeof config);
+    if (env_port && *env_port && parse_int(env_port, 0, 65535, &port) < 0) {
+        fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
+        return 2;
+    }
+    while ((opt = getopt(argc, argv, "p:b:c:qvh")) != -1) {
+        switch (opt) {
+        case 'p':
+            if (parse_int(optarg, 0, 65535, &port) < 0) {
+                fprintf(stderr, "chat: -p needs a port from 0 to 65535, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'b': address = optarg; break;
+        case 'c':
+            if (parse_int(optarg, 1, 1000000, &config.max_clients) < 0) {
+                fprintf(stderr, "chat: -c needs a number from 1 to 1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'q': verbosity = 0; break;
+        case 'v': verbosity = 2; break;
+        case 'h': usage(stdout, argv[0]); return 0;
+        default: usage(stderr, argv[0]); return 2;
+        }
+    }
+    if (optind < argc) {
+        usage(stderr, argv[0]);
+        return 2;
+    }
+
+    /* Each client is a descriptor: allow as many as the system lets this process have. */
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* log lines appear at once, also in a pipe */
+
+    config.on_join = on_join;
+    config.on_leave = on_leave;
+    config.on_log = on_log;
+    config.log_level = verbosity == 0 ? CHAT_LOG_WARN : verbosity == 1 ? CHAT_LOG_INFO : CHAT_LOG_DEBUG;
+    server = chat_server_create(&config);
+    if (!server) {
+        fprintf(stderr, "chat: cannot create the server (out of memory or descriptors)\n");
+        return 1;
+    }
+    for (i = 0; i < sizeof assets / sizeof assets[0]; i++) {
+        r = chat_server_add_asset(server, assets[i].path, assets[i].type, assets[i].body, assets[i].len);
+        if (r != CHAT_OK) {
+            fprintf(stderr, "chat: %s: %s\n", assets[i].path, chat_strerror(r));
+            return 1;
+        }
+    }
+    r = chat_server_listen(server, address, port);
+    if (r != CHAT_OK) {
+        fprintf(stderr, "chat: cannot listen on %s port %d: %s%s%s\n", address ? address : "every interface", port,
+                chat_strerror(r), r == CHAT_ESYS ? ": " : "", r == CHAT_ESYS ? strerror(errno) : "");
+        chat_server_free(server);
+        return 1;
+    }
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    printf("Listening at http://%s:%d\n", address ? address : "localhost", chat_server_port(server));
+    r = chat_server_run(server);
+    chat_server_free(server);
+    if (r != CHAT_OK) {
+        fprintf(stderr, "chat: %s\n", chat_strerror(r));
+        return 1;
+    }
+    return 0;
+}
