@@ -1612,12 +1612,13 @@ static void chat__http_respond(chat_server *srv, chat__conn *c, const chat__http
     if (!keep) chat__conn_finish(srv, c);
 }
 
+/* An error response; `keep` only where the request itself was fine (404, 405). */
 static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
-                             const char *extra) {
+                             const char *extra, int keep) {
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, chat__http_reason(status));
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
-    chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, 0);
+    chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
 }
 
 /* The tutorial's route, matched as its router does: any case, optional trailing slash. */
@@ -1637,24 +1638,24 @@ static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_re
     int found;
     size_t n;
     if (!chat__span_ieq(req->method, "get")) {
-        chat__http_error(srv, c, req, 405, "Allow: GET\r\n");
+        chat__http_error(srv, c, req, 405, "Allow: GET\r\n", 0);
         return;
     }
     if (!req->upgrade.p || !chat__token_list_has(req->upgrade, "websocket")) {
-        chat__http_error(srv, c, req, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+        chat__http_error(srv, c, req, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", 0);
         return;
     }
     if (req->minor < 1 || !(req->flags & CHAT__REQ_CONN_UPGRADE) || (req->flags & (CHAT__REQ_BODY | CHAT__REQ_DUP_KEY)) ||
         chat__base64_decode(req->ws_key.p, req->ws_key.n, key, sizeof key) != 16) {
-        chat__http_error(srv, c, req, 400, NULL);
+        chat__http_error(srv, c, req, 400, NULL, 0);
         return;
     }
     if (req->ws_version.n != 2 || memcmp(req->ws_version.p, "13", 2) != 0) {
-        chat__http_error(srv, c, req, 426, "Sec-WebSocket-Version: 13\r\n");
+        chat__http_error(srv, c, req, 426, "Sec-WebSocket-Version: 13\r\n", 0);
         return;
     }
     if (srv->nusers >= srv->cfg.max_clients) {
-        chat__http_error(srv, c, req, 503, "Retry-After: 5\r\n");
+        chat__http_error(srv, c, req, 503, "Retry-After: 5\r\n", 0);
         return;
     }
     chat__ws_accept_key(req->ws_key.p, req->ws_key.n, accept);
@@ -1715,7 +1716,7 @@ static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_
     if (q) path.n = (size_t)(q - path.p);
     c->deadline = srv->now + srv->cfg.handshake_timeout_ms; /* the keep-alive idle time */
     if (req->minor >= 1 && !req->host.p) {
-        chat__http_error(srv, c, req, 400, NULL); /* RFC 9112 3.2: Host is required */
+        chat__http_error(srv, c, req, 400, NULL, 0); /* RFC 9112 3.2: Host is required */
         return;
     }
     if (chat__is_ws_path(path)) {
@@ -1723,7 +1724,7 @@ static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_
         return;
     }
     if (!chat__span_ieq(req->method, "get") && !chat__span_ieq(req->method, "head")) {
-        chat__http_error(srv, c, req, 405, "Allow: GET, HEAD\r\n");
+        chat__http_error(srv, c, req, 405, "Allow: GET, HEAD\r\n", keep);
         return;
     }
     if (chat__buf_reserve(&srv->text, path.n) != CHAT_OK) {
@@ -1739,8 +1740,7 @@ static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_
             return;
         }
     }
-    chat__http_error(srv, c, req, 404, NULL);
-    (void)keep;
+    chat__http_error(srv, c, req, 404, NULL, keep);
 }
 
 /* --- WebSocket input --- */
@@ -1822,7 +1822,7 @@ static size_t chat__conn_input(chat_server *srv, chat__conn *c, unsigned char *b
             if (r < 0) {
                 memset(&req, 0, sizeof req);
                 req.minor = 1;
-                chat__http_error(srv, c, &req, r == CHAT__HTTP_TOO_LARGE ? 431 : 400, NULL);
+                chat__http_error(srv, c, &req, r == CHAT__HTTP_TOO_LARGE ? 431 : 400, NULL, 0);
                 return 0;
             }
             chat__http_handle(srv, c, &req);
