@@ -30,3 +30,25 @@ clean:
 	rm -f chat tests/run_tests
 
 .PHONY: all run embed test clean
+
+# --- heavier layers (CI runs them too) ---------------------------------------------------------
+
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	--show-leak-kinds=definite,indirect --track-fds=no
+
+# The core suite with AddressSanitizer + UBSan in the tests and in the server binary.
+test-asan:
+	$(CC) $(SAN_FLAGS) -Wall -Wextra -std=c99 -o chat-asan example_main.c
+	$(CC) $(SAN_FLAGS) -Wall -Wextra -std=c99 -o tests/run_tests-asan tests/main.c tests/api_only.c
+	CHAT_TEST_BIN=./chat-asan ASAN_OPTIONS=detect_leaks=1 ./tests/run_tests-asan
+
+# The core suite under valgrind: the test runner (and the servers it forks) and the binary.
+test-valgrind: chat tests/run_tests
+	CHAT_TEST_SLOW=4 CHAT_TEST_WRAPPER="$(VALGRIND)" $(VALGRIND) ./tests/run_tests
+
+# The wire-contract tests against the tutorial on Deno and Node + ws (needs node and npm).
+compat: tests/run_tests
+	bash tests/compat.sh
+
+.PHONY: test-asan test-valgrind compat

@@ -88,7 +88,11 @@
 
 #ifndef CHATDEF
 #ifdef CHAT_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define CHATDEF static __attribute__((unused)) /* a program need not call every function */
+#else
 #define CHATDEF static
+#endif
 #else
 #define CHATDEF extern
 #endif

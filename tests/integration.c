@@ -10,7 +10,8 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#define WAIT_MS 3000 /* the most any single expected event may take */
+/* The most any single expected event may take; CHAT_TEST_SLOW=N multiplies it (valgrind). */
+static int WAIT_MS = 3000;
 
 static const char *T_HOST = "127.0.0.1";
 static int T_PORT;
@@ -42,11 +43,18 @@ static int read_line(int fd, char *out, size_t cap, long long deadline) {
 
 /* Starts ./chat -p 0 -b 127.0.0.1 plus `args`, and waits for its "Listening at" line. */
 static int start_binary(test_server *s, const char *const *args) {
+    static char wrapper[512];
     const char *argv[16];
-    char path[1024], line[256];
+    char path[1024], line[256], *word;
     int p[2], n = 0;
     long long deadline = wsc_now_ms() + WAIT_MS;
-    snprintf(path, sizeof path, "%s/chat", test_root);
+    snprintf(path, sizeof path, "%s", getenv("CHAT_TEST_BIN") ? getenv("CHAT_TEST_BIN") : "");
+    if (!path[0]) snprintf(path, sizeof path, "%s/chat", test_root);
+    /* CHAT_TEST_WRAPPER runs the binary under a tool, e.g. "valgrind -q --error-exitcode=99" */
+    if (getenv("CHAT_TEST_WRAPPER")) {
+        snprintf(wrapper, sizeof wrapper, "%s", getenv("CHAT_TEST_WRAPPER"));
+        for (word = strtok(wrapper, " "); word && n < 8; word = strtok(NULL, " ")) argv[n++] = word;
+    }
     argv[n++] = path, argv[n++] = "-p", argv[n++] = "0", argv[n++] = "-b", argv[n++] = "127.0.0.1";
     while (args && *args && n < 15) argv[n++] = *args++;
     argv[n] = NULL;
@@ -60,7 +68,7 @@ static int start_binary(test_server *s, const char *const *args) {
             int null = open("/dev/null", O_WRONLY);
             if (null >= 0) dup2(null, 2);
         }
-        execv(path, (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(p[1]);
@@ -505,7 +513,10 @@ static void test_http_methods_head_and_keepalive(void) {
     CHECK_INT(wsc_http(T_HOST, T_PORT, "HEAD /public/app.js HTTP/1.1\r\nHost: x\r\n\r\n", &c, NULL, NULL), 200);
     CHECK(wsc_header(&c, "content-length", type, sizeof type) && atoi(type) > 100);
     /* HEAD has no body: the next bytes are the response to a second request (keep-alive) */
-    wsc_send_all(c.fd, "GET /public/style.css HTTP/1.1\r\nHost: x\r\n\r\n", 45);
+    {
+        static const char second[] = "GET /public/style.css HTTP/1.1\r\nHost: x\r\n\r\n";
+        wsc_send_all(c.fd, second, sizeof second - 1);
+    }
     CHECK_INT(wsc_read_head(&c, WAIT_MS), 200);
     CHECK(wsc_header(&c, "content-type", type, sizeof type) && strstr(type, "text/css"));
     wsc_close(&c);
@@ -914,6 +925,7 @@ static void test_listen_dual_stack_and_ipv6(void) {
 /* ============================================================================================ */
 
 static void make_tag(void) {
+    if (getenv("CHAT_TEST_SLOW")) WAIT_MS *= atoi(getenv("CHAT_TEST_SLOW")) > 0 ? atoi(getenv("CHAT_TEST_SLOW")) : 1;
     snprintf(TAG, sizeof TAG, "%04x", (unsigned)(wsc_now_ms() ^ getpid()) & 0xFFFF);
 }
 
