@@ -55,6 +55,8 @@
        CHAT_HANDSHAKE_TIMEOUT_MS   10000    to send a complete HTTP request (also keep-alive idle)
        CHAT_PING_INTERVAL_MS       30000    silence before a ping; as long again for any answer
        CHAT_CLOSE_TIMEOUT_MS       2000     to finish a close handshake, and to drain on shutdown
+       CHAT_MAX_RATE               1000     messages and pings per second from one client (a
+                                            burst of twice that fits); more close it with 1008
        CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
        CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
    Other switches:
@@ -127,6 +129,8 @@ typedef struct chat_config {
     int handshake_timeout_ms; /* to deliver a complete HTTP request */
     int ping_interval_ms;     /* silence before a ping, and the wait for an answer */
     int close_timeout_ms;     /* to finish a close handshake or a shutdown */
+    int max_rate;             /* messages (and pings) per second from one client; more close it
+                                 with 1008. Negative: no limit */
     int log_level;            /* CHAT_LOG_*; 0: CHAT_LOG_INFO */
 
     /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
@@ -222,6 +226,9 @@ CHATDEF const char *chat_strerror(int err);
 #endif
 #ifndef CHAT_CLOSE_TIMEOUT_MS
 #define CHAT_CLOSE_TIMEOUT_MS 2000
+#endif
+#ifndef CHAT_MAX_RATE
+#define CHAT_MAX_RATE 1000
 #endif
 #ifndef CHAT_JSON_MAX_DEPTH
 #define CHAT_JSON_MAX_DEPTH 32
@@ -600,6 +607,7 @@ static int chat__json_string(chat__json *j, chat__buf *out) {
         if (p == j->end) return -1;
         c = *p;
         if (c == '"' || c == '\\') {
+            if (st != CHAT__UTF8_ACCEPT) return -1; /* a character cut by an escape or the end */
             if (o) memcpy(o, run, (size_t)(p - run)), o += p - run;
             if (c == '"') break;
             if (j->end - p < 2) return -1;
@@ -636,7 +644,6 @@ static int chat__json_string(chat__json *j, chat__buf *out) {
         if (st == CHAT__UTF8_REJECT) return -1;
         p++;
     }
-    if (st != CHAT__UTF8_ACCEPT) return -1;
     if (out) out->len = (size_t)(o - out->data);
     j->p = p + 1;
     return 0;
@@ -1263,6 +1270,8 @@ typedef struct chat__conn {
     size_t name_len;
     uint32_t name_hash;
     unsigned users_version; /* version of the last user list queued to this client */
+    uint32_t rate_second;   /* the second (server clock) rate_count counts in */
+    uint32_t rate_count;    /* messages and pings received in that second */
     struct chat__conn *hash_next, *prev, *next;
 } chat__conn;
 
@@ -1761,6 +1770,15 @@ static void chat__ws_message(chat_server *srv, chat__conn *c, const unsigned cha
     chat__room_say(srv, c->name, c->name_len, srv->text.data, srv->text.len);
 }
 
+/* A fixed one-second window: cheap (no timer per client), and a burst at a window's edge can
+   reach at most twice the rate, which is the documented slack. */
+static int chat__rate_ok(chat_server *srv, chat__conn *c) {
+    uint32_t second = (uint32_t)(srv->now / 1000);
+    if (srv->cfg.max_rate < 0) return 1;
+    if (c->rate_second != second) c->rate_second = second, c->rate_count = 0;
+    return ++c->rate_count <= (uint32_t)srv->cfg.max_rate;
+}
+
 static const char *chat__close_reason(int code) {
     switch (code) {
     case 1002: return "protocol error";
@@ -1782,6 +1800,10 @@ static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf
         if (ev.type == CHAT__WS_NEED_MORE) break;
         if (c->u.ws.message_op == CHAT__OP_BINARY || ev.opcode == CHAT__OP_BINARY) {
             chat__ws_close(srv, c, 1003, "binary messages are not supported");
+            break;
+        }
+        if (((ev.type == CHAT__WS_DATA && ev.last) || ev.type == CHAT__WS_PING) && !chat__rate_ok(srv, c)) {
+            chat__ws_close(srv, c, 1008, "too many messages");
             break;
         }
         switch (ev.type) {
@@ -2132,6 +2154,7 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     CHAT__DEFAULT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS);
     CHAT__DEFAULT(ping_interval_ms, CHAT_PING_INTERVAL_MS);
     CHAT__DEFAULT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS);
+    if (srv->cfg.max_rate == 0) srv->cfg.max_rate = CHAT_MAX_RATE;
     CHAT__DEFAULT(log_level, CHAT_LOG_INFO);
 #undef CHAT__DEFAULT
     srv->listen_fd = srv->wake_rd = srv->wake_wr = -1;

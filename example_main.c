@@ -271,14 +271,15 @@ static void on_log(void *user, int level, const char *line) {
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
-            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-q] [-v]\n"
+            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-q] [-v]\n"
             "  -p PORT         port to listen on (default: $PORT, else 8080; 0 picks a free one)\n"
             "  -b ADDRESS      address to listen on (default: every interface, IPv6 and IPv4)\n"
             "  -c MAX_CLIENTS  chat clients at once (default %d)\n"
+            "  -r RATE         messages per second one client may send (default %d; 0: no limit)\n"
             "  -q              quiet: errors only\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
-            argv0, CHAT_MAX_CLIENTS);
+            argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE);
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out) {
@@ -311,7 +312,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
         return 2;
     }
-    while ((opt = getopt(argc, argv, "p:b:c:qvh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:b:c:r:qvh")) != -1) {
         switch (opt) {
         case 'p':
             if (parse_int(optarg, 0, 65535, &port) < 0) {
@@ -325,6 +326,13 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "chat: -c needs a number from 1 to 1000000, not '%s'\n", optarg);
                 return 2;
             }
+            break;
+        case 'r':
+            if (parse_int(optarg, 0, 1000000, &config.max_rate) < 0) {
+                fprintf(stderr, "chat: -r needs a number from 0 (no limit) to 1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            if (config.max_rate == 0) config.max_rate = -1;
             break;
         case 'q': verbosity = 0; break;
         case 'v': verbosity = 2; break;

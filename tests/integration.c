@@ -83,11 +83,29 @@ static int start_binary(test_server *s, const char *const *args) {
     return -1;
 }
 
-static chat_server *child_server; /* in a forked library server */
+static chat_server *child_server;               /* in a forked library server */
+static volatile sig_atomic_t child_heap_wanted; /* SIGUSR2 asks the child for its heap use */
+static void (*child_setup)(void);               /* run in the child before the server starts */
 
 static void child_on_term(int sig) {
     (void)sig;
     chat_server_stop(child_server);
+}
+
+static void child_on_usr2(int sig) {
+    (void)sig;
+    child_heap_wanted = 1;
+}
+
+/* Asks a library server for its heap use (through the CHAT_MALLOC hook of main.c), measured
+   between two loop turns. Returns bytes, or -1. */
+static long long server_heap(test_server *s, long long *blocks) {
+    char line[128];
+    long long bytes = -1;
+    kill(s->pid, SIGUSR2);
+    if (read_line(s->pipe_fd, line, sizeof line, wsc_now_ms() + WAIT_MS) < 0) return -1;
+    if (sscanf(line, "heap %lld %lld", &bytes, blocks) != 2) return -1;
+    return bytes;
 }
 
 /* Forks a server built from the library with `cfg`; it serves "/hello" as a plain asset. */
@@ -108,12 +126,23 @@ static int start_library(test_server *s, const chat_config *cfg) {
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = child_on_term;
         sigaction(SIGTERM, &sa, NULL);
+        sa.sa_handler = child_on_usr2;
+        sigaction(SIGUSR2, &sa, NULL);
+        if (child_setup) child_setup();
         port = chat_server_port(child_server);
         snprintf(line, sizeof line, "%d\n", port);
         if (write(p[1], line, strlen(line)) < 0) _exit(2);
-        port = chat_server_run(child_server);
+        /* a bounded wait, so a SIGUSR2 that lands just before poll() is seen soon */
+        while ((port = chat_server_poll(child_server, 100)) > 0) {
+            if (child_heap_wanted) {
+                child_heap_wanted = 0;
+                snprintf(line, sizeof line, "heap %lld %lld\n", (long long)test_heap_bytes,
+                         (long long)test_heap_blocks);
+                if (write(p[1], line, strlen(line)) < 0) _exit(2);
+            }
+        }
         chat_server_free(child_server);
-        _exit(port == CHAT_OK ? 0 : 1);
+        _exit(port == 0 ? 0 : 1);
     }
     close(p[1]);
     s->pipe_fd = p[0];

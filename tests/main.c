@@ -2,6 +2,49 @@
    integration tests against real servers over loopback, and the two-translation-unit link check
    (api_only.c is the second unit). Run from the repository root: tests/run_tests [-v] [FILTER]
    or against another server speaking the same protocol: tests/run_tests --external HOST:PORT */
+#define _POSIX_C_SOURCE 200809L /* before any system header: this file includes one before chat.h */
+#include <stdlib.h>
+
+/* Every allocation of chat.h goes through these, so tests can see the heap a server holds. */
+static size_t test_heap_bytes, test_heap_blocks;
+typedef union test_heap_header {
+    size_t size;
+    long double align_ld;
+    void *align_p;
+    long long align_ll;
+} test_heap_header;
+
+static void *test_malloc(size_t n) {
+    test_heap_header *h = (test_heap_header *)malloc(sizeof *h + n);
+    if (!h) return NULL;
+    h->size = n;
+    test_heap_bytes += n, test_heap_blocks++;
+    return h + 1;
+}
+
+static void test_free(void *p) {
+    test_heap_header *h = (test_heap_header *)p - 1;
+    if (!p) return;
+    test_heap_bytes -= h->size, test_heap_blocks--;
+    free(h);
+}
+
+static void *test_realloc(void *p, size_t n) {
+    test_heap_header *h;
+    size_t old;
+    if (!p) return test_malloc(n);
+    h = (test_heap_header *)p - 1;
+    old = h->size;
+    h = (test_heap_header *)realloc(h, sizeof *h + n);
+    if (!h) return NULL;
+    h->size = n;
+    test_heap_bytes += n - old;
+    return h + 1;
+}
+
+#define CHAT_MALLOC(n) test_malloc(n)
+#define CHAT_REALLOC(p, n) test_realloc(p, n)
+#define CHAT_FREE(p) test_free(p)
 #define CHAT_IMPLEMENTATION
 #include "../chat.h"
 
@@ -14,6 +57,8 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "unit_http.c"
 #include "unit_ws.c"
 #include "integration.c"
+#include "conformance.c"
+#include "faults.c"
 
 int api_only_check(void); /* api_only.c */
 
@@ -40,6 +85,8 @@ int main(int argc, char **argv) {
         unit_ws_tests();
         RUN(test_two_translation_units);
         integration_tests();
+        conformance_tests();
+        fault_tests();
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

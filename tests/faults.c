@@ -1,0 +1,431 @@
+/* Failure is normal: floods, slow readers, resets, signals, half-closed peers, running out of
+   descriptors, and churn. Each test checks that the server neither crashes, nor stalls the other
+   clients, nor keeps memory it should have given back. */
+#include <sys/resource.h>
+
+/* A client socket whose kernel receive buffer is tiny (set before connect, so the window is
+   small from the start), joined as `name`. */
+static int join_small_window(wsc *c, const char *name, int rcvbuf) {
+    char target[512], enc[300], req[1024];
+    struct addrinfo hints, *res;
+    char service[16];
+    memset(c, 0, sizeof *c);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    snprintf(service, sizeof service, "%d", T_PORT);
+    if (getaddrinfo(T_HOST, service, &hints, &res) != 0) return -1;
+    c->fd = socket(res->ai_family, SOCK_STREAM, 0);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (connect(c->fd, res->ai_addr, res->ai_addrlen) < 0) {
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    url_encode(name, enc);
+    snprintf(target, sizeof target, "/start_web_socket?username=%s", enc);
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", target);
+    if (wsc_send_all(c->fd, req, strlen(req)) < 0) return -1;
+    c->status = wsc_read_head(c, WAIT_MS);
+    return c->status;
+}
+
+/* Ends a connection with a TCP reset instead of a FIN. */
+static void reset_close(wsc *c) {
+    struct linger lg;
+    lg.l_onoff = 1, lg.l_linger = 0;
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    wsc_close(c);
+}
+
+/* utime + stime of a process, in clock ticks, from /proc (Linux). -1 when unavailable. */
+static long long cpu_ticks(pid_t pid) {
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    FILE *f;
+    size_t n;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (!(f = fopen(path, "r"))) return -1;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    p = strrchr(buf, ')'); /* the command name may contain spaces */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (long long)(ut + st);
+}
+
+static long long rss_kib(pid_t pid) {
+    char path[64], line[256];
+    long long kib = -1;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "r"))) return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld kB", &kib) == 1) break;
+    fclose(f);
+    return kib;
+}
+
+static void test_fault_rate_limit_closes_a_flooder_only(void) {
+    chat_config cfg;
+    test_server s;
+    wsc flood, calm;
+    char a[64], b[64], ab[130], *got;
+    int i, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = 50;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(a, sizeof a, "flood"), tagged(b, sizeof b, "calm");
+    snprintf(ab, sizeof ab, "%s|%s", a, b);
+    CHECK_INT(join(&flood, a), 101);
+    CHECK_INT(join(&calm, b), 101);
+    CHECK(wait_users(&calm, ab));
+    for (i = 0; i < 200; i++) say(&flood, "\"spam\"");
+    expect_close(&flood, 1008, "too many messages");
+    wsc_close(&flood);
+    CHECK(wait_users(&calm, b));
+    say(&calm, "\"after the flood\"");
+    for (i = 0; i < 200; i++) { /* what got through of the flood comes first; at most 2 windows */
+        got = next_chat(&calm, WAIT_MS);
+        if (!got || strstr(got, "after the flood")) break;
+        free(got);
+    }
+    CHECKF(got != NULL && i <= 100, "the calm client's message came after %d flood messages", i);
+    free(got);
+    leave(&calm);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+/* A client that never reads while others chat: it is closed once its queue passes the backlog;
+   the others receive everything, in order, and the server's memory stays bounded. */
+static void test_fault_slow_reader_closed_others_unaffected(void) {
+    enum { N = 6000, SIZE = 1000 };
+    chat_config cfg;
+    test_server s;
+    wsc sender, reader, sloth;
+    char a[64], b[64], z[64], text[SIZE + 64];
+    long long rss_before, rss_peak = 0, started;
+    int i, received = 0, in_order = 1, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_backlog = 256 * 1024, cfg.max_rate = -1;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(a, sizeof a, "sender"), tagged(b, sizeof b, "reader"), tagged(z, sizeof z, "sloth");
+    CHECK_INT(join_small_window(&sloth, z, 4096), 101);
+    CHECK_INT(join(&sender, a), 101);
+    CHECK_INT(join(&reader, b), 101);
+    rss_before = rss_kib(s.pid);
+    started = wsc_now_ms();
+    memset(text, 'x', sizeof text);
+    for (i = 0; i < N; i++) {
+        char *got, want[SIZE + 200];
+        snprintf(text, sizeof text, "\"%06d", i);
+        text[7] = 'x';
+        text[SIZE - 1] = '"', text[SIZE] = '\0';
+        say(&sender, text);
+        if (i % 100 == 99) { /* read as we go, as a live client does */
+            long long r = rss_kib(s.pid);
+            if (r > rss_peak) rss_peak = r;
+        }
+        chat_json(want, sizeof want, a, text);
+        got = next_chat(&reader, WAIT_MS);
+        if (got) received++;
+        if (!got || strcmp(got, want) != 0) in_order = 0;
+        free(got);
+        if (!in_order) break;
+        free(next_chat(&sender, WAIT_MS));
+    }
+    CHECKF(received == N && in_order, "the reader got %d of %d in order", received, N);
+    CHECKF(wsc_now_ms() - started < 20 * WAIT_MS, "the exchange took %lld ms", wsc_now_ms() - started);
+    CHECKF(wsc_wait_eof(&sloth, WAIT_MS), "the client that never reads was not closed");
+    CHECKF(rss_peak - rss_before < 8 * 1024, "server RSS grew by %lld KiB", rss_peak - rss_before);
+    wsc_close(&sloth);
+    leave(&sender), leave(&reader);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static void few_descriptors(void) {
+    struct rlimit r;
+    r.rlim_cur = r.rlim_max = 24;
+    setrlimit(RLIMIT_NOFILE, &r);
+}
+
+/* Out of descriptors, accept() fails with EMFILE while the pending connection stays queued: the
+   server must wait, not spin, and recover once descriptors are free again. */
+static void test_fault_emfile_does_not_spin_and_recovers(void) {
+    enum { N = 40 };
+    chat_config cfg;
+    test_server s;
+    static wsc c[N];
+    wsc late;
+    char name[64];
+    long long t0, t1;
+    int i, saved = T_PORT, hz = (int)sysconf(_SC_CLK_TCK);
+    memset(&cfg, 0, sizeof cfg);
+    child_setup = few_descriptors;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    child_setup = NULL;
+    T_PORT = s.port;
+    for (i = 0; i < N; i++) CHECK_INT(wsc_open_tcp(&c[i], T_HOST, T_PORT), 0); /* queued by the kernel */
+    /* the server has taken what it can; measure its CPU over one second of being full */
+    t0 = cpu_ticks(s.pid);
+    poll(NULL, 0, 1000);
+    t1 = cpu_ticks(s.pid);
+    CHECKF(t0 >= 0 && t1 >= 0 && (t1 - t0) * 100 < hz * 15, "the server used %lld ticks (of %d per second) while out of descriptors", t1 - t0, hz);
+    for (i = 0; i < N; i++) wsc_close(&c[i]);
+    tagged(name, sizeof name, "late");
+    CHECK_INT(join(&late, name), 101);
+    CHECK(wait_users(&late, name));
+    leave(&late);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static void test_fault_reset_mid_frame(void) {
+    chat_config cfg;
+    test_server s;
+    wsc a, b;
+    char na[64], nb[64], ab[130], want[256], *got;
+    unsigned char frame[200];
+    size_t n;
+    int saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(na, sizeof na, "stays"), tagged(nb, sizeof nb, "resets");
+    snprintf(ab, sizeof ab, "%s|%s", na, nb);
+    CHECK_INT(join(&a, na), 101);
+    CHECK_INT(join(&b, nb), 101);
+    CHECK(wait_users(&a, ab));
+    {
+        static const char msg[] = "{\"event\":\"send-message\",\"message\":\"cut short\"}";
+        n = wsc_build_frame(&b, frame, 1, 0, 1, msg, sizeof msg - 1, 0);
+    }
+    wsc_send_all(b.fd, frame, n / 2);
+    reset_close(&b);
+    CHECKF(wait_users(&a, na), "the reset client is still listed");
+    say(&a, "\"still fine\"");
+    chat_json(want, sizeof want, na, "\"still fine\"");
+    got = next_chat(&a, WAIT_MS);
+    CHECK_STR(got, want);
+    free(got);
+    leave(&a);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+/* A receive window of a few KB makes the server's writes partial; big messages still arrive whole
+   and in order. */
+static void test_fault_partial_writes_to_a_small_window(void) {
+    enum { N = 20, SIZE = 30000 };
+    chat_config cfg;
+    test_server s;
+    wsc sender, narrow;
+    char a[64], b[64];
+    static char text[SIZE + 8], want[SIZE + 200];
+    int i, ok = 1, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(a, sizeof a, "sender"), tagged(b, sizeof b, "narrow");
+    CHECK_INT(join_small_window(&narrow, b, 2048), 101);
+    CHECK_INT(join(&sender, a), 101);
+    for (i = 0; i < N; i++) {
+        memset(text, 'a' + i, SIZE);
+        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        say(&sender, text);
+    }
+    for (i = 0; i < N && ok; i++) {
+        char *got = next_chat(&narrow, 4 * WAIT_MS);
+        memset(text, 'a' + i, SIZE);
+        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        chat_json(want, sizeof want, a, text);
+        ok = got && strcmp(got, want) == 0;
+        free(got);
+    }
+    CHECKF(ok, "message %d arrived damaged or not at all", i - 1);
+    leave(&narrow), leave(&sender);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static void ignore_usr1(int sig) { (void)sig; }
+
+static void interruptible(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ignore_usr1; /* no SA_RESTART: every signal interrupts the syscall in progress */
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static void test_fault_signals_interrupting_the_loop(void) {
+    enum { N = 300 };
+    chat_config cfg;
+    test_server s;
+    wsc a;
+    char na[64], text[64], want[256];
+    int i, ok = 1, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    child_setup = interruptible;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    child_setup = NULL;
+    T_PORT = s.port;
+    tagged(na, sizeof na, "eintr");
+    CHECK_INT(join(&a, na), 101);
+    CHECK(wait_users(&a, na));
+    for (i = 0; i < N && ok; i++) {
+        char *got;
+        kill(s.pid, SIGUSR1);
+        snprintf(text, sizeof text, "\"n%d\"", i);
+        say(&a, text);
+        kill(s.pid, SIGUSR1);
+        chat_json(want, sizeof want, na, text);
+        got = next_chat(&a, WAIT_MS);
+        ok = got && strcmp(got, want) == 0;
+        free(got);
+    }
+    CHECKF(ok, "message %d was lost or changed while signals arrived", i - 1);
+    leave(&a);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static void test_fault_half_closed_peers(void) {
+    chat_config cfg;
+    test_server s;
+    wsc h, a, b;
+    char na[64], nb[64], ab[130], want[256], *got;
+    static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    long long deadline;
+    int saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    /* HTTP: the request, then FIN; the response must still come, then the server's FIN */
+    CHECK_INT(wsc_open_tcp(&h, T_HOST, T_PORT), 0);
+    wsc_send_all(h.fd, req, sizeof req - 1);
+    shutdown(h.fd, SHUT_WR);
+    CHECK_INT(wsc_read_head(&h, WAIT_MS), 200);
+    deadline = wsc_now_ms() + WAIT_MS;
+    while (h.len < 6 && wsc_fill(&h, deadline) > 0) {}
+    CHECK(h.len >= 6 && memcmp(h.buf, "hello\n", 6) == 0);
+    CHECK(wsc_wait_eof(&h, WAIT_MS));
+    wsc_close(&h);
+    /* WebSocket: a message, then FIN: the message is still delivered, and the sender leaves */
+    tagged(na, sizeof na, "half"), tagged(nb, sizeof nb, "whole");
+    snprintf(ab, sizeof ab, "%s|%s", na, nb);
+    CHECK_INT(join(&a, na), 101);
+    CHECK_INT(join(&b, nb), 101);
+    CHECK(wait_users(&a, ab));
+    CHECK(wait_users(&b, ab));
+    say(&a, "\"last words\"");
+    shutdown(a.fd, SHUT_WR);
+    chat_json(want, sizeof want, na, "\"last words\"");
+    got = next_chat(&b, WAIT_MS);
+    CHECK_STR(got, want);
+    free(got);
+    CHECK(wait_users(&b, nb));
+    CHECK(wsc_wait_eof(&a, WAIT_MS));
+    wsc_close(&a);
+    leave(&b);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+/* One batch of connect / join / leave cycles; every third ends with a reset in the middle of a
+   frame, every third with a message and a clean close, the rest with a bare close. */
+static int churn(int cycles, int *failures) {
+    enum { BATCH = 50 };
+    static wsc c[BATCH];
+    int done = 0, k;
+    while (done < cycles) {
+        int n = cycles - done < BATCH ? cycles - done : BATCH;
+        for (k = 0; k < n; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "churn%d-%s", done + k, TAG);
+            if (join(&c[k], name) != 101) (*failures)++;
+        }
+        for (k = 0; k < n; k++) {
+            unsigned char frame[128];
+            size_t len;
+            switch ((done + k) % 3) {
+            case 0:
+                len = wsc_build_frame(&c[k], frame, 1, 0, 1, "{\"event\":\"send-message\",\"message\":\"x\"}", 38, 0);
+                wsc_send_all(c[k].fd, frame, len / 2);
+                reset_close(&c[k]);
+                break;
+            case 1:
+                say(&c[k], "\"bye\"");
+                wsc_send_close(&c[k], 1000, NULL);
+                wsc_close(&c[k]);
+                break;
+            default:
+                wsc_close(&c[k]);
+            }
+        }
+        done += n;
+    }
+    return done;
+}
+
+static void test_fault_churn_leaves_the_heap_where_it_started(void) {
+    chat_config cfg;
+    test_server s;
+    wsc observer;
+    char name[64];
+    long long before, after, blocks_before = 0, blocks_after = 0, deadline;
+    int saved = T_PORT, failures = 0, cycles = 10000;
+    if (getenv("CHAT_TEST_CHURN")) cycles = atoi(getenv("CHAT_TEST_CHURN"));
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = -1;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    churn(600, &failures); /* warm up: the server's arrays and scratch buffers reach their size */
+    /* The heap is read between loop turns; connections that left may still be finishing their
+       close handshake, so ask until it is steady (bounded by the close timeout). */
+    deadline = wsc_now_ms() + 2 * WAIT_MS;
+    before = server_heap(&s, &blocks_before);
+    while (wsc_now_ms() < deadline && poll(NULL, 0, 50) == 0) {
+        long long b2, n2 = 0;
+        if ((b2 = server_heap(&s, &n2)) == before && n2 == blocks_before) break;
+        before = b2, blocks_before = n2;
+    }
+    churn(cycles, &failures);
+    deadline = wsc_now_ms() + 2 * WAIT_MS;
+    do {
+        after = server_heap(&s, &blocks_after);
+    } while ((after != before || blocks_after != blocks_before) && wsc_now_ms() < deadline && poll(NULL, 0, 50) == 0);
+    CHECK_INT(failures, 0);
+    CHECK(before > 0);
+    CHECKF(after == before && blocks_after == blocks_before,
+           "heap after %d cycles: %lld bytes in %lld blocks; before: %lld bytes in %lld blocks", cycles, after,
+           blocks_after, before, blocks_before);
+    tagged(name, sizeof name, "observer"); /* and nobody is left in the room */
+    CHECK_INT(join(&observer, name), 101);
+    {
+        wsc_msg m;
+        char want[128];
+        snprintf(want, sizeof want, "{\"event\":\"update-users\",\"usernames\":[\"%s\"]}", name);
+        CHECK_INT(wsc_recv(&observer, &m, WAIT_MS), WSC_TEXT);
+        CHECK_STR(m.data, want);
+        wsc_msg_free(&m);
+    }
+    leave(&observer);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static void fault_tests(void) {
+    RUN(test_fault_rate_limit_closes_a_flooder_only);
+    RUN(test_fault_slow_reader_closed_others_unaffected);
+    RUN(test_fault_emfile_does_not_spin_and_recovers);
+    RUN(test_fault_reset_mid_frame);
+    RUN(test_fault_partial_writes_to_a_small_window);
+    RUN(test_fault_signals_interrupting_the_loop);
+    RUN(test_fault_half_closed_peers);
+    RUN(test_fault_churn_leaves_the_heap_where_it_started);
+}

@@ -1,0 +1,1 @@
+static void unit_ws_tests(void) {}
