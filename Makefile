@@ -52,3 +52,25 @@ compat: tests/run_tests
 	bash tests/compat.sh
 
 .PHONY: test-asan test-valgrind compat
+
+# libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
+# FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_FLAGS = -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZERS = http ws json conn
+
+fuzz:
+	@set -e; for f in $(FUZZERS); do \
+		$(FUZZ_CC) $(FUZZ_FLAGS) -o tests/fuzz/fuzz_$$f tests/fuzz/fuzz_$$f.c; \
+		work=$$(mktemp -d); \
+		echo "== fuzz_$$f for $(FUZZ_SECONDS) s"; \
+		status=0; \
+		./tests/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -detect_leaks=1 \
+			-artifact_prefix=tests/fuzz/crash-$$f- "$$work" tests/fuzz/corpus/$$f >"$$work.log" 2>&1 || status=$$?; \
+		grep -E '^stat::(number_of_executed_units|peak_rss_mb)|ERROR|SUMMARY|Test unit written' "$$work.log" || true; \
+		rm -rf "$$work" "$$work.log"; \
+		if [ $$status != 0 ]; then echo "fuzz_$$f failed (status $$status): see tests/fuzz/crash-$$f-*"; exit 1; fi; \
+	done
+
+.PHONY: fuzz

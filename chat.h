@@ -599,7 +599,7 @@ static int chat__json_string(chat__json *j, chat__buf *out) {
     unsigned char *o = NULL;
     uint32_t st = CHAT__UTF8_ACCEPT;
     if (out) { /* decoded text is never longer than its source */
-        if (chat__buf_reserve(out, (size_t)(j->end - p)) != CHAT_OK) return -1;
+        if (chat__buf_reserve(out, (size_t)(j->end - p) + 1) != CHAT_OK) return -1;
         o = out->data + out->len;
     }
     for (;;) {
@@ -1871,38 +1871,33 @@ static void chat__conn_eof(chat_server *srv, chat__conn *c) {
     else chat__set_events(srv, c);
 }
 
-/* One recv() per ready connection per turn, so a fast sender cannot starve the rest. Input lands
-   in the shared buffer; only what is left of a partial frame is copied to the connection. */
-static void chat__conn_read(chat_server *srv, chat__conn *c) {
-    unsigned char *buf = srv->rxbuf;
-    size_t have = 0, room = CHAT_READ_CHUNK, keep;
-    ssize_t n;
-    if (c->rx_len) {
+/* Where the next input lands: after the leftover of a partial request, frame or message, or else
+   in the shared buffer, so a connection between messages owns no receive buffer. NULL when out
+   of memory. */
+static unsigned char *chat__conn_rx_space(chat_server *srv, chat__conn *c, size_t *room) {
+    if (!c->rx_len) {
+        *room = CHAT_READ_CHUNK;
+        return srv->rxbuf;
+    }
+    if (c->rx_cap - c->rx_len < CHAT_READ_CHUNK) {
         size_t want = c->rx_len + CHAT_READ_CHUNK;
-        if (want > c->rx_cap) {
-            unsigned char *p = (unsigned char *)CHAT_REALLOC(c->rx, want);
-            if (!p) {
-                chat__conn_kill(srv, c);
-                return;
-            }
-            c->rx = p, c->rx_cap = want;
-        }
-        buf = c->rx, have = c->rx_len, room = c->rx_cap - have;
+        unsigned char *p = (unsigned char *)CHAT_REALLOC(c->rx, want);
+        if (!p) return NULL;
+        c->rx = p, c->rx_cap = want;
     }
-    n = recv(c->fd, buf + have, room, 0);
-    if (n < 0) {
-        if (!chat__would_block(errno)) chat__conn_kill(srv, c);
-        return;
-    }
-    if (n == 0) {
-        chat__conn_eof(srv, c);
-        return;
-    }
+    *room = c->rx_cap - c->rx_len;
+    return c->rx + c->rx_len;
+}
+
+/* Handles n bytes just placed at chat__conn_rx_space(); keeps what is left of a partial unit. */
+static void chat__conn_received(chat_server *srv, chat__conn *c, size_t n) {
+    unsigned char *buf = c->rx_len ? c->rx : srv->rxbuf;
+    size_t keep;
     if (c->state == CHAT__OPEN) { /* any input proves the peer alive */
         c->deadline = srv->now + srv->cfg.ping_interval_ms;
         c->flags &= ~CHAT__C_PING_SENT;
     }
-    keep = chat__conn_input(srv, c, buf, have + (size_t)n);
+    keep = chat__conn_input(srv, c, buf, c->rx_len + n);
     if (c->state == CHAT__DEAD) return;
     if (buf == srv->rxbuf && keep) {
         unsigned char *p = (unsigned char *)CHAT_MALLOC(keep + CHAT_READ_CHUNK);
@@ -1917,6 +1912,24 @@ static void chat__conn_read(chat_server *srv, chat__conn *c) {
         c->rx = NULL, c->rx_cap = 0;
     }
     c->rx_len = keep;
+}
+
+/* One recv() per ready connection per turn, so a fast sender cannot starve the rest. */
+static void chat__conn_read(chat_server *srv, chat__conn *c) {
+    size_t room;
+    unsigned char *space = chat__conn_rx_space(srv, c, &room);
+    ssize_t n;
+    if (!space) {
+        chat__conn_kill(srv, c);
+        return;
+    }
+    n = recv(c->fd, space, room, 0);
+    if (n < 0) {
+        if (!chat__would_block(errno)) chat__conn_kill(srv, c);
+        return;
+    }
+    if (n == 0) chat__conn_eof(srv, c);
+    else chat__conn_received(srv, c, (size_t)n);
 }
 
 /* --- output --- */

@@ -1,0 +1,35 @@
+/* libFuzzer target: the HTTP request head parser, fed in arbitrary chunks as a socket would. */
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
+    enum { MAX_HEAD = 2048 };
+    fuzz_chunker k;
+    const unsigned char *chunk;
+    char *buf = (char *)malloc(size + 1);
+    size_t len = 0, scanned = 0, n;
+    chat__buf value = {0};
+    fuzz_chunker_init(&k, data, size);
+    while ((n = fuzz_next(&k, &chunk)) > 0) {
+        chat__http_request req;
+        int r;
+        memcpy(buf + len, chunk, n);
+        len += n;
+        for (;;) { /* pipelined requests: parse all complete heads */
+            r = chat__http_parse(buf, len, MAX_HEAD, &scanned, &req);
+            FUZZ_CHECK(scanned <= len);
+            if (r <= 0) break;
+            FUZZ_CHECK((size_t)r <= len && (size_t)r <= MAX_HEAD);
+            FUZZ_CHECK(req.method.p >= buf && req.target.p + req.target.n <= buf + r);
+            FUZZ_CHECK(req.target.n > 0 && req.target.p[0] == '/');
+            if (chat__query_param(req.target.p, req.target.n, "username", &value) == 1)
+                FUZZ_CHECK(value.len <= req.target.n && value.data[value.len] == '\0');
+            chat__token_list_has(req.upgrade, "websocket");
+            memmove(buf, buf + r, len - (size_t)r);
+            len -= (size_t)r;
+        }
+        if (r < 0) break; /* the server answers 400/431 and closes */
+    }
+    chat__buf_free(&value);
+    free(buf);
+    return 0;
+}
