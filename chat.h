@@ -57,6 +57,7 @@
        CHAT_CLOSE_TIMEOUT_MS       2000     to finish a close handshake, and to drain on shutdown
        CHAT_MAX_RATE               1000     messages and pings per second from one client (a
                                             burst of twice that fits); more close it with 1008
+       CHAT_HISTORY                50       recent messages replayed to each newcomer (0: none)
        CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
        CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
    Other switches:
@@ -67,8 +68,8 @@
        CHAT_NO_LOG                 compile the log calls out
 
    THREADS
-   A server is used from one thread. chat_server_stop() is the exception: it is
-   async-signal-safe, so a signal handler may call it.
+   A server is used from one thread. The exceptions: chat_server_stop() may be called from a
+   signal handler or any thread, and chat_server_post() (a broadcast) from any thread.
 
    REVISION HISTORY
        0.1.0  (2026-11-26)  first release: HTTP/1.1 assets, RFC 6455, the tutorial's chat room
@@ -111,7 +112,8 @@ enum {
     CHAT_EINVAL = -2, /* invalid argument */
     CHAT_EADDR = -3,  /* the listen address could not be resolved */
     CHAT_ESYS = -4,   /* a system call failed: errno says which */
-    CHAT_ESTATE = -5  /* not possible in the server's current state */
+    CHAT_ESTATE = -5, /* not possible in the server's current state */
+    CHAT_EBUSY = -6   /* the server's queue is full: try again later */
 };
 
 /* Log levels, for chat_config.log_level and the on_log callback. */
@@ -132,6 +134,15 @@ typedef struct chat_config {
     int max_rate;             /* messages (and pings) per second from one client; more close it
                                  with 1008. Negative: no limit */
     int log_level;            /* CHAT_LOG_*; 0: CHAT_LOG_INFO */
+    int history;              /* messages replayed to a newcomer; 0: CHAT_HISTORY; negative: none */
+
+    /* Deployment. Strings are copied by chat_server_create. */
+    const char *const *origins; /* Origin values allowed to open a WebSocket ("https://x.org"),
+                                   NULL-terminated; "*" allows any. NULL: same-origin only (the
+                                   Origin's host is the Host header) and clients without Origin */
+    const char *stats_path;     /* serve counters as JSON here (e.g. "/stats"); NULL: off */
+    const char *trusted_proxy;  /* a proxy's address (e.g. "127.0.0.1") whose X-Forwarded-For is
+                                   believed, for log lines only */
 
     /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
        NUL-terminated, and also given with their length (a message may contain U+0000). */
@@ -184,6 +195,31 @@ CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const 
 /* The number of joined users. */
 CHATDEF int chat_server_user_count(const chat_server *srv);
 
+/* Counters since chat_server_create, as served at stats_path. */
+typedef struct chat_stats {
+    int clients;                      /* joined users now */
+    int connections;                  /* open TCP connections now (HTTP and WebSocket) */
+    unsigned long long accepted;      /* TCP connections accepted */
+    unsigned long long messages;      /* chat messages broadcast */
+    unsigned long long bytes_in, bytes_out;
+    unsigned long long refused_name;     /* 1008: missing, empty, too long, invalid or taken name, or vetoed */
+    unsigned long long refused_full;     /* 503: max_clients reached */
+    unsigned long long refused_origin;   /* 403: Origin not allowed */
+    unsigned long long refused_http;     /* other 4xx answers */
+    unsigned long long closed_protocol;  /* 1002, 1003, 1007, 1009 */
+    unsigned long long closed_rate;      /* 1008: over max_rate */
+    unsigned long long closed_slow;      /* dropped: over max_backlog */
+    unsigned long long closed_idle;      /* 1001 after an unanswered ping, or a stalled handshake */
+    long long uptime_ms;
+} chat_stats;
+CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out);
+
+/* chat_server_broadcast for other threads: safe to call from any thread while the loop runs
+   (the message travels to the loop through its wake-up pipe). Returns CHAT_OK, CHAT_EINVAL,
+   CHAT_ENOMEM, or CHAT_EBUSY when too many posts are waiting. CHAT_MALLOC must be thread-safe
+   (libc malloc is). chat_server_stop may likewise be called from any thread. */
+CHATDEF int chat_server_post(chat_server *srv, const char *username, const char *text, size_t text_len);
+
 /* Closes every socket at once (no close handshake) and frees everything. NULL is fine. */
 CHATDEF void chat_server_free(chat_server *srv);
 
@@ -230,6 +266,9 @@ CHATDEF const char *chat_strerror(int err);
 #ifndef CHAT_MAX_RATE
 #define CHAT_MAX_RATE 1000
 #endif
+#ifndef CHAT_HISTORY
+#define CHAT_HISTORY 50
+#endif
 #ifndef CHAT_JSON_MAX_DEPTH
 #define CHAT_JSON_MAX_DEPTH 32
 #endif
@@ -262,6 +301,7 @@ CHATDEF const char *chat_strerror(int err);
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -820,7 +860,7 @@ typedef struct chat__span {
 
 /* What the server needs from a request head; spans point into the caller's buffer. */
 typedef struct chat__http_request {
-    chat__span method, target, host, upgrade, ws_key, ws_version, origin;
+    chat__span method, target, host, upgrade, ws_key, ws_version, origin, forwarded_for;
     int minor;      /* HTTP/1.minor */
     unsigned flags; /* CHAT__REQ_* */
 } chat__http_request;
@@ -837,13 +877,15 @@ typedef struct chat__http_request {
 
 static int chat__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
 
-static int chat__span_ieq(chat__span s, const char *lit) {
-    size_t i, n = strlen(lit);
-    if (s.n != n) return 0;
-    for (i = 0; i < n; i++)
-        if (chat__lower((unsigned char)s.p[i]) != lit[i]) return 0;
+static int chat__ieq(const char *a, size_t an, const char *b, size_t bn) {
+    size_t i;
+    if (an != bn) return 0;
+    for (i = 0; i < an; i++)
+        if (chat__lower((unsigned char)a[i]) != chat__lower((unsigned char)b[i])) return 0;
     return 1;
 }
+
+static int chat__span_ieq(chat__span s, const char *text) { return chat__ieq(s.p, s.n, text, strlen(text)); }
 
 /* Does a comma-separated header value (e.g. "keep-alive, Upgrade") contain `token`? */
 CHAT__FN int chat__token_list_has(chat__span v, const char *token) {
@@ -895,6 +937,8 @@ static int chat__http_header(const char *p, size_t n, chat__http_request *req) {
         req->ws_version = value;
     } else if (chat__span_ieq(name, "origin")) {
         req->origin = value;
+    } else if (chat__span_ieq(name, "x-forwarded-for")) {
+        req->forwarded_for = value;
     } else if (chat__span_ieq(name, "content-length")) {
         if (value.n == 0) return -1;
         for (i = 0; i < value.n; i++) {
@@ -1307,6 +1351,12 @@ struct chat_server {
     int users_handout;            /* some member may need users_frame */
     chat__ms users_not_before;    /* no new list before this: see chat__room_publish_users */
     chat__frame *users_frame;
+    /* The last cfg.history broadcasts, oldest first from history_head, for newcomers. */
+    chat__frame **history;
+    int history_head, history_count;
+    chat_stats stats;   /* the counters; the gauges are computed by chat_server_stats */
+    chat__ms started;
+    char *owned;        /* one block holding the copies of cfg's strings */
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
     chat__buf text;       /* a decoded message or username */
     chat__buf json;       /* an event being encoded */
@@ -1323,8 +1373,10 @@ static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
     srv->cfg.on_log(srv->cfg.user, level, line);
 }
 #define CHAT__LOG(args) chat__log args
+#define CHAT__LOGGING(srv, level) ((srv)->cfg.on_log && (level) <= (srv)->cfg.log_level)
 #else
 #define CHAT__LOG(args) ((void)0)
+#define CHAT__LOGGING(srv, level) 0
 #endif
 
 /* A frame of head + body, allocated in one block with one reference (the creator's). */
@@ -1377,7 +1429,8 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
     c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = f;
     if (f->kind != CHAT__FRAME_PINNED) f->refs++;
     if (f->kind == CHAT__FRAME_SHARED && (c->backlog += f->len) > srv->cfg.max_backlog) {
-        CHAT__LOG((srv, CHAT_LOG_WARN, "closing %s: more than %lu bytes queued", c->name ? c->name : "a client",
+        srv->stats.closed_slow++;
+        CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", c->name ? c->name : "a client",
                    (unsigned long)srv->cfg.max_backlog));
         chat__conn_kill(srv, c);
         return CHAT_ESTATE;
@@ -1472,7 +1525,6 @@ static int chat__room_join(chat_server *srv, chat__conn *c, char *name, size_t n
     srv->nusers++;
     srv->users_version++;
     c->flags |= CHAT__C_JOINED;
-    CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s (%d users)", name, srv->nusers));
     return CHAT_OK;
 }
 
@@ -1517,8 +1569,35 @@ static int chat__room_say(chat_server *srv, const char *name, size_t name_len, c
     f = chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
     if (!f) return CHAT_ENOMEM;
     n = chat__room_broadcast(srv, f);
-    chat__frame_release(f);
+    srv->stats.messages++;
+    if (srv->cfg.history > 0) { /* the history keeps the frame itself: no copy */
+        int slot = (srv->history_head + srv->history_count) % srv->cfg.history;
+        if (srv->history_count == srv->cfg.history) {
+            chat__frame_release(srv->history[srv->history_head]);
+            srv->history_head = (srv->history_head + 1) % srv->cfg.history;
+        } else {
+            srv->history_count++;
+        }
+        srv->history[slot] = f;
+    } else {
+        chat__frame_release(f);
+    }
     return n;
+}
+
+/* A newcomer gets the recent messages, oldest first, as the others saw them; as many of the
+   newest as fit in half its backlog, so a history of big messages cannot get it closed. */
+static void chat__room_replay(chat_server *srv, chat__conn *c) {
+    size_t bytes = 0;
+    int first = srv->history_count, i;
+    while (first > 0) {
+        chat__frame *f = srv->history[(srv->history_head + first - 1) % srv->cfg.history];
+        if (bytes + f->len > srv->cfg.max_backlog / 2) break;
+        bytes += f->len;
+        first--;
+    }
+    for (i = first; i < srv->history_count; i++)
+        if (chat__enqueue(srv, c, srv->history[(srv->history_head + i) % srv->cfg.history]) != CHAT_OK) return;
 }
 
 /* Once per turn: if the room changed, encode the new list once; hand it to every member that has
@@ -1639,6 +1718,9 @@ static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_r
                              const char *extra, int keep) {
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, chat__http_reason(status));
+    if (status == 503) srv->stats.refused_full++;
+    else if (status == 403) srv->stats.refused_origin++;
+    else if (status != 404) srv->stats.refused_http++;
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
     chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
 }
@@ -1647,6 +1729,50 @@ static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_r
 static int chat__is_ws_path(chat__span path) {
     if (path.n > 1 && path.p[path.n - 1] == '/') path.n--;
     return chat__span_ieq(path, "/start_web_socket");
+}
+
+/* The client's address for log lines: the socket's peer, or, when the peer is the trusted proxy,
+   the last address of X-Forwarded-For (the one that proxy added). */
+CHAT__FN void chat__peer_address(const chat_server *srv, const chat__conn *c, const chat__http_request *req,
+                                 char *out, size_t cap) {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } a;
+    socklen_t len = sizeof a;
+    snprintf(out, cap, "?");
+    if (getpeername(c->fd, &a.sa, &len) < 0) return;
+    if (a.sa.sa_family == AF_INET6) inet_ntop(AF_INET6, &a.in6.sin6_addr, out, (socklen_t)cap);
+    else if (a.sa.sa_family == AF_INET) inet_ntop(AF_INET, &a.in4.sin_addr, out, (socklen_t)cap);
+    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.')) /* IPv4 on a dual-stack socket */
+        memmove(out, out + 7, strlen(out + 7) + 1);
+    if (srv->cfg.trusted_proxy && req && req->forwarded_for.n && strcmp(out, srv->cfg.trusted_proxy) == 0) {
+        const char *p = req->forwarded_for.p, *end = p + req->forwarded_for.n, *last = p;
+        size_t n = 0;
+        for (; p < end; p++)
+            if (*p == ',') last = p + 1;
+        while (last < end && *last == ' ') last++;
+        /* only address characters: the header is the client's to forge, and it goes into a log */
+        while (last + n < end && n + 1 < cap && last[n] && strchr("0123456789abcdefABCDEF.:[]", last[n])) n++;
+        if (n) memcpy(out, last, n), out[n] = '\0';
+    }
+}
+
+/* A page may open a WebSocket from its own origin (the Origin's host is the Host it asked),
+   from an origin on the allow-list, or send no Origin at all (not a browser: nothing to hijack).
+   Anything else is cross-site WebSocket hijacking until proven otherwise. */
+static int chat__origin_allowed(const chat_server *srv, const chat__http_request *req) {
+    const char *sep;
+    const char *const *o;
+    if (!req->origin.p) return 1;
+    for (o = srv->cfg.origins; o && *o; o++)
+        if (strcmp(*o, "*") == 0 || chat__ieq(req->origin.p, req->origin.n, *o, strlen(*o))) return 1;
+    sep = req->origin.n > 3 ? strstr(req->origin.p, "://") : NULL;
+    if (!sep || sep > req->origin.p + req->origin.n || !req->host.p) return 0;
+    sep += 3;
+    return chat__ieq(sep, (size_t)(req->origin.p + req->origin.n - sep), req->host.p, req->host.n);
 }
 
 /* The upgrade, then the name check: a refused name still gets a WebSocket, closed with 1008 and
@@ -1676,7 +1802,14 @@ static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_re
         chat__http_error(srv, c, req, 426, "Sec-WebSocket-Version: 13\r\n", 0);
         return;
     }
+    if (!chat__origin_allowed(srv, req)) {
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused Origin %.*s (Host %.*s)", (int)CHAT__MIN(req->origin.n, (size_t)100),
+                   req->origin.p, (int)CHAT__MIN(req->host.n, (size_t)100), req->host.p ? req->host.p : ""));
+        chat__http_error(srv, c, req, 403, NULL, 0);
+        return;
+    }
     if (srv->nusers >= srv->cfg.max_clients) {
+        CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
         chat__http_error(srv, c, req, 503, "Retry-After: 5\r\n", 0);
         return;
     }
@@ -1720,11 +1853,38 @@ static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_re
         if (chat__room_join(srv, c, name, srv->text.len) != CHAT_OK) {
             CHAT_FREE(name);
             chat__conn_kill(srv, c);
+            return;
         }
+        if (CHAT__LOGGING(srv, CHAT_LOG_DEBUG)) {
+            char addr[64];
+            chat__peer_address(srv, c, req, addr, sizeof addr);
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->nusers));
+        }
+        chat__room_replay(srv, c);
         return;
     }
-    CHAT__LOG((srv, CHAT_LOG_DEBUG, "refused: %s", problem));
+    srv->stats.refused_name++;
+    if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
+        char addr[64];
+        chat__peer_address(srv, c, req, addr, sizeof addr);
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a name from %s: %s", addr, problem));
+    }
     chat__ws_close(srv, c, 1008, problem);
+}
+
+/* The counters of chat_server_stats as JSON, for monitoring. */
+static void chat__http_stats(chat_server *srv, chat__conn *c, const chat__http_request *req, int keep) {
+    chat_stats st;
+    char text[768];
+    chat_server_stats(srv, &st);
+    snprintf(text, sizeof text,
+             "{\"clients\":%d,\"connections\":%d,\"accepted\":%llu,\"messages\":%llu,\"bytes_in\":%llu,"
+             "\"bytes_out\":%llu,\"refused\":{\"name\":%llu,\"full\":%llu,\"origin\":%llu,\"http\":%llu},"
+             "\"closed\":{\"protocol\":%llu,\"rate\":%llu,\"slow\":%llu,\"idle\":%llu},\"uptime_ms\":%lld}\n",
+             st.clients, st.connections, st.accepted, st.messages, st.bytes_in, st.bytes_out, st.refused_name,
+             st.refused_full, st.refused_origin, st.refused_http, st.closed_protocol, st.closed_rate, st.closed_slow,
+             st.closed_idle, st.uptime_ms);
+    chat__http_respond(srv, c, req, 200, "application/json", "Cache-Control: no-store\r\n", NULL, text, keep);
 }
 
 static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_request *req) {
@@ -1755,6 +1915,11 @@ static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_
     }
     /* Assets are matched by their decoded path; nothing is ever read from a file system. */
     srv->text.len = chat__url_decode(path.p, path.n, (char *)srv->text.data, 0);
+    if (srv->cfg.stats_path && strlen(srv->cfg.stats_path) == srv->text.len &&
+        memcmp(srv->cfg.stats_path, srv->text.data, srv->text.len) == 0) {
+        chat__http_stats(srv, c, req, keep);
+        return;
+    }
     for (i = 0; i < srv->nassets; i++) {
         chat__asset *a = srv->assets[i];
         if (strlen(a->path) == srv->text.len && memcmp(a->path, srv->text.data, srv->text.len) == 0) {
@@ -1808,10 +1973,13 @@ static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf
         pos += chat__ws_decode(&c->u.ws, buf + pos, len - pos, srv->cfg.max_message, &ev);
         if (ev.type == CHAT__WS_NEED_MORE) break;
         if (c->u.ws.message_op == CHAT__OP_BINARY || ev.opcode == CHAT__OP_BINARY) {
+            srv->stats.closed_protocol++;
             chat__ws_close(srv, c, 1003, "binary messages are not supported");
             break;
         }
         if (((ev.type == CHAT__WS_DATA && ev.last) || ev.type == CHAT__WS_PING) && !chat__rate_ok(srv, c)) {
+            srv->stats.closed_rate++;
+            CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %d messages per second", c->name, srv->cfg.max_rate));
             chat__ws_close(srv, c, 1008, "too many messages");
             break;
         }
@@ -1831,6 +1999,9 @@ static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf
             chat__ws_close(srv, c, ev.code == 1005 ? 0 : ev.code, NULL);
             break;
         case CHAT__WS_ERROR:
+            srv->stats.closed_protocol++;
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: %d %s", c->name ? c->name : "a client", ev.code,
+                       chat__close_reason(ev.code)));
             chat__ws_close(srv, c, ev.code, chat__close_reason(ev.code));
             break;
         default: /* a data frame header, or a pong: the read itself proved the peer alive */
@@ -1937,8 +2108,12 @@ static void chat__conn_read(chat_server *srv, chat__conn *c) {
         if (!chat__would_block(errno)) chat__conn_kill(srv, c);
         return;
     }
-    if (n == 0) chat__conn_eof(srv, c);
-    else chat__conn_received(srv, c, (size_t)n);
+    if (n == 0) {
+        chat__conn_eof(srv, c);
+        return;
+    }
+    srv->stats.bytes_in += (unsigned long long)n;
+    chat__conn_received(srv, c, (size_t)n);
 }
 
 /* --- output --- */
@@ -1987,6 +2162,7 @@ static void chat__conn_flush(chat_server *srv, chat__conn *c) {
             chat__conn_kill(srv, c);
             return;
         }
+        srv->stats.bytes_out += (unsigned long long)sent;
         chat__conn_advance(srv, c, (size_t)sent);
         if ((size_t)sent < total) break;
     }
@@ -2088,6 +2264,7 @@ static void chat__accept_all(chat_server *srv) {
             chat__accept_pause(srv);
             return;
         }
+        srv->stats.accepted++;
         chat__socket_tune(fd);
     }
 }
@@ -2103,8 +2280,11 @@ static void chat__sweep(chat_server *srv) {
             c->deadline = srv->now + srv->cfg.ping_interval_ms;
             chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PING, NULL, 0, CHAT__FRAME_SHARED));
         } else if (c->state == CHAT__OPEN) {
+            srv->stats.closed_idle++;
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: no response to ping", c->name ? c->name : "a client"));
             chat__ws_close(srv, c, 1001, "no response to ping");
         } else {
+            if (c->state == CHAT__HTTP) srv->stats.closed_idle++;
             CHAT__LOG((srv, CHAT_LOG_DEBUG, "timeout in state %d", c->state));
             chat__conn_kill(srv, c);
         }
@@ -2129,6 +2309,28 @@ static void chat__begin_shutdown(chat_server *srv) {
         if (c->state == CHAT__OPEN) chat__ws_close(srv, c, 1001, "server shutting down");
         else if (c->state == CHAT__HTTP && !c->q_count) chat__conn_kill(srv, c);
         else if (c->state == CHAT__HTTP) chat__conn_finish(srv, c);
+    }
+}
+
+/* The wake-up pipe carries one pointer per write(): NULL from chat_server_stop, or a message from
+   chat_server_post. A pointer is written in one piece (far below PIPE_BUF), so reads of a
+   multiple of its size always see whole records. */
+typedef struct chat__post {
+    size_t name_len, text_len; /* the name, then the text, follow the struct */
+} chat__post;
+
+static void chat__drain_wakeups(chat_server *srv) {
+    chat__post *posts[64];
+    ssize_t n;
+    while ((n = read(srv->wake_rd, posts, sizeof posts)) > 0) {
+        size_t i;
+        for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
+            chat__post *p = posts[i];
+            if (!p) continue;
+            if (srv->phase == CHAT__RUNNING)
+                chat__room_say(srv, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len, p->text_len);
+            CHAT_FREE(p);
+        }
     }
 }
 
@@ -2161,8 +2363,32 @@ CHATDEF const char *chat_strerror(int err) {
     case CHAT_EADDR: return "address could not be resolved";
     case CHAT_ESYS: return "system call failed";
     case CHAT_ESTATE: return "not possible in the server's current state";
+    case CHAT_EBUSY: return "the server's queue is full; try again";
     default: return "unknown error";
     }
+}
+
+/* The server keeps its own copies of the configuration's strings, in one block. */
+static int chat__copy_strings(chat_server *srv) {
+    const char *const *o;
+    size_t bytes = 0, count = 0;
+    char *p, **list;
+    for (o = srv->cfg.origins; o && *o; o++) bytes += strlen(*o) + 1, count++;
+    if (srv->cfg.stats_path) bytes += strlen(srv->cfg.stats_path) + 1;
+    if (srv->cfg.trusted_proxy) bytes += strlen(srv->cfg.trusted_proxy) + 1;
+    if (!bytes) return CHAT_OK;
+    srv->owned = (char *)CHAT_MALLOC((count + 1) * sizeof(char *) + bytes);
+    if (!srv->owned) return CHAT_ENOMEM;
+    list = (char **)(void *)srv->owned;
+    p = srv->owned + (count + 1) * sizeof(char *);
+#define CHAT__COPY(dst, src) (strcpy(p, src), dst = p, p += strlen(p) + 1)
+    for (count = 0, o = srv->cfg.origins; o && *o; o++) CHAT__COPY(list[count++], *o);
+    list[count] = NULL;
+    if (srv->cfg.origins) srv->cfg.origins = (const char *const *)list;
+    if (srv->cfg.stats_path) CHAT__COPY(srv->cfg.stats_path, srv->cfg.stats_path);
+    if (srv->cfg.trusted_proxy) CHAT__COPY(srv->cfg.trusted_proxy, srv->cfg.trusted_proxy);
+#undef CHAT__COPY
+    return CHAT_OK;
 }
 
 CHATDEF chat_server *chat_server_create(const chat_config *config) {
@@ -2181,14 +2407,19 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     CHAT__DEFAULT(ping_interval_ms, CHAT_PING_INTERVAL_MS);
     CHAT__DEFAULT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS);
     if (srv->cfg.max_rate == 0) srv->cfg.max_rate = CHAT_MAX_RATE;
+    if (srv->cfg.history == 0) srv->cfg.history = CHAT_HISTORY;
     CHAT__DEFAULT(log_level, CHAT_LOG_INFO);
 #undef CHAT__DEFAULT
     srv->listen_fd = srv->wake_rd = srv->wake_wr = -1;
+    srv->started = chat__now_ms();
     srv->cap = 16;
     srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
     srv->rxbuf = (unsigned char *)CHAT_MALLOC(CHAT_READ_CHUNK);
-    if (!srv->pfds || !srv->conns || !srv->rxbuf || pipe(p) < 0) {
+    if (srv->cfg.history > 0)
+        srv->history = (chat__frame **)CHAT_MALLOC((size_t)srv->cfg.history * sizeof *srv->history);
+    if (!srv->pfds || !srv->conns || !srv->rxbuf || (srv->cfg.history > 0 && !srv->history) ||
+        chat__copy_strings(srv) != CHAT_OK || pipe(p) < 0) {
         chat_server_free(srv);
         return NULL;
     }
@@ -2314,10 +2545,7 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
             if (re & (POLLIN | POLLHUP | POLLERR)) chat__conn_read(srv, c);
             else if (re & POLLNVAL) chat__conn_kill(srv, c);
         }
-        if (srv->pfds[1].revents) {
-            char drain[64];
-            while (read(srv->wake_rd, drain, sizeof drain) > 0) {}
-        }
+        if (srv->pfds[1].revents) chat__drain_wakeups(srv);
         if (srv->pfds[0].revents & POLLIN) chat__accept_all(srv);
     }
     if (srv->stop_requested && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
@@ -2342,12 +2570,40 @@ CHATDEF int chat_server_run(chat_server *srv) {
 }
 
 CHATDEF void chat_server_stop(chat_server *srv) {
+    void *wake = NULL;
     int saved = errno;
     if (!srv) return;
     srv->stop_requested = 1;
-    if (write(srv->wake_wr, "", 1) < 0) { /* the pipe is full: a wake-up is already pending */
+    if (write(srv->wake_wr, &wake, sizeof wake) < 0) { /* the pipe is full: a wake-up is pending */
     }
     errno = saved;
+}
+
+CHATDEF int chat_server_post(chat_server *srv, const char *username, const char *text, size_t text_len) {
+    chat__post *post;
+    size_t name_len;
+    if (!srv || !username || (!text && text_len)) return CHAT_EINVAL;
+    name_len = strlen(username);
+    if (!chat__utf8_valid(username, name_len) || !chat__utf8_valid(text, text_len)) return CHAT_EINVAL;
+    post = (chat__post *)CHAT_MALLOC(sizeof *post + name_len + text_len);
+    if (!post) return CHAT_ENOMEM;
+    post->name_len = name_len, post->text_len = text_len;
+    memcpy((char *)(post + 1), username, name_len);
+    if (text_len) memcpy((char *)(post + 1) + name_len, text, text_len);
+    /* one pointer per write: atomic, since it is far below PIPE_BUF */
+    if (write(srv->wake_wr, &post, sizeof post) != (ssize_t)sizeof post) {
+        CHAT_FREE(post);
+        return CHAT_EBUSY;
+    }
+    return CHAT_OK;
+}
+
+CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
+    chat__ms now = chat__now_ms();
+    *out = srv->stats;
+    out->clients = srv->nusers;
+    out->connections = (int)srv->nfds - 2;
+    out->uptime_ms = now - srv->started;
 }
 
 CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text, size_t text_len) {
@@ -2371,10 +2627,17 @@ CHATDEF void chat_server_free(chat_server *srv) {
         CHAT_FREE(c);
     }
     if (srv->listen_fd >= 0) close(srv->listen_fd);
-    if (srv->wake_rd >= 0) close(srv->wake_rd);
+    if (srv->wake_rd >= 0) {
+        srv->phase = CHAT__STOPPED; /* posts still in the pipe are freed, not sent */
+        chat__drain_wakeups(srv);
+        close(srv->wake_rd);
+    }
     if (srv->wake_wr >= 0) close(srv->wake_wr);
     for (k = 0; k < srv->nassets; k++) CHAT_FREE(srv->assets[k]);
     if (srv->users_frame) chat__frame_release(srv->users_frame);
+    for (k = 0; k < srv->history_count; k++) chat__frame_release(srv->history[(srv->history_head + k) % srv->cfg.history]);
+    CHAT_FREE(srv->history);
+    CHAT_FREE(srv->owned);
     CHAT_FREE(srv->assets);
     CHAT_FREE(srv->buckets);
     CHAT_FREE(srv->pfds);

@@ -381,7 +381,7 @@ static void test_fault_churn_leaves_the_heap_where_it_started(void) {
     int saved = T_PORT, failures = 0, cycles = 10000;
     if (getenv("CHAT_TEST_CHURN")) cycles = atoi(getenv("CHAT_TEST_CHURN"));
     memset(&cfg, 0, sizeof cfg);
-    cfg.max_rate = -1;
+    cfg.max_rate = -1, cfg.history = -1; /* the history holds messages on purpose */
     CHECK_INT(start_library(&s, &cfg), 0);
     T_PORT = s.port;
     churn(600, &failures); /* warm up: the server's arrays and scratch buffers reach their size */

@@ -595,14 +595,15 @@ static void test_http_handshake_errors(void) {
 }
 
 static void test_handshake_browser_style_headers(void) {
-    char ext[128], accept[64], a[64], enc[256], target[400];
+    char ext[128], accept[64], a[64], enc[256], target[400], headers[512];
     wsc c;
     tagged(a, sizeof a, "chrome");
     url_encode(a, enc);
     snprintf(target, sizeof target, "/start_web_socket?username=%s", enc);
-    CHECK_INT(wsc_connect_ex(&c, T_HOST, T_PORT, target,
-                             "Origin: http://127.0.0.1\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-                             "Connection: keep-alive, Upgrade\r\nUser-Agent: test\r\n"), 101);
+    snprintf(headers, sizeof headers,
+             "Origin: http://%s:%d\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+             "Connection: keep-alive, Upgrade\r\nUser-Agent: test\r\n", T_HOST, T_PORT); /* same origin */
+    CHECK_INT(wsc_connect_ex(&c, T_HOST, T_PORT, target, headers), 101);
     CHECK(wsc_header(&c, "sec-websocket-accept", accept, sizeof accept));
     CHECK_STR(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="); /* RFC 6455 1.3 */
     CHECKF(!wsc_header(&c, "sec-websocket-extensions", ext, sizeof ext), "an extension was accepted: %s", ext);
@@ -631,6 +632,10 @@ static void test_frame_in_same_packet_as_request(void) {
     CHECK_INT(wsc_read_head(&c, WAIT_MS), 101);
     chat_json(want, sizeof want, a, "\"early\"");
     got = next_chat(&c, WAIT_MS);
+    while (got && strcmp(got, want) != 0 && strstr(got, TAG)) { /* the history of earlier tests comes first */
+        free(got);
+        got = next_chat(&c, WAIT_MS);
+    }
     CHECK_STR(got, want);
     free(got);
     leave(&c);
