@@ -19,9 +19,9 @@ run: chat
 embed:
 	sh tests/embed.sh
 
-tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/integration.c tests/conformance.c tests/faults.c \
+tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/integration.c tests/conformance.c tests/faults.c tests/deploy.c \
 		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c chat.h
-	$(CC) $(CFLAGS) -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
+	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
 test: chat tests/run_tests
 	./tests/run_tests
@@ -40,7 +40,7 @@ VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-k
 # The core suite with AddressSanitizer + UBSan in the tests and in the server binary.
 test-asan:
 	$(CC) $(SAN_FLAGS) -Wall -Wextra -std=c99 -o chat-asan example_main.c
-	$(CC) $(SAN_FLAGS) -Wall -Wextra -std=c99 -o tests/run_tests-asan tests/main.c tests/api_only.c
+	$(CC) $(SAN_FLAGS) -Wall -Wextra -std=c99 -pthread -o tests/run_tests-asan tests/main.c tests/api_only.c
 	CHAT_TEST_BIN=./chat-asan ASAN_OPTIONS=detect_leaks=1 ./tests/run_tests-asan
 
 # The core suite under valgrind: the test runner (and the servers it forks) and the binary.

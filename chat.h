@@ -1042,7 +1042,7 @@ CHAT__FN int chat__query_param(const char *q, size_t qn, const char *name, chat_
             size_t vn = eq < end ? end - eq - 1 : 0;
             out->len = 0;
             if (chat__buf_reserve(out, vn + 1) != CHAT_OK) return CHAT_ENOMEM;
-            out->len = chat__url_decode(q + eq + 1, vn, (char *)out->data, 1);
+            out->len = vn ? chat__url_decode(q + eq + 1, vn, (char *)out->data, 1) : 0;
             out->data[out->len] = '\0';
             return 1;
         }
@@ -2296,8 +2296,11 @@ static void chat__sweep(chat_server *srv) {
     srv->next_sweep = srv->now + CHAT__SWEEP_MS;
 }
 
+static void chat__drain_wakeups(chat_server *srv);
+
 static void chat__begin_shutdown(chat_server *srv) {
     unsigned i;
+    chat__drain_wakeups(srv); /* what was posted before the stop still goes out */
     srv->phase = CHAT__STOPPING;
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
     if (srv->listen_fd >= 0) close(srv->listen_fd);

@@ -271,11 +271,15 @@ static void on_log(void *user, int level, const char *line) {
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
-            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-q] [-v]\n"
+            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-o ORIGIN]... [-s] [-t PROXY] [-q] [-v]\n"
             "  -p PORT         port to listen on (default: $PORT, else 8080; 0 picks a free one)\n"
             "  -b ADDRESS      address to listen on (default: every interface, IPv6 and IPv4)\n"
             "  -c MAX_CLIENTS  chat clients at once (default %d)\n"
             "  -r RATE         messages per second one client may send (default %d; 0: no limit)\n"
+            "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
+            "                  repeatable; * for any). Default: only this server's own pages\n"
+            "  -s              serve counters as JSON at /stats\n"
+            "  -t PROXY        the address of a reverse proxy whose X-Forwarded-For is logged\n"
             "  -q              quiet: errors only\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
@@ -300,11 +304,11 @@ int main(int argc, char **argv) {
         {"/public/style.css", "text/css; charset=UTF-8", public_style_css, sizeof public_style_css - 1},
         {"/public/app.js", "text/javascript; charset=UTF-8", public_app_js, sizeof public_app_js - 1},
     };
-    const char *address = NULL, *env_port = getenv("PORT");
+    const char *address = NULL, *env_port = getenv("PORT"), *origins[33] = {NULL};
     chat_config config;
     struct sigaction sa;
     struct rlimit nofile;
-    int port = 8080, opt, r;
+    int port = 8080, opt, r, norigins = 0;
     size_t i;
 
     memset(&config, 0, sizeof config);
@@ -312,7 +316,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
         return 2;
     }
-    while ((opt = getopt(argc, argv, "p:b:c:r:qvh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:b:c:r:o:st:qvh")) != -1) {
         switch (opt) {
         case 'p':
             if (parse_int(optarg, 0, 65535, &port) < 0) {
@@ -334,6 +338,16 @@ int main(int argc, char **argv) {
             }
             if (config.max_rate == 0) config.max_rate = -1;
             break;
+        case 'o':
+            if (norigins + 1 >= (int)(sizeof origins / sizeof origins[0])) {
+                fprintf(stderr, "chat: at most %d -o options\n", (int)(sizeof origins / sizeof origins[0]) - 1);
+                return 2;
+            }
+            origins[norigins++] = optarg;
+            config.origins = origins;
+            break;
+        case 's': config.stats_path = "/stats"; break;
+        case 't': config.trusted_proxy = optarg; break;
         case 'q': verbosity = 0; break;
         case 'v': verbosity = 2; break;
         case 'h': usage(stdout, argv[0]); return 0;

@@ -86,6 +86,7 @@ static int start_binary(test_server *s, const char *const *args) {
 static chat_server *child_server;               /* in a forked library server */
 static volatile sig_atomic_t child_heap_wanted; /* SIGUSR2 asks the child for its heap use */
 static void (*child_setup)(void);               /* run in the child before the server starts */
+static int child_pipe_fd = -1;                  /* in the child: its pipe to the parent */
 
 static void child_on_term(int sig) {
     (void)sig;
@@ -128,6 +129,7 @@ static int start_library(test_server *s, const chat_config *cfg) {
         sigaction(SIGTERM, &sa, NULL);
         sa.sa_handler = child_on_usr2;
         sigaction(SIGUSR2, &sa, NULL);
+        child_pipe_fd = p[1];
         if (child_setup) child_setup();
         port = chat_server_port(child_server);
         snprintf(line, sizeof line, "%d\n", port);

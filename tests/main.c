@@ -23,8 +23,9 @@ static void *test_malloc(size_t n) {
 }
 
 static void test_free(void *p) {
-    test_heap_header *h = (test_heap_header *)p - 1;
+    test_heap_header *h;
     if (!p) return;
+    h = (test_heap_header *)p - 1;
     test_heap_bytes -= h->size, test_heap_blocks--;
     free(h);
 }
@@ -59,6 +60,7 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "integration.c"
 #include "conformance.c"
 #include "faults.c"
+#include "deploy.c"
 
 int api_only_check(void); /* api_only.c */
 
@@ -87,6 +89,7 @@ int main(int argc, char **argv) {
         integration_tests();
         conformance_tests();
         fault_tests();
+        deploy_tests();
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

@@ -288,6 +288,81 @@ static void test_utf8_accepts_valid_sequences(void) {
     }
 }
 
+/* An independent definition of "one valid UTF-8 character of exactly n bytes": decode by the
+   bit pattern, then refuse overlongs, surrogates and code points above U+10FFFF. */
+static int ub_utf8_ref_valid(const unsigned char *b, size_t n) {
+    static const unsigned lead_mask[5] = {0, 0x80, 0xE0, 0xF0, 0xF8}, lead_bits[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
+    static const unsigned long min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    unsigned long cp;
+    size_t i;
+    if ((b[0] & lead_mask[n]) != lead_bits[n]) return 0;
+    cp = b[0] & ~lead_mask[n] & 0xFF;
+    for (i = 1; i < n; i++) {
+        if ((b[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (b[i] & 0x3F);
+    }
+    return cp >= min_cp[n] && cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF);
+}
+
+/* A whole string by the reference: split into characters by their lead bytes. */
+static int ub_utf8_ref_string(const unsigned char *b, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t len = b[i] < 0x80 ? 1 : (b[i] & 0xE0) == 0xC0 ? 2 : (b[i] & 0xF0) == 0xE0 ? 3
+                     : (b[i] & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || len > n - i || !ub_utf8_ref_valid(b + i, len)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* Every 1- and 2-byte string, every 3-byte string that starts with E0..EF, and 4-byte strings
+   over all first and second bytes with boundary values for the rest, against the reference. */
+static void test_utf8_matches_reference_for_short_sequences(void) {
+    static const unsigned char edge[] = {0x00, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF};
+    unsigned char b[4];
+    unsigned a, c, d, e;
+    long mismatches = 0;
+    for (a = 0; a < 256; a++) {
+        b[0] = (unsigned char)a;
+        if (chat__utf8_valid(b, 1) != ub_utf8_ref_string(b, 1) && mismatches++ < 5) CHECKF(0, "%02x", a);
+        for (c = 0; c < 256; c++) {
+            b[1] = (unsigned char)c;
+            if (chat__utf8_valid(b, 2) != ub_utf8_ref_string(b, 2) && mismatches++ < 5) CHECKF(0, "%02x %02x", a, c);
+            if (a >= 0xE0 && a <= 0xEF) /* the 3-byte leads over every pair of following bytes */
+                for (d = 0; d < 256; d++) {
+                    b[2] = (unsigned char)d;
+                    if (chat__utf8_valid(b, 3) != ub_utf8_ref_string(b, 3) && mismatches++ < 5)
+                        CHECKF(0, "%02x %02x %02x", a, c, d);
+                }
+            if (a >= 0xF0)
+                for (d = 0; d < sizeof edge; d++)
+                    for (e = 0; e < sizeof edge; e++) {
+                        b[2] = edge[d], b[3] = edge[e];
+                        if (chat__utf8_valid(b, 4) != ub_utf8_ref_string(b, 4) && mismatches++ < 5)
+                            CHECKF(0, "%02x %02x %02x %02x", a, c, b[2], b[3]);
+                    }
+        }
+    }
+    CHECKF(mismatches == 0, "%ld sequences judged differently from the reference", mismatches);
+    /* the reference itself: a few known answers */
+    CHECK_INT(ub_utf8_ref_valid((const unsigned char *)"\xf4\x8f\xbf\xbf", 4), 1);
+    CHECK_INT(ub_utf8_ref_valid((const unsigned char *)"\xed\xa0\x80", 3), 0);
+    CHECK_INT(ub_utf8_ref_valid((const unsigned char *)"\xe0\x9f\xbf", 3), 0);
+    CHECK_INT(ub_utf8_ref_string((const unsigned char *)"a\xc3\xa9" "b", 4), 1);
+    CHECK_INT(ub_utf8_ref_string((const unsigned char *)"\xc3", 1), 0);
+}
+
+/* Lead bytes that can never start a character: C0, C1, F5..FF, and every continuation byte. */
+static void test_utf8_impossible_lead_bytes(void) {
+    unsigned c;
+    for (c = 0; c < 256; c++) {
+        int impossible = c == 0xC0 || c == 0xC1 || c >= 0xF5 || (c >= 0x80 && c <= 0xBF);
+        uint32_t st = chat__utf8_step(CHAT__UTF8_ACCEPT, c);
+        CHECKF((st == CHAT__UTF8_REJECT) == impossible, "lead byte %02x: state %lu", c, (unsigned long)st);
+    }
+}
+
 /* Each invalid input with the index of the byte at which it must be rejected. */
 static const struct { const char *s; size_t n, at; } ub_utf8_bad[] = {
     {"\xc0\x80", 2, 0},         {"\xc1\xbf", 2, 0},          /* overlong 2-byte */
@@ -464,6 +539,8 @@ static void unit_bytes_tests(void) {
     RUN(test_base64_16_byte_key_round_trips);
     RUN(test_base64_round_trips_all_byte_values);
     RUN(test_utf8_accepts_valid_sequences);
+    RUN(test_utf8_matches_reference_for_short_sequences);
+    RUN(test_utf8_impossible_lead_bytes);
     RUN(test_utf8_rejects_invalid_sequences);
     RUN(test_utf8_reject_reported_at_the_invalid_byte);
     RUN(test_utf8_truncated_at_end_is_incomplete);

@@ -1,0 +1,340 @@
+/* What a deployment needs: the origin policy, history for newcomers, the counters at /stats,
+   broadcasting and stopping from another thread, a graceful shutdown that flushes, and
+   X-Forwarded-For believed only from the trusted proxy. */
+#include <pthread.h>
+
+static int log_fd = -1; /* in a forked library server: where log lines go (the parent reads) */
+
+static void log_to_parent(void *user, int level, const char *line) {
+    char buf[600];
+    (void)user, (void)level;
+    snprintf(buf, sizeof buf, "log %s\n", line);
+    if (write(log_fd, buf, strlen(buf)) < 0) {}
+}
+
+static int go_pipe[2] = {-1, -1}; /* the parent says "go" to a thread in the child */
+
+/* Waits for a log line containing `needle` from a library server; 1 when seen. */
+static int wait_log(test_server *s, const char *needle) {
+    long long deadline = wsc_now_ms() + WAIT_MS;
+    char line[700];
+    while (read_line(s->pipe_fd, line, sizeof line, deadline) >= 0)
+        if (strncmp(line, "log ", 4) == 0 && strstr(line, needle)) return 1;
+    return 0;
+}
+
+static int join_with_headers(wsc *c, const char *name, const char *headers) {
+    char target[512], enc[300];
+    url_encode(name, enc);
+    snprintf(target, sizeof target, "/start_web_socket?username=%s", enc);
+    return wsc_connect_ex(c, T_HOST, T_PORT, target, headers);
+}
+
+static void test_deploy_origin_policy(void) {
+    static const char *const allowed[] = {"https://good.example", NULL};
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    char same[128], name[64];
+    int saved = T_PORT, pass;
+    for (pass = 0; pass < 2; pass++) {
+        memset(&cfg, 0, sizeof cfg);
+        if (pass) cfg.origins = allowed;
+        CHECK_INT(start_library(&s, &cfg), 0);
+        T_PORT = s.port;
+        tagged(name, sizeof name, "origin");
+        snprintf(same, sizeof same, "Origin: http://%s:%d\r\n", T_HOST, T_PORT);
+        CHECKF(join_with_headers(&c, name, same) == 101, "same origin refused (pass %d)", pass);
+        leave(&c);
+        CHECKF(join_with_headers(&c, name, NULL) == 101, "no Origin refused (pass %d)", pass);
+        leave(&c);
+        CHECKF(join_with_headers(&c, name, "Origin: http://evil.example\r\n") == 403, "cross-site allowed (pass %d)", pass);
+        wsc_close(&c);
+        CHECKF(join_with_headers(&c, name, "Origin: null\r\n") == 403, "Origin null allowed (pass %d)", pass);
+        wsc_close(&c);
+        /* a look-alike: the Host's name with another port is another origin */
+        snprintf(same, sizeof same, "Origin: http://%s:%d\r\n", T_HOST, T_PORT + 1);
+        CHECKF(join_with_headers(&c, name, same) == 403, "another port allowed (pass %d)", pass);
+        wsc_close(&c);
+        c.status = join_with_headers(&c, name, "Origin: HTTPS://GOOD.example\r\n");
+        CHECKF(c.status == (pass ? 101 : 403), "allow-listed origin: %d (pass %d)", c.status, pass);
+        if (c.status == 101) leave(&c);
+        else wsc_close(&c);
+        CHECK_INT(stop_server(&s), 0);
+    }
+    T_PORT = saved;
+}
+
+static void test_deploy_history_for_newcomers(void) {
+    chat_config cfg;
+    test_server s;
+    wsc a, b;
+    char na[64], nb[64], text[64], want[256];
+    int i, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history = 3;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(na, sizeof na, "early"), tagged(nb, sizeof nb, "late");
+    CHECK_INT(join(&a, na), 101);
+    CHECK(wait_users(&a, na));
+    for (i = 1; i <= 5; i++) {
+        snprintf(text, sizeof text, "\"m%d\"", i);
+        say(&a, text);
+        free(next_chat(&a, WAIT_MS));
+    }
+    CHECK_INT(join(&b, nb), 101);
+    for (i = 3; i <= 5; i++) { /* the last three, oldest first, before anything else */
+        wsc_msg m;
+        snprintf(text, sizeof text, "\"m%d\"", i);
+        chat_json(want, sizeof want, na, text);
+        CHECK_INT(wsc_recv(&b, &m, WAIT_MS), WSC_TEXT);
+        CHECKF(m.data && strcmp(m.data, want) == 0, "history item %d: %s", i, m.data ? m.data : "(none)");
+        wsc_msg_free(&m);
+    }
+    leave(&b), leave(&a);
+    CHECK_INT(stop_server(&s), 0);
+
+    /* disabled: a newcomer's first message is the user list */
+    cfg.history = -1;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    CHECK_INT(join(&a, na), 101);
+    CHECK(wait_users(&a, na));
+    say(&a, "\"not kept\"");
+    free(next_chat(&a, WAIT_MS));
+    CHECK_INT(join(&b, nb), 101);
+    {
+        wsc_msg m;
+        CHECK_INT(wsc_recv(&b, &m, WAIT_MS), WSC_TEXT);
+        CHECKF(m.data && strstr(m.data, "update-users"), "without history, got %s", m.data ? m.data : "(none)");
+        wsc_msg_free(&m);
+    }
+    leave(&b), leave(&a);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+/* Big messages: a newcomer gets only as many of the newest as fit in half its backlog. */
+static void test_deploy_history_bounded_by_backlog(void) {
+    enum { SIZE = 3000 };
+    chat_config cfg;
+    test_server s;
+    wsc a, b;
+    char na[64], nb[64];
+    static char text[SIZE + 8];
+    int i, saved = T_PORT, history = 0;
+    wsc_msg m;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history = 5, cfg.max_backlog = 10000;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(na, sizeof na, "big"), tagged(nb, sizeof nb, "newcomer");
+    CHECK_INT(join(&a, na), 101);
+    CHECK(wait_users(&a, na));
+    for (i = 0; i < 5; i++) {
+        memset(text, 'a' + i, SIZE);
+        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        say(&a, text);
+        free(next_chat(&a, WAIT_MS));
+    }
+    CHECK_INT(join(&b, nb), 101);
+    while (wsc_recv(&b, &m, WAIT_MS) == WSC_TEXT && !strstr(m.data, "update-users")) {
+        CHECKF(history > 0 || strchr(m.data, 'e'), "the replay does not start with the newest that fit");
+        history++;
+        wsc_msg_free(&m);
+    }
+    wsc_msg_free(&m);
+    CHECKF(history == 1, "%d big messages replayed into a 10000-byte backlog", history);
+    leave(&b), leave(&a);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static long long json_number(const char *json, const char *key) {
+    char pattern[64];
+    const char *p;
+    snprintf(pattern, sizeof pattern, "\"%s\":", key);
+    p = strstr(json, pattern);
+    return p ? atoll(p + strlen(pattern)) : -1;
+}
+
+static void test_deploy_stats_endpoint(void) {
+    chat_config cfg;
+    test_server s;
+    wsc a, h, bad;
+    char na[64], type[64], *body = NULL;
+    int saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.stats_path = "/stats";
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(na, sizeof na, "counted");
+    CHECK_INT(join(&a, na), 101);
+    CHECK(wait_users(&a, na));
+    say(&a, "\"one\"");
+    free(next_chat(&a, WAIT_MS));
+    CHECK_INT(join(&bad, ""), 101); /* a refused name */
+    expect_close(&bad, 1008, NULL);
+    wsc_close(&bad);
+    CHECK_INT(join_with_headers(&bad, "x", "Origin: http://evil.example\r\n"), 403);
+    wsc_close(&bad);
+    CHECK_INT(wsc_http(T_HOST, T_PORT, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n", &h, &body, NULL), 200);
+    CHECK(wsc_header(&h, "content-type", type, sizeof type) && strcmp(type, "application/json") == 0);
+    CHECKF(body && chat__json_validate(body, strlen(body)) == 0, "not JSON: %s", body ? body : "");
+    CHECK_INT(json_number(body, "clients"), 1);
+    CHECK_INT(json_number(body, "messages"), 1);
+    CHECK_INT(json_number(body, "name"), 1);
+    CHECK_INT(json_number(body, "origin"), 1);
+    CHECK(json_number(body, "accepted") >= 4);
+    CHECK(json_number(body, "bytes_in") > 0 && json_number(body, "bytes_out") > 0);
+    CHECK(json_number(body, "uptime_ms") >= 0);
+    free(body);
+    wsc_close(&h);
+    leave(&a);
+    CHECK_INT(stop_server(&s), 0);
+    memset(&cfg, 0, sizeof cfg); /* off unless enabled */
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    CHECK_INT(wsc_http(T_HOST, T_PORT, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n", &h, NULL, NULL), 404);
+    wsc_close(&h);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+enum { POSTS = 200 };
+
+static void *poster(void *arg) {
+    char go, text[32];
+    int i, tries;
+    (void)arg;
+    if (read(go_pipe[0], &go, 1) != 1) return NULL;
+    for (i = 0; i < POSTS; i++) {
+        snprintf(text, sizeof text, "post %d", i);
+        for (tries = 0; tries < 100000; tries++) /* EBUSY: the loop has not caught up yet */
+            if (chat_server_post(child_server, "thread", text, strlen(text)) != CHAT_EBUSY) break;
+    }
+    chat_server_stop(child_server);
+    return NULL;
+}
+
+static void start_poster_thread(void) {
+    pthread_t t;
+    pthread_create(&t, NULL, poster, NULL);
+    pthread_detach(t);
+}
+
+/* Another thread broadcasts through chat_server_post and then stops the loop. */
+static void test_deploy_post_and_stop_from_another_thread(void) {
+    chat_config cfg;
+    test_server s;
+    wsc a;
+    char na[64], text[64], want[256];
+    int i, ok = 1, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(pipe(go_pipe), 0);
+    child_setup = start_poster_thread;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    child_setup = NULL;
+    close(go_pipe[0]);
+    T_PORT = s.port;
+    tagged(na, sizeof na, "listener");
+    CHECK_INT(join(&a, na), 101);
+    CHECK(wait_users(&a, na));
+    CHECK_INT(write(go_pipe[1], "g", 1), 1);
+    for (i = 0; i < POSTS && ok; i++) {
+        char *got = next_chat(&a, WAIT_MS);
+        snprintf(text, sizeof text, "\"post %d\"", i);
+        chat_json(want, sizeof want, "thread", text);
+        ok = got && strcmp(got, want) == 0;
+        free(got);
+    }
+    CHECKF(ok, "post %d did not arrive in order", i - 1);
+    expect_close(&a, 1001, NULL); /* the thread stopped the server */
+    wsc_close(&a);
+    close(go_pipe[1]);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+/* On stop, output already queued for a client that reads slowly still reaches it, then 1001. */
+static void test_deploy_shutdown_flushes_queued_output(void) {
+    enum { N = 40, SIZE = 20000 };
+    chat_config cfg;
+    test_server s;
+    wsc sender, slow;
+    char na[64], nb[64];
+    static char text[SIZE + 8], want[SIZE + 200];
+    int i, ok = 1, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.close_timeout_ms = 4000, cfg.max_rate = -1;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    tagged(na, sizeof na, "sender"), tagged(nb, sizeof nb, "slow");
+    CHECK_INT(join_small_window(&slow, nb, 4096), 101);
+    CHECK_INT(join(&sender, na), 101);
+    CHECK(wait_users(&sender, na) || 1);
+    for (i = 0; i < N; i++) {
+        memset(text, 'A' + i % 26, SIZE);
+        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        say(&sender, text);
+        free(next_chat(&sender, WAIT_MS));
+    }
+    kill(s.pid, SIGTERM); /* ~800 KB are still queued for the slow reader */
+    for (i = 0; i < N && ok; i++) {
+        char *got = next_chat(&slow, WAIT_MS);
+        memset(text, 'A' + i % 26, SIZE);
+        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        chat_json(want, sizeof want, na, text);
+        ok = got && strcmp(got, want) == 0;
+        free(got);
+    }
+    CHECKF(ok, "queued message %d was lost in the shutdown", i - 1);
+    expect_close(&slow, 1001, NULL);
+    wsc_close(&slow);
+    wsc_close(&sender);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
+static void log_setup(void) { log_fd = child_pipe_fd; }
+
+static void test_deploy_forwarded_for_only_from_trusted_proxy(void) {
+    chat_config cfg;
+    test_server s;
+    wsc a;
+    char na[64], want[160];
+    int saved = T_PORT, pass;
+    for (pass = 0; pass < 2; pass++) {
+        memset(&cfg, 0, sizeof cfg);
+        cfg.on_log = log_to_parent, cfg.log_level = CHAT_LOG_DEBUG;
+        if (pass) cfg.trusted_proxy = "127.0.0.1";
+        child_setup = log_setup;
+        CHECK_INT(start_library(&s, &cfg), 0);
+        child_setup = NULL;
+        T_PORT = s.port;
+        tagged(na, sizeof na, "proxied");
+        CHECK_INT(join_with_headers(&a, na, "X-Forwarded-For: 203.0.113.7, 198.51.100.1\r\n"), 101);
+        snprintf(want, sizeof want, "join: %s from %s", na, pass ? "198.51.100.1" : "127.0.0.1");
+        CHECKF(wait_log(&s, want), "no log line '%s'", want);
+        leave(&a);
+        /* a forged header cannot put anything but an address into the log */
+        CHECK_INT(join_with_headers(&a, "", "X-Forwarded-For: 1.2.3.4<script>evil\r\n"), 101);
+        snprintf(want, sizeof want, "refused a name from %s:", pass ? "1.2.3.4" : "127.0.0.1");
+        CHECKF(wait_log(&s, want), "no log line '%s'", want);
+        expect_close(&a, 1008, NULL);
+        wsc_close(&a);
+        CHECK_INT(stop_server(&s), 0);
+    }
+    T_PORT = saved;
+}
+
+static void deploy_tests(void) {
+    RUN(test_deploy_origin_policy);
+    RUN(test_deploy_history_for_newcomers);
+    RUN(test_deploy_history_bounded_by_backlog);
+    RUN(test_deploy_stats_endpoint);
+    RUN(test_deploy_post_and_stop_from_another_thread);
+    RUN(test_deploy_shutdown_flushes_queued_output);
+    RUN(test_deploy_forwarded_for_only_from_trusted_proxy);
+}
