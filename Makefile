@@ -45,7 +45,7 @@ test-asan:
 
 # The core suite under valgrind: the test runner (and the servers it forks) and the binary.
 test-valgrind: chat tests/run_tests
-	CHAT_TEST_SLOW=4 CHAT_TEST_WRAPPER="$(VALGRIND)" $(VALGRIND) ./tests/run_tests
+	CHAT_TEST_SLOW=4 CHAT_TEST_CHURN=2000 CHAT_TEST_WRAPPER="$(VALGRIND)" $(VALGRIND) ./tests/run_tests
 
 # The wire-contract tests against the tutorial on Deno and Node + ws (needs node and npm).
 compat: tests/run_tests
