@@ -51,7 +51,11 @@ test-valgrind: chat tests/run_tests
 compat: tests/run_tests
 	bash tests/compat.sh
 
-.PHONY: test-asan test-valgrind compat
+# A chat over wss:// through nginx terminating TLS (needs nginx, openssl, python3-websockets).
+tls: chat
+	bash tests/tls/run.sh
+
+.PHONY: test-asan test-valgrind compat tls
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.
