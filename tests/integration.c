@@ -41,6 +41,8 @@ static int read_line(int fd, char *out, size_t cap, long long deadline) {
     return (int)n;
 }
 
+static int binary_stderr_to_pipe; /* start_binary: read the log lines too */
+
 /* Starts ./chat -p 0 -b 127.0.0.1 plus `args`, and waits for its "Listening at" line. */
 static int start_binary(test_server *s, const char *const *args) {
     static char wrapper[512];
@@ -64,7 +66,8 @@ static int start_binary(test_server *s, const char *const *args) {
     if (s->pid == 0) {
         dup2(p[1], 1);
         close(p[0]), close(p[1]);
-        if (!test_verbose) { /* the server's own log is noise unless asked for */
+        if (binary_stderr_to_pipe) dup2(1, 2);
+        else if (!test_verbose) { /* the server's own log is noise unless asked for */
             int null = open("/dev/null", O_WRONLY);
             if (null >= 0) dup2(null, 2);
         }
@@ -724,6 +727,40 @@ static void test_sigterm_closes_clients_1001_and_exits_0(void) {
     T_PORT = saved;
 }
 
+/* -v logs every join with the client's address; -q keeps info lines out. */
+static void test_binary_log_levels(void) {
+    static const char *const verbose[] = {"-v", NULL}, *const quiet[] = {"-q", NULL};
+    const char *const *args[2];
+    int pass, saved = T_PORT;
+    args[0] = verbose, args[1] = quiet;
+    for (pass = 0; pass < 2; pass++) {
+        test_server s;
+        char a[64], line[512], want[128];
+        wsc c;
+        int seen_join = 0, seen_info = 0;
+        long long deadline;
+        binary_stderr_to_pipe = 1;
+        CHECK_INT(start_binary(&s, args[pass]), 0);
+        binary_stderr_to_pipe = 0;
+        T_PORT = s.port;
+        tagged(a, sizeof a, "logged");
+        CHECK_INT(join(&c, a), 101);
+        CHECK(wait_users(&c, a));
+        leave(&c);
+        snprintf(want, sizeof want, "chat: debug: join: %s from 127.0.0.1", a);
+        kill(s.pid, SIGTERM);
+        deadline = wsc_now_ms() + WAIT_MS;
+        while (read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) {
+            if (strncmp(line, want, strlen(want)) == 0) seen_join = 1;
+            if (strncmp(line, "chat: info: ", 12) == 0) seen_info = 1;
+        }
+        CHECKF(seen_join == !pass, "-%s: join line %s", pass ? "q" : "v", seen_join ? "present" : "missing");
+        CHECKF(seen_info == !pass, "-%s: info lines %s", pass ? "q" : "v", seen_info ? "present" : "missing");
+        CHECK_INT(stop_server(&s), 0);
+    }
+    T_PORT = saved;
+}
+
 static void test_binary_logs_joins_and_leaves_like_the_tutorial(void) {
     static const char *const quiet_off[] = {NULL};
     test_server s;
@@ -995,6 +1032,7 @@ static void integration_tests(void) {
     }
     RUN(test_sigterm_closes_clients_1001_and_exits_0);
     RUN(test_binary_logs_joins_and_leaves_like_the_tutorial);
+    RUN(test_binary_log_levels);
     RUN(test_callbacks_veto_and_broadcast);
     RUN(test_limits_message_size_and_clients);
     RUN(test_join_burst_coalesces_user_lists);
