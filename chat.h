@@ -77,6 +77,10 @@
    LICENSE: MIT or public domain (Unlicense), your choice; see the end of this file.
 */
 
+#if defined(_WIN32) && !defined(__CYGWIN__)
+#error "chat.h needs POSIX sockets and poll(): Windows (WSAPoll, closesocket, no MSG_NOSIGNAL) is not supported yet; use WSL or Cygwin"
+#endif
+
 /* glibc hides POSIX under -std=c99 unless asked; this only works when chat.h is included before
    any system header in the implementation file, as the example does. */
 #if defined(CHAT_IMPLEMENTATION) && defined(__linux__) && !defined(_POSIX_C_SOURCE) && \
@@ -354,6 +358,27 @@ static int chat__set_nonblock_cloexec(int fd) {
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
     return fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
+
+/* accept4() sets both flags in the same call: one syscall per client instead of four, which
+   counts in a join storm. Linux and the BSDs have it; glibc declares it only for _GNU_SOURCE,
+   so elsewhere on Linux we declare it ourselves. Other systems use accept() + fcntl(). */
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC) && (defined(__linux__) || defined(__FreeBSD__)) && \
+    !defined(CHAT_NO_ACCEPT4)
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+extern int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+#endif
+static int chat__accept(int listener) { return accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+#else
+static int chat__accept(int listener) {
+    int fd = accept(listener, NULL, NULL);
+    if (fd >= 0 && chat__set_nonblock_cloexec(fd) < 0) {
+        close(fd);
+        errno = EINTR; /* "try the next one" */
+        return -1;
+    }
+    return fd;
+}
+#endif
 
 static void chat__socket_tune(int fd) {
     int one = 1;
@@ -2249,7 +2274,7 @@ static void chat__accept_pause(chat_server *srv) {
 static void chat__accept_all(chat_server *srv) {
     int i;
     for (i = 0; i < CHAT__ACCEPT_PER_TURN; i++) {
-        int fd = accept(srv->listen_fd, NULL, NULL);
+        int fd = chat__accept(srv->listen_fd);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -2259,7 +2284,7 @@ static void chat__accept_all(chat_server *srv) {
             chat__accept_pause(srv);
             return;
         }
-        if (chat__set_nonblock_cloexec(fd) < 0 || !chat__conn_new(srv, fd)) {
+        if (!chat__conn_new(srv, fd)) {
             close(fd);
             chat__accept_pause(srv);
             return;
