@@ -55,7 +55,20 @@ compat: tests/run_tests
 tls: chat
 	bash tests/tls/run.sh
 
-.PHONY: test-asan test-valgrind compat tls
+# The core suite on armhf, aarch64, mips (big-endian) and riscv64 under qemu-user, and a static
+# musl build (needs qemu-user, gcc-{arm-linux-gnueabihf,aarch64-linux-gnu,mips-linux-gnu,
+# riscv64-linux-gnu}, musl-tools).
+cross:
+	bash tests/cross.sh
+
+# chat.h beside Node + ws and the Deno tutorial (tests/bench/README.md); about 2 minutes.
+bench:
+	bash tests/bench/run.sh
+
+bench-smoke:
+	bash tests/bench/run.sh --smoke
+
+.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.

@@ -1,0 +1,336 @@
+#!/usr/bin/env bash
+# tests/bench/run.sh - chat.h against Node + ws and the Deno tutorial, one table.
+#
+#   bash tests/bench/run.sh            the full run (about 1.5-2 minutes on 2 cores; bounded well under 5)
+#   bash tests/bench/run.sh --smoke    a tiny run for CI: exits non-zero if a chat.h row failed
+#                                      or lost a message
+#
+# Each scenario runs against each server in turn, every server started fresh on its own port,
+# pinned to core 0; the load client (tests/bench/load.c) runs on core 1. See README.md here.
+#
+# Environment:
+#   BENCH_SERVERS   which servers, default "chat.h node deno"
+#   BENCH_PEERS     writable copy of the reference peers (default ${TMPDIR:-/tmp}/chat-bench-peers)
+#   PEERS_SRC       where the peers come from (default ../shared/peers next to the repo; read-only)
+#   BENCH_RESULTS   file for the raw RESULT lines (default ${TMPDIR:-/tmp}/chat-bench-results.txt)
+#   BENCH_ONLY      run only these scenarios, e.g. "fanout latency"
+#   CC              compiler (default cc)
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+root=$PWD
+smoke=0
+case "${1:-}" in
+    --smoke) smoke=1 ;;
+    "") ;;
+    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--smoke]" >&2; exit 2 ;;
+esac
+
+started=$(date +%s.%N)
+tmp_root=${TMPDIR:-/tmp}
+work=$(mktemp -d "$tmp_root/chat-bench.XXXXXX") || exit 1
+peers=${BENCH_PEERS:-$tmp_root/chat-bench-peers}
+peers_src=${PEERS_SRC:-$root/../shared/peers}
+servers=${BENCH_SERVERS:-"chat.h node deno"}
+results=${BENCH_RESULTS:-$tmp_root/chat-bench-results.txt}
+CC=${CC:-cc}
+
+# --- every server this script starts is killed on every way out -------------------------------
+server_pid=""
+load_pid=""
+stop_pid() { # PID: TERM, then KILL if it is still there after 3 s (bounded)
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 60; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+# shellcheck disable=SC2317 # called from the trap
+cleanup() {
+    stop_pid "$load_pid" # timeout(1) passes the TERM on to the load client
+    stop_pid "$server_pid"
+    server_pid="" load_pid=""
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM HUP
+
+say() { printf '%s\n' "$*" >&2; }
+
+# --- build -------------------------------------------------------------------------------------
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true # idle10k needs >10k descriptors, for every server alike
+say "bench: building into $work"
+if ! $CC -std=c99 -Wall -Wextra -pedantic -Werror -O2 -o "$work/load" tests/bench/load.c; then
+    say "bench: tests/bench/load.c does not build"
+    exit 1
+fi
+if ! "$work/load" selftest >"$work/selftest.txt" 2>&1; then
+    cat "$work/selftest.txt" >&2
+    say "bench: the load client's selftest failed"
+    exit 1
+fi
+chat_ok=1
+if ! $CC -O2 -o "$work/chat" example_main.c 2>"$work/build-chat.txt"; then
+    chat_ok=0
+    say "bench: example_main.c does not build (chat.h rows will say so):"
+    head -5 "$work/build-chat.txt" >&2
+fi
+heap_ok=1
+if [ $chat_ok = 1 ] && ! $CC -O2 -o "$work/heap_server" tests/bench/heap_server.c 2>"$work/build-heap.txt"; then
+    heap_ok=0
+    say "bench: tests/bench/heap_server.c does not build; idle rows use the plain binary:"
+    head -5 "$work/build-heap.txt" >&2
+fi
+chat_extra=()
+# chat.h limits messages per client and second by default (closing a faster client); the peers
+# have no limit, so it is switched off for a like-for-like run when the binary has the option.
+if [ $chat_ok = 1 ] && "$work/chat" -h 2>&1 | grep -q -- '-r RATE'; then chat_extra=(-r 0); fi
+
+# --- the reference peers (npm only; shared/ is read-only: work on a copy) ----------------------
+peers_ok=0
+case " $servers " in
+*" node "* | *" deno "*)
+    if [ ! -d "$peers" ] && [ -d "$peers_src" ]; then
+        cp -r "$peers_src" "$peers" && chmod -R u+w "$peers"
+    fi
+    if [ -x "$peers/setup.sh" ] && "$peers/setup.sh" >"$work/setup.txt" 2>&1; then
+        peers_ok=1
+    else
+        say "bench: the reference peers are not available (from $peers_src into $peers); their rows are skipped"
+        [ -f "$work/setup.txt" ] && tail -5 "$work/setup.txt" >&2
+    fi
+    ;;
+esac
+
+# --- servers ----------------------------------------------------------------------------------
+# Ports below the ephemeral range, so that no client socket of an earlier run holds one.
+eph_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+[ -n "$eph_lo" ] && [ "$eph_lo" -gt 12000 ] || eph_lo=32768
+port_lo=10000 port_hi=$((eph_lo - 1))
+port=$((port_lo + RANDOM % (port_hi - port_lo - 100)))
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+next_port() {
+    local i
+    for ((i = 0; i < 50; i++)); do
+        port=$((port + 1))
+        [ $port -lt $port_hi ] || port=$port_lo
+        port_busy $port || return 0
+    done
+    return 1
+}
+
+# start_server NAME HEAP(0/1): sets server_pid, srv_err; returns non-zero if it did not come up
+start_server() {
+    local name=$1 heap=$2 i bin
+    next_port || return 1
+    srv_err="$work/server-$name-$port.err"
+    case $name in
+    chat.h)
+        bin="$work/chat"
+        [ "$heap" = 1 ] && [ $heap_ok = 1 ] && bin="$work/heap_server"
+        taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
+        ;;
+    node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
+    deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
+    esac
+    server_pid=$! # taskset and the run scripts exec: this is the server's own PID
+    # Ready when it accepts a connection (polled, bounded to 20 s); a server that exits fails.
+    for ((i = 0; i < 400; i++)); do
+        kill -0 "$server_pid" 2>/dev/null || { wait "$server_pid" 2>/dev/null; server_pid=""; return 1; }
+        port_busy "$port" && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# --- scenarios ---------------------------------------------------------------------------------
+# name | load arguments | seconds the whole client run may take at most (a backstop: the client
+# bounds every wait itself)
+if [ $smoke = 1 ]; then
+    scenarios=(
+        "fanout|fanout -n 20 -s 3 -w 8 -m 64 -d 1000 -t 5000 -D 3000|20"
+        "large|large -n 10 -s 2 -w 4 -m 16384 -d 1000 -t 5000 -D 3000|20"
+        "latency|latency -n 5 -r 500 -m 64 -d 1000 -t 5000 -D 3000|20"
+        "idle100|idle -n 100 -c 64 -t 5000|20"
+        "storm100|storm -n 100 -t 5000|20"
+    )
+else
+    scenarios=(
+        "fanout|fanout -n 100 -s 10 -w 8 -m 64 -d 5000 -t 10000 -D 5000|40"
+        "large|large -n 100 -s 4 -w 4 -m 16384 -d 5000 -t 10000 -D 5000|40"
+        "latency|latency -n 10 -r 2000 -m 64 -d 5000 -t 10000 -D 5000|40"
+        "idle1k|idle -n 1000 -c 256 -t 20000|45"
+        "idle10k|idle -n 10000 -c 256 -t 20000|60"
+        "storm|storm -n 1000 -t 20000|45"
+    )
+fi
+
+: >"$results"
+declare -A R      # R[scenario/server/key] = value
+rows=()           # "scenario/server" in order
+failures=0        # chat.h rows that failed or lost messages
+
+field() { # LINE KEY
+    local kv
+    for kv in $1; do
+        [ "${kv%%=*}" = "$2" ] && { printf '%s' "${kv#*=}"; return; }
+    done
+}
+
+run_one() { # SCENARIO SERVER ARGS TIMEOUT
+    local sc=$1 srv=$2 args=$3 limit=$4 heap=0 line="" hwm="" extra=() alive=1 key="$1/$2"
+    rows+=("$key")
+    case $sc in idle* | storm*) heap=1 ;; esac
+    if [ "$srv" = chat.h ] && [ $chat_ok = 0 ]; then
+        R[$key/status]="FAIL" R[$key/flags]="build-failed"
+        return
+    fi
+    if [ "$srv" != chat.h ] && [ $peers_ok = 0 ]; then
+        R[$key/status]="skipped" R[$key/flags]="no-peers"
+        return
+    fi
+    if ! start_server "$srv" $heap; then
+        R[$key/status]="FAIL" R[$key/flags]="did-not-start"
+        say "bench: $srv did not start on port $port for $sc:"
+        [ -f "$srv_err" ] && tail -5 "$srv_err" >&2
+        stop_pid "$server_pid"
+        server_pid=""
+        return
+    fi
+    [ "$srv" = chat.h ] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
+    # shellcheck disable=SC2086 # args is a word list on purpose
+    timeout -k 2 "$limit" taskset -c 1 "$work/load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
+        "${extra[@]}" >"$work/result.txt" 2>"$work/load.err" &
+    load_pid=$!
+    wait $load_pid
+    load_pid=""
+    line=$(grep '^RESULT ' "$work/result.txt" | tail -1)
+    if kill -0 "$server_pid" 2>/dev/null; then
+        hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null)
+    else
+        alive=0
+    fi
+    stop_pid "$server_pid"
+    server_pid=""
+    if [ -z "$line" ]; then
+        line="RESULT scenario=$sc server=$srv status=FAIL reason=no_result_from_the_load_client"
+        tail -3 "$work/load.err" >&2
+    fi
+    printf '%s peak_rss_kb=%s server_alive=%s\n' "$line" "${hwm:--}" "$alive" >>"$results"
+    local k
+    for k in status dps p50_us p99_us srv_cpu_s delivered lost join_ms bytes rss_per_conn_b heap_per_conn_b \
+        client_cpu other_cpu late_ticks sent probe closed failed reason open joined clients; do
+        R[$key/$k]=$(field "$line" $k)
+    done
+    R[$key/hwm]=$hwm
+    local flags=()
+    [ $alive = 0 ] && flags+=("server-died")
+    awk -v c="${R[$key/client_cpu]:-0}" 'BEGIN { exit !(c > 0.9) }' && flags+=("client-bound")
+    # /proc/stat counts in clock ticks (10 ms): judge only phases long enough for that
+    awk -v c="${R[$key/other_cpu]:-0}" -v w="$(field "$line" wall_s)" 'BEGIN { exit !(c > 0.3 && w >= 0.5) }' &&
+        flags+=("noisy")
+    [ -n "${R[$key/lost]}" ] && [ "${R[$key/lost]}" != 0 ] && flags+=("LOST")
+    [ "${R[$key/probe]:-}" = FAIL ] && flags+=("64k-probe-failed")
+    [ "${R[$key/closed]:-0}" != 0 ] && flags+=("closed:${R[$key/closed]}")
+    awk -v l="${R[$key/late_ticks]:-0}" -v s="${R[$key/sent]:-0}" 'BEGIN { exit !(s > 0 && l > s / 100) }' &&
+        flags+=("late-pacing")
+    [ "${R[$key/status]}" = DNF ] && flags+=("DNF:${R[$key/open]}-open,${R[$key/joined]}-complete-of-${R[$key/clients]}")
+    [ "${R[$key/status]}" = FAIL ] && [ -n "${R[$key/reason]}" ] && flags+=("${R[$key/reason]}")
+    R[$key/flags]=$(IFS=,; printf '%s' "${flags[*]:-}")
+    say "bench: $sc $srv: ${R[$key/status]}${R[$key/flags]:+ (${R[$key/flags]})}"
+}
+
+for entry in "${scenarios[@]}"; do
+    IFS='|' read -r sc args limit <<<"$entry"
+    if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $sc "* ]]; then continue; fi
+    for srv in $servers; do
+        run_one "$sc" "$srv" "$args" "$limit"
+    done
+done
+
+# --- the table ---------------------------------------------------------------------------------
+num() { [ -n "${1:-}" ] && [ "$1" != "-" ] && [ "$1" != "-1" ] && [ "$1" != "-1.0" ] && [ "$1" != "-1.00" ]; }
+fmt() { # AWK-FORMAT VALUE (or "-")
+    if num "${2:-}"; then awk -v v="$2" "BEGIN { printf \"$1\", v }"; else printf -- '-'; fi
+}
+printf '\n'
+hdr='%-9s %-7s %-6s %10s %9s %9s %9s %8s %9s %9s %7s %9s %12s  %s\n'
+# shellcheck disable=SC2059
+printf "$hdr" scenario server status deliv/s p50_us p99_us cpu_s/M peak_MB rss/conn heap/conn lost join_ms bytes flags
+for key in "${rows[@]}"; do
+    sc=${key%%/*} srv=${key#*/}
+    st=${R[$key/status]:-FAIL}
+    dps="-" cpm="-" p50="-" p99="-" rsspc="-" heappc="-" lost="-" jm="-" bytes="-" mb="-"
+    case $sc in
+    fanout* | large* | latency*)
+        dps=$(fmt '%.0f' "${R[$key/dps]:-}")
+        p50=$(fmt '%.0f' "${R[$key/p50_us]:-}")
+        p99=$(fmt '%.0f' "${R[$key/p99_us]:-}")
+        lost=${R[$key/lost]:--}
+        if num "${R[$key/srv_cpu_s]:-}" && num "${R[$key/delivered]:-}" && [ "${R[$key/delivered]}" != 0 ]; then
+            cpm=$(awk -v c="${R[$key/srv_cpu_s]}" -v d="${R[$key/delivered]}" 'BEGIN { printf "%.2f", c / (d / 1e6) }')
+        fi
+        ;;
+    *)
+        rsspc=$(fmt '%.0f' "${R[$key/rss_per_conn_b]:-}")
+        heappc=$(fmt '%.0f' "${R[$key/heap_per_conn_b]:-}")
+        bytes=${R[$key/bytes]:--}
+        ;;
+    esac
+    jm=${R[$key/join_ms]:--}
+    num "${R[$key/hwm]:-}" && mb=$(awk -v k="${R[$key/hwm]}" 'BEGIN { printf "%.1f", k / 1024 }')
+    # shellcheck disable=SC2059
+    printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" \
+        "${R[$key/flags]:-}"
+    if [ "$srv" = chat.h ] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
+        failures=$((failures + 1))
+    fi
+done
+
+# --- chat.h against Node + ws, the key number of each scenario ---------------------------------
+ratio() { # SCENARIO KEY HOW(higher|lower) TEXT
+    local c n sc=$1 k=$2
+    c=${R[$sc/chat.h/$k]:-} n=${R[$sc/node/$k]:-}
+    if [ -z "${R[$sc/chat.h/status]:-}" ] || [ -z "${R[$sc/node/status]:-}" ]; then return; fi
+    if [ "${R[$sc/chat.h/status]}" != ok ]; then
+        printf '  %-9s %-28s chat.h %s\n' "$sc" "$4" "${R[$sc/chat.h/status]}"
+    elif [ "${R[$sc/node/status]}" != ok ]; then
+        local why="did not finish within the bound"
+        [ "${R[$sc/node/status]}" = DNF ] || why="${R[$sc/node/flags]}"
+        printf '  %-9s %-28s chat.h %s, node %s (%s)\n' "$sc" "$4" "$c" "${R[$sc/node/status]}" "$why"
+    elif num "$c" && num "$n" && awk -v n="$n" 'BEGIN { exit !(n != 0) }'; then
+        awk -v c="$c" -v n="$n" -v t="$4" -v sc="$sc" -v how="$3" \
+            'BEGIN { printf "  %-9s %-28s chat.h / node = %.3g  (%s is better; chat.h %s, node %s)\n", sc, t, c / n, how, c, n }'
+    fi
+}
+printf '\nchat.h relative to Node + ws:\n'
+for entry in "${scenarios[@]}"; do
+    IFS='|' read -r sc _ _ <<<"$entry"
+    case $sc in
+    fanout* | large*) ratio "$sc" dps higher "deliveries/s" ;;
+    latency*) ratio "$sc" p99_us lower "p99 latency (us)" ;;
+    idle*)
+        ratio "$sc" rss_per_conn_b lower "RSS per idle connection (B)"
+        ratio "$sc" join_ms lower "time to converge (ms)"
+        ;;
+    storm*)
+        ratio "$sc" join_ms lower "time to converge (ms)"
+        ratio "$sc" bytes lower "bytes to converge"
+        ;;
+    esac
+done
+
+elapsed=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
+printf '\nservers on core 0, load client on core 1 (taskset); %s; %s s in all; raw results: %s\n' \
+    "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)" "$elapsed" "$results"
+printf 'flags: client-bound = the load client used >90%% of its core; noisy = other processes used >30%% of a core during the measurement; DNF = not every client saw the full user list in time\n'
+if [ $failures -gt 0 ]; then
+    say "bench: $failures chat.h row(s) failed or lost messages"
+    [ $smoke = 1 ] && exit 1
+    exit 1
+fi
+exit 0
