@@ -68,7 +68,23 @@ bench:
 bench-smoke:
 	bash tests/bench/run.sh --smoke
 
-.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke
+# The small-board configuration of README.md, built into the example and the suite, which must
+# pass with it (limits refused gracefully: 503 when full, 1009 when too big).
+SMALL_BOARD = -DCHAT_MAX_CLIENTS=32 -DCHAT_MAX_MESSAGE=4096 -DCHAT_MAX_BACKLOG=65536 \
+	-DCHAT_MAX_HEADER=2048 -DCHAT_HISTORY=10 -DCHAT_READ_CHUNK=4096
+test-small:
+	$(CC) $(CFLAGS) $(SMALL_BOARD) -o chat-small example_main.c
+	$(CC) $(CFLAGS) $(SMALL_BOARD) -pthread -o tests/run_tests-small tests/main.c tests/api_only.c
+	CHAT_TEST_BIN=./chat-small ./tests/run_tests-small
+
+# Stripped sizes per target (Markdown table) and the memory footprint with idle clients.
+size:
+	bash tests/size.sh
+
+footprint:
+	bash tests/footprint.sh
+
+.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke test-small size footprint
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.

@@ -344,6 +344,7 @@ CHATDEF const char *chat_strerror(int err);
 #define CHAT__SWEEP_MS 250         /* granularity of deadlines (handshake, ping, close) */
 #define CHAT__ACCEPT_PER_TURN 128  /* so a connect flood cannot starve the clients already in */
 #define CHAT__USERS_BYTES_PER_MS (512 * 1024) /* user-list bytes a server hands out per ms */
+#define CHAT__MAX_BUFFER (1u << 30)            /* max_message and max_backlog at most */
 
 typedef long long chat__ms;
 
@@ -1315,11 +1316,10 @@ typedef enum chat__state {
 #define CHAT__C_JOINED 8u         /* in the room: has a name */
 #define CHAT__C_PEER_EOF 16u      /* the peer shut down its side */
 
+/* One per TCP connection, so every byte counts: 10,000 idle clients should cost little more than
+   this struct each (buffers are allocated only while in use). Sizes of buffers are 32-bit:
+   max_message and max_backlog are capped at CHAT__MAX_BUFFER. */
 typedef struct chat__conn {
-    int fd;
-    unsigned slot;          /* index in srv->pfds and srv->conns */
-    unsigned char state;    /* chat__state */
-    unsigned char flags;    /* CHAT__C_* */
     chat__ms deadline;      /* by state: handshake, next ping or ping answer, close */
     union {
         size_t http_scanned; /* CHAT__HTTP: bytes searched for the end of the head */
@@ -1328,21 +1328,24 @@ typedef struct chat__conn {
     /* Input not yet consumed: a partial request, frame or message. NULL between messages, so an
        idle connection owns no buffer. Bounded by max_header or max_message + a frame header. */
     unsigned char *rx;
-    size_t rx_len, rx_cap;
     /* Output: a ring of frame references, NULL when empty. Bounded by max_backlog. */
     chat__frame **q;
-    unsigned q_head, q_count, q_cap;
-    size_t q_off;   /* bytes of the first frame already sent */
-    size_t backlog; /* bytes of shared frames queued */
     struct chat__conn *flush_next;
     /* The room's part: only set while joined. */
     char *name; /* NUL-terminated UTF-8, owned */
-    size_t name_len;
-    uint32_t name_hash;
+    struct chat__conn *hash_next, *prev, *next;
+    int fd;
+    unsigned slot; /* index in srv->pfds and srv->conns */
+    uint32_t rx_len, rx_cap;
+    uint32_t q_head, q_count, q_cap;
+    uint32_t q_off;   /* bytes of the first frame already sent */
+    uint32_t backlog; /* bytes of shared frames queued */
+    uint32_t name_len, name_hash;
     unsigned users_version; /* version of the last user list queued to this client */
     uint32_t rate_second;   /* the second (server clock) rate_count counts in */
     uint32_t rate_count;    /* messages and pings received in that second */
-    struct chat__conn *hash_next, *prev, *next;
+    unsigned char state;    /* chat__state */
+    unsigned char flags;    /* CHAT__C_* */
 } chat__conn;
 
 typedef struct chat__asset {
@@ -2431,6 +2434,8 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     CHAT__DEFAULT(max_header, CHAT_MAX_HEADER);
     CHAT__DEFAULT(max_message, CHAT_MAX_MESSAGE);
     CHAT__DEFAULT(max_backlog, CHAT_MAX_BACKLOG);
+    if (srv->cfg.max_message > CHAT__MAX_BUFFER) srv->cfg.max_message = CHAT__MAX_BUFFER;
+    if (srv->cfg.max_backlog > CHAT__MAX_BUFFER) srv->cfg.max_backlog = CHAT__MAX_BUFFER;
     CHAT__DEFAULT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS);
     CHAT__DEFAULT(ping_interval_ms, CHAT_PING_INTERVAL_MS);
     CHAT__DEFAULT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS);

@@ -267,7 +267,7 @@ static void test_deploy_shutdown_flushes_queued_output(void) {
     static char text[SIZE + 8], want[SIZE + 200];
     int i, ok = 1, saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
-    cfg.close_timeout_ms = 4000, cfg.max_rate = -1;
+    cfg.close_timeout_ms = 4000, cfg.max_rate = -1, cfg.max_message = 64 * 1024, cfg.max_backlog = 1024 * 1024;
     CHECK_INT(start_library(&s, &cfg), 0);
     T_PORT = s.port;
     tagged(na, sizeof na, "sender"), tagged(nb, sizeof nb, "slow");

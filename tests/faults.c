@@ -219,6 +219,7 @@ static void test_fault_partial_writes_to_a_small_window(void) {
     static char text[SIZE + 8], want[SIZE + 200];
     int i, ok = 1, saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
+    cfg.max_message = 64 * 1024, cfg.max_backlog = 1024 * 1024;
     CHECK_INT(start_library(&s, &cfg), 0);
     T_PORT = s.port;
     tagged(a, sizeof a, "sender"), tagged(b, sizeof b, "narrow");
@@ -329,7 +330,7 @@ static void test_fault_half_closed_peers(void) {
 /* One batch of connect / join / leave cycles; every third ends with a reset in the middle of a
    frame, every third with a message and a clean close, the rest with a bare close. */
 static int churn(int cycles, int *failures) {
-    enum { BATCH = 50 };
+    enum { BATCH = CHAT_MAX_CLIENTS < 50 ? CHAT_MAX_CLIENTS : 50 }; /* a small-board build has fewer */
     static wsc c[BATCH];
     int done = 0, k;
     while (done < cycles) {
@@ -409,7 +410,56 @@ static void test_fault_churn_leaves_the_heap_where_it_started(void) {
     T_PORT = saved;
 }
 
+/* The compiled-in limits (e.g. the small-board build of `make test-small`) are refused
+   gracefully: 503 when full while pages are still served, 1009 when a message is too big, and a
+   message of exactly the limit still goes through. */
+static void test_fault_compiled_limits_refused_gracefully(void) {
+    enum { FILL = CHAT_MAX_CLIENTS <= 64 ? CHAT_MAX_CLIENTS : 0 }; /* default builds: 1024, too many to open here */
+    chat_config cfg;
+    test_server s;
+    static wsc c[FILL > 0 ? FILL : 1];
+    wsc extra, h;
+    char name[64], *body = NULL, *got;
+    static char text[CHAT_MAX_MESSAGE + 64];
+    size_t head = strlen("{\"event\":\"send-message\",\"message\":\"\"}");
+    int i, saved = T_PORT;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = -1;
+    CHECK_INT(start_library(&s, &cfg), 0);
+    T_PORT = s.port;
+    for (i = 0; i < FILL; i++) {
+        snprintf(name, sizeof name, "full%d-%s", i, TAG);
+        CHECK_INT(join(&c[i], name), 101);
+    }
+    if (FILL) {
+        CHECK_INT(join(&extra, "one-too-many"), 503);
+        wsc_close(&extra);
+        CHECK_INT(wsc_http(T_HOST, T_PORT, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", &h, &body, NULL), 200);
+        free(body);
+        wsc_close(&h);
+        for (i = 1; i < FILL; i++) wsc_close(&c[i]);
+    } else {
+        tagged(name, sizeof name, "limits");
+        CHECK_INT(join(&c[0], name), 101);
+    }
+    /* exactly CHAT_MAX_MESSAGE bytes of JSON: accepted and broadcast */
+    memcpy(text, "{\"event\":\"send-message\",\"message\":\"", head - 2);
+    memset(text + head - 2, 'm', CHAT_MAX_MESSAGE - head);
+    memcpy(text + CHAT_MAX_MESSAGE - 2, "\"}", 2);
+    wsc_send_frame(&c[0], 1, 1, text, CHAT_MAX_MESSAGE);
+    got = next_chat(&c[0], WAIT_MS);
+    CHECKF(got && strlen(got) > CHAT_MAX_MESSAGE - head, "a message of exactly CHAT_MAX_MESSAGE bytes did not go through");
+    free(got);
+    /* one byte more: 1009 */
+    wsc_send_frame(&c[0], 1, 1, text, CHAT_MAX_MESSAGE + 1);
+    expect_close(&c[0], 1009, NULL);
+    wsc_close(&c[0]);
+    CHECK_INT(stop_server(&s), 0);
+    T_PORT = saved;
+}
+
 static void fault_tests(void) {
+    RUN(test_fault_compiled_limits_refused_gracefully);
     RUN(test_fault_rate_limit_closes_a_flooder_only);
     RUN(test_fault_slow_reader_closed_others_unaffected);
     RUN(test_fault_emfile_does_not_spin_and_recovers);
