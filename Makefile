@@ -77,6 +77,16 @@ test-small:
 	$(CC) $(CFLAGS) $(SMALL_BOARD) -pthread -o tests/run_tests-small tests/main.c tests/api_only.c
 	CHAT_TEST_BIN=./chat-small ./tests/run_tests-small
 
+# The plain POSIX paths that other systems take: accept() + fcntl(), no MSG_NOSIGNAL (SIGPIPE
+# ignored instead), strict -std=c99 -D_POSIX_C_SOURCE=200809L; and a compile check of the macOS
+# path (SO_NOSIGPIPE).
+POSIX_ONLY = -std=c99 -D_POSIX_C_SOURCE=200809L -DCHAT_NO_ACCEPT4 -DCHAT_NO_MSG_NOSIGNAL
+test-posix:
+	$(CC) -O2 -g -Wall -Wextra -pedantic -Werror $(POSIX_ONLY) -DSO_NOSIGPIPE=0x1022 -o chat-posix example_main.c
+	$(CC) -O2 -g -Wall -Wextra -pedantic -Werror $(POSIX_ONLY) -o chat-posix example_main.c
+	$(CC) -O2 -g -Wall -Wextra -pedantic -Werror $(POSIX_ONLY) -pthread -o tests/run_tests-posix tests/main.c tests/api_only.c
+	CHAT_TEST_BIN=./chat-posix ./tests/run_tests-posix
+
 # Stripped sizes per target (Markdown table) and the memory footprint with idle clients.
 size:
 	bash tests/size.sh
@@ -84,7 +94,7 @@ size:
 footprint:
 	bash tests/footprint.sh
 
-.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke test-small size footprint
+.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke test-small test-posix size footprint
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.

@@ -66,6 +66,8 @@
        CHAT_MALLOC(n), CHAT_REALLOC(p, n), CHAT_FREE(p)   all three or none (default: libc)
        CHAT_ASSERT(x)              default: assert(x)
        CHAT_NO_LOG                 compile the log calls out
+       CHAT_NO_ACCEPT4             use accept() + fcntl() even where accept4() exists
+       CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
 
    THREADS
    A server is used from one thread. The exceptions: chat_server_stop() may be called from a
@@ -330,12 +332,16 @@ CHATDEF const char *chat_strerror(int err);
 /* platform: the only place with OS calls                                                      */
 /* ============================================================================================ */
 
-/* SIGPIPE must never kill the embedding program: MSG_NOSIGNAL per call (Linux, BSD),
-   SO_NOSIGPIPE per socket (macOS). */
-#ifdef MSG_NOSIGNAL
+/* SIGPIPE must never kill the embedding program: MSG_NOSIGNAL per call (Linux, the BSDs),
+   else SO_NOSIGPIPE per socket (macOS), else -- on a system with neither -- SIGPIPE is ignored
+   process-wide when a server is created, unless the program installed its own handler. */
+#if defined(MSG_NOSIGNAL) && !defined(CHAT_NO_MSG_NOSIGNAL)
 #define CHAT__SEND_FLAGS MSG_NOSIGNAL
 #else
 #define CHAT__SEND_FLAGS 0
+#if !defined(SO_NOSIGPIPE)
+#define CHAT__IGNORE_SIGPIPE
+#endif
 #endif
 
 #define CHAT__IOV_MAX 64          /* iovecs per sendmsg; POSIX guarantees at least 16, Linux 1024 */
@@ -2445,6 +2451,12 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
 #undef CHAT__DEFAULT
     srv->listen_fd = srv->wake_rd = srv->wake_wr = -1;
     srv->started = chat__now_ms();
+#ifdef CHAT__IGNORE_SIGPIPE
+    {
+        struct sigaction old;
+        if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+    }
+#endif
     srv->cap = 16;
     srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
