@@ -87,6 +87,17 @@ test-posix:
 	$(CC) -O2 -g -Wall -Wextra -pedantic -Werror $(POSIX_ONLY) -pthread -o tests/run_tests-posix tests/main.c tests/api_only.c
 	CHAT_TEST_BIN=./chat-posix ./tests/run_tests-posix
 
+# The page in Debian's headless Chromium against ./chat (Node.js 20+; installs chromium and
+# playwright-core when missing). Last line "N passed, M failed".
+e2e: chat
+	sh tests/e2e/setup.sh
+	cd tests/e2e && CHAT_BIN=../../chat node run.mjs
+
+# tests/e2e/screenshot-desktop.png and screenshot-phone.png of a conversation (adds CJK/emoji fonts).
+screenshot: chat
+	sh tests/e2e/setup.sh --fonts
+	cd tests/e2e && CHAT_BIN=../../chat node screenshot.mjs
+
 # Stripped sizes per target (Markdown table) and the memory footprint with idle clients.
 size:
 	bash tests/size.sh
@@ -94,7 +105,7 @@ size:
 footprint:
 	bash tests/footprint.sh
 
-.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke test-small test-posix size footprint
+.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke test-small test-posix size footprint e2e screenshot
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.

@@ -1,4 +1,4 @@
-// chat.h client: join, chat, reconnect after drops unless the name was refused
+// chat.h client: join, chat, reconnect after drops
 const $ = (id) => document.getElementById(id);
 const zh = /^zh/i.test(navigator.language);
 const T = zh
@@ -16,7 +16,7 @@ if (!zh) {
 }
 $("alone").textContent = T.alone;
 log.dataset.empty = T.empty; // shown by CSS while empty
-let name, ws, tries = 0;
+let name, ws, tries = 0, lost = 0, seen = [];
 
 function setState(s) {
   document.body.dataset.s = s;
@@ -29,6 +29,7 @@ function connect() {
   const url = new URL("/start_web_socket?username=" + encodeURIComponent(name), location.href);
   url.protocol = url.protocol.replace("http", "ws");
   const sock = (ws = new WebSocket(url));
+  sock.r = []; // until the first user list: the server's replay
   sock.onopen = () => {
     sock.t = Date.now();
     setState("connected");
@@ -36,22 +37,25 @@ function connect() {
   sock.onmessage = (e) => {
     let d;
     try { d = JSON.parse(e.data); } catch { return; }
-    if (d?.event == "update-users") showUsers(d.usernames.map(String));
-    if (d?.event == "send-message") addMessage(String(d.username), String(d.message ?? ""));
+    if (d?.event == "update-users") replay(sock), showUsers(d.usernames.map(String));
+    if (d?.event == "send-message") {
+      const m = [String(d.username), String(d.message ?? "")];
+      sock.r ? sock.r.push(m) : addMessage(...m);
+    }
   };
   sock.onclose = (e) => {
     if (sock != ws) return;
     ws = null;
-    if (e.code == 1008) { // refused: ask again, never retry the name
-      tries = 0;
+    if (!sock.r) lost = Date.now();
+    // refused: ask again; but within 70 s of a drop our ghost may hold the name: retry
+    if (e.code == 1008 && (!sock.r || Date.now() - lost > 7e4)) {
+      tries = lost = 0;
       setState("idle");
       return askName(e.reason || T.bad);
     }
-    // other drops: 0.5 s doubling to 10 s, jittered; reset after 5 s up,
-    // so a server that accepts then drops still gets backed off
+    // other drops: 0.5 s doubling to 10 s, jittered; reset only after 5 s up
     if (Date.now() - sock.t > 5e3) tries = 0;
-    const base = Math.min(1e4, 500 * 2 ** tries++);
-    setTimeout(connect, base * (0.5 + Math.random() / 2));
+    setTimeout(connect, Math.min(1e4, 500 * 2 ** tries++) * (0.5 + Math.random() / 2));
     setState("reconnecting");
   };
 }
@@ -66,7 +70,16 @@ function showUsers(list) {
   $("alone").hidden = list.length > 1;
 }
 
+// skip the start of a replay that is already shown (a reconnect)
+function replay(sock, r = sock.r || []) {
+  let k = Math.min(r.length, seen.length);
+  while (k && JSON.stringify(seen.slice(-k)) != JSON.stringify(r.slice(0, k))) k--;
+  r.slice(k).forEach((m) => addMessage(...m));
+  sock.r = null;
+}
+
 function addMessage(user, text) {
+  seen.push([user, text]);
   // autoscroll only when at the bottom
   const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   const m = $("message").content.firstElementChild.cloneNode(true);

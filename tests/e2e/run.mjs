@@ -1,0 +1,620 @@
+// End-to-end tests of chat.h's page in Debian's Chromium against the real ./chat binary.
+//   node run.mjs [SUBSTRING...]   runs the tests whose names contain one of the substrings (all by default)
+// One line per test, "ok NAME" or "FAIL NAME: reason"; the last line is "N passed, M failed".
+// Every test starts its own server on a free loopback port and its own browser contexts; no test
+// sleeps: each waits, at most E2E_WAIT_MS (10 s), for a condition in the page.
+import {
+  WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, poll, until, users,
+  state, waitUsers, waitMessages, waitState, ready, join, send,
+} from "./lib.mjs";
+
+const TEST_TIMEOUT = Number(process.env.E2E_TEST_TIMEOUT_MS) || 90_000;
+const BAD_ZH = "名字需 1–64 字节，不含控制字符"; // the page's own message for a name it refuses
+const WS_DOWN = /WebSocket connection to '.*' failed/; // logged by Chromium while the server is down
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+
+function eq(got, want, what) {
+  const g = JSON.stringify(got), w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
+}
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+// What one test owns: its servers and browser contexts, closed after it; and everything that
+// went wrong in its pages (console errors, uncaught exceptions, failed or 4xx/5xx requests),
+// which fails the test unless allowed.
+class Ctx {
+  constructor(browser) {
+    this.browser = browser;
+    this.servers = [];
+    this.relays = [];
+    this.contexts = [];
+    this.problems = [];
+    this.allowed = [];
+  }
+  async server(opts) {
+    const s = await startChat(opts);
+    this.servers.push(s);
+    return s;
+  }
+  async relay(srv) {
+    const r = await startRelay(srv.port);
+    this.relays.push(r);
+    return r;
+  }
+  allow(re) { this.allowed.push(re); }
+  async page(srv, { label = "page", locale = "zh-CN", device = DESKTOP } = {}) {
+    const ctx = await this.browser.newContext({ ...device, locale });
+    ctx.setDefaultTimeout(WAIT);
+    this.contexts.push(ctx);
+    const page = await ctx.newPage();
+    page.label = label;
+    page.responses = [];
+    const bad = (s) => this.problems.push(`${label}: ${s}`);
+    page.on("console", (m) => { if (m.type() === "error") bad(`console error: ${m.text()}`); });
+    page.on("pageerror", (e) => bad(`uncaught: ${e.message}`));
+    page.on("requestfailed", (r) => bad(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on("response", (r) => {
+      page.responses.push(r);
+      if (r.status() >= 400) bad(`HTTP ${r.status()} for ${r.url()}`);
+    });
+    await page.goto(srv.url);
+    await ready(page);
+    return page;
+  }
+  unexpected() {
+    return this.problems.filter((p) => !this.allowed.some((re) => re.test(p)));
+  }
+  async close() {
+    await Promise.allSettled(this.contexts.map((c) => c.close()));
+    await Promise.allSettled(this.relays.map((r) => r.close()));
+    await Promise.allSettled(this.servers.map((s) => s.stop("SIGKILL")));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+test("page loads with no console error or failed request; stylesheet, title and lang set", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" });
+  await a.waitForLoadState("load");
+  const got = Object.fromEntries(a.responses.map((r) => [new URL(r.url()).pathname, [r.status(), r.headers()["content-type"]]]));
+  eq(Object.keys(got).sort(), ["/", "/public/app.js", "/public/style.css"], "requests the page made");
+  check(got["/"][0] === 200 && /^text\/html/.test(got["/"][1]), `/ answered ${got["/"]}`);
+  check(got["/public/style.css"][0] === 200 && /^text\/css/.test(got["/public/style.css"][1]), `style.css answered ${got["/public/style.css"]}`);
+  check(got["/public/app.js"][0] === 200 && /javascript/.test(got["/public/app.js"][1]), `app.js answered ${got["/public/app.js"]}`);
+  // styles only style.css sets: the grid layout, the page background, the blue buttons
+  const css = await a.evaluate(() => ({
+    display: getComputedStyle(document.body).display,
+    background: getComputedStyle(document.body).backgroundColor,
+    button: getComputedStyle(document.querySelector("#login button")).backgroundColor,
+    joinCard: getComputedStyle(document.getElementById("join")).position,
+  }));
+  eq(css, { display: "grid", background: "rgb(244, 245, 247)", button: "rgb(58, 92, 204)", joinCard: "fixed" }, "computed styles from style.css");
+  eq(await a.title(), "chat.h · Deno 聊天应用程序", "title");
+  eq(await a.getAttribute("html", "lang"), "zh-CN", "<html lang>");
+  // the script ran: idle status, name form up and focused, send disabled
+  eq(await state(a), "idle", "state before joining");
+  check(await a.locator("#join").isVisible(), "the name form is not shown");
+  eq(await a.evaluate(() => document.activeElement.id), "name", "focused element");
+  check(await a.locator("#send").isDisabled(), "send is enabled before joining");
+  // and a chat round trip stays clean too
+  await join(a, "Alice");
+  await send(a, "hello");
+  eq(await waitMessages(a, 1), [{ user: "Alice", text: "hello", me: true }], "conversation");
+});
+
+test("two users in separate contexts both see both names", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await until(a, "A shows it is alone", () => !document.getElementById("alone").hidden);
+  await join(b, "Bob");
+  await waitUsers(a, ["Alice", "Bob"], "A's list");
+  await waitUsers(b, ["Alice", "Bob"], "B's list");
+  // each page marks its own name
+  eq(await a.$$eval("#users li", (l) => l.map((li) => li.className)), ["me", ""], "A's own entry marked");
+  eq(await b.$$eval("#users li", (l) => l.map((li) => li.className)), ["", "me"], "B's own entry marked");
+  eq(await b.$eval("#users .me", (li) => getComputedStyle(li, "::after").content), '"（你）"', "B's (you) mark");
+  await until(a, "A no longer says it is alone", () => document.getElementById("alone").hidden);
+});
+
+test("messages sent with Enter and with the button reach both pages with the right sender", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await waitUsers(a, ["Alice", "Bob"], "A's list");
+  await send(a, "sent with Enter", "enter");
+  await waitMessages(b, 1, "B's conversation");
+  await send(b, "sent with the button", "button");
+  const want = [{ user: "Alice", text: "sent with Enter" }, { user: "Bob", text: "sent with the button" }];
+  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+    const got = await waitMessages(p, 2, `${n}'s conversation`);
+    eq(got.map(({ user, text }) => ({ user, text })), want, `${n}'s conversation`);
+  }
+  eq(await a.locator("#data").inputValue(), "", "A's input after sending");
+  eq(await b.evaluate(() => document.activeElement.id), "data", "focus after sending with the button");
+});
+
+test("one sender's messages stay in order (20 each from two users at once)", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await waitUsers(a, ["Alice", "Bob"], "A's list");
+  // submit the form 20 times in one go, as fast as the page allows
+  const burst = (p, who) => p.evaluate((w) => {
+    const input = document.getElementById("data"), form = document.getElementById("form");
+    for (let i = 1; i <= 20; i++) { input.value = `${w} ${i}`; form.requestSubmit(); }
+  }, who);
+  await Promise.all([burst(a, "Alice"), burst(b, "Bob")]);
+  const seq = (w) => Array.from({ length: 20 }, (_, i) => `${w} ${i + 1}`);
+  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+    const got = await waitMessages(p, 40, `${n}'s conversation`);
+    eq(got.length, 40, `${n}'s message count`);
+    for (const [w, name] of [["Alice", "Alice"], ["Bob", "Bob"]]) {
+      const mine = got.filter((m) => m.user === name).map((m) => m.text);
+      eq(mine, seq(w), `${name}'s messages as ${n} shows them`);
+    }
+  }
+});
+
+test("HTML-like text, CJK, emoji and quotes are shown literally and run no script", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  const evil = "<img src=x onerror=window.__xss=1>";
+  await join(a, "Alice");
+  await join(b, evil); // as a name too: the user list and the sender line
+  await waitUsers(a, ["Alice", evil], "A's list");
+  const texts = [
+    "<img src=x onerror=window.__xss=2>",
+    "<script>window.__xss=3</script>",
+    "中文：你好，世界！「引号」“双引号” 'single' \"double\" `back`",
+    "emoji 🦕🎉👍🏽 👨‍👩‍👧 and \\ backslash",
+    "&lt;b&gt; &amp; &#x41; <b>bold?</b>",
+  ];
+  for (const s of texts.slice(0, 3)) await send(a, s);
+  for (const s of texts.slice(3)) await send(b, s, "button");
+  const want = texts.map((text, i) => ({ user: i < 3 ? "Alice" : evil, text }));
+  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+    const got = await waitMessages(p, texts.length, `${n}'s conversation`);
+    eq(got.map(({ user, text }) => ({ user, text })), want, `${n}'s conversation`);
+    eq(await p.locator("#conversation img, #conversation script, #conversation b, #users img").count(), 0, `elements injected in ${n}'s page`);
+    eq(await p.evaluate(() => typeof window.__xss), "undefined", `window.__xss in ${n}'s page`);
+  }
+});
+
+test("a name that needs URL encoding is shown exactly in the other user's list", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  const odd = "a b&c=d#e 名字", odd2 = "1+1=2 100% /?x=&y";
+  await join(a, odd);
+  await join(b, odd2);
+  await waitUsers(b, [odd, odd2], "B's list");
+  await waitUsers(a, [odd, odd2], "A's list");
+  eq(await a.textContent("#status"), `已连接 · ${odd}`, "A's status line");
+  await send(a, "hi");
+  const got = await waitMessages(b, 1, "B's conversation");
+  eq(got[0].user, odd, "sender shown to B");
+});
+
+test("a taken name shows the server's reason and a new prompt; the first user stays listed once", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  const taken = "Alice 🦕";
+  await join(a, taken);
+  await b.locator("#name").fill(taken);
+  await b.locator("#name").press("Enter");
+  // the page lets it through; the server refuses with 1008 and its reason; the page asks again
+  await until(b, "B shows a reason", () => document.getElementById("why").textContent !== "",
+    undefined, { show: () => b.textContent("#status") });
+  eq(await b.textContent("#why"), `用户名 ${taken} 已被占用`, "reason shown to B");
+  check(await b.locator("#why").isVisible(), "the reason is not visible");
+  check(await b.locator("#join").isVisible(), "the name form is not shown again");
+  eq(await b.evaluate(() => document.activeElement.id), "name", "B's focused element");
+  eq(await b.locator("#name").inputValue(), taken, "B's name field");
+  eq(await state(b), "idle", "B's state (a refused name is not retried)");
+  eq(await b.textContent("#status"), "未连接", "B's status line");
+  check(await b.locator("#send").isDisabled(), "B's send button is enabled");
+  // B can pick another name; Alice is in the list exactly once
+  await join(b, "Bob");
+  check(await b.locator("#why").isHidden(), "the reason stays after joining");
+  await waitUsers(b, [taken, "Bob"], "B's list");
+  await waitUsers(a, [taken, "Bob"], "A's list");
+});
+
+test("an empty name gets visible feedback and a new prompt; the first user stays listed once", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  // empty: the required field's own validation stops the form (Chromium shows its bubble)
+  await b.evaluate(() => {
+    window.__invalid = 0;
+    document.getElementById("name").addEventListener("invalid", () => window.__invalid++);
+  });
+  await b.locator("#name").fill("");
+  await b.locator("#name").press("Enter");
+  await until(b, "the browser reports the empty name", () => window.__invalid > 0);
+  check(await b.evaluate(() => document.getElementById("name").validationMessage !== ""), "no validation message");
+  check(await b.locator("#join").isVisible(), "the name form is not shown");
+  eq(await b.evaluate(() => document.activeElement.id), "name", "B's focused element");
+  // only spaces: the page's own message
+  await b.locator("#name").fill("   ");
+  await b.locator("#join button").click();
+  await until(b, "B shows why", () => document.getElementById("why").textContent !== "");
+  eq(await b.textContent("#why"), BAD_ZH, "message for a blank name");
+  check(await b.locator("#why").isVisible(), "the message is not visible");
+  check(await b.locator("#join").isVisible(), "the name form is not shown");
+  eq(await b.evaluate(() => document.activeElement.id), "name", "B's focused element");
+  eq(await state(b), "idle", "B's state");
+  await join(b, "Bob");
+  await waitUsers(a, ["Alice", "Bob"], "A's list");
+});
+
+test("a too-long name gets visible feedback and a new prompt; a 64-byte one is accepted", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  const long = "名".repeat(22); // 22 characters, 66 bytes of UTF-8
+  await b.locator("#name").fill(long);
+  await b.locator("#name").press("Enter");
+  await until(b, "B shows why", () => document.getElementById("why").textContent !== "");
+  eq(await b.textContent("#why"), BAD_ZH, "message for a 66-byte name");
+  check(await b.locator("#why").isVisible(), "the message is not visible");
+  check(await b.locator("#join").isVisible(), "the name form is not shown");
+  const sel = await b.evaluate(() => { const n = document.getElementById("name"); return [document.activeElement.id, n.value.length, n.selectionStart, n.selectionEnd]; });
+  eq(sel, ["name", 22, 0, 22], "the name field is focused with the name selected");
+  eq(await state(b), "idle", "B's state");
+  const max = "名".repeat(21) + "x"; // exactly 64 bytes
+  await join(b, max);
+  await waitUsers(a, ["Alice", max], "A's list");
+});
+
+test("leaving (page or context closed) removes the user from the others' lists within a second", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" }), c = await t.page(srv, { label: "C" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await join(c, "Carol");
+  await waitUsers(a, ["Alice", "Bob", "Carol"], "A's list");
+  await b.close();
+  await waitUsers(a, ["Alice", "Carol"], "A's list after Bob's page closed", 1000);
+  await c.context().close();
+  await waitUsers(a, ["Alice"], "A's list after Carol's context closed", 1000);
+  await until(a, "A says it is alone again", () => !document.getElementById("alone").hidden);
+});
+
+for (const signal of ["SIGKILL", "SIGTERM"]) {
+  test(`after the server restarts (${signal}) on the same port the pages reconnect and chat again`, async (t) => {
+    t.allow(WS_DOWN);
+    const srv = await t.server();
+    const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+    await join(a, "Alice");
+    await join(b, "Bob");
+    await waitUsers(a, ["Alice", "Bob"], "A's list");
+    await srv.stop(signal);
+    await waitState(a, "reconnecting", "A after the server went away");
+    eq(await a.textContent("#status"), "重连中…", "A's status line");
+    check(await a.locator("#send").isDisabled(), "send is enabled while disconnected");
+    await t.server({ port: srv.port });
+    for (const [p, n] of [[a, "A"], [b, "B"]]) {
+      await until(p, `${n} reconnected`, () => document.body.dataset.s === "connected", undefined,
+        { timeout: 2 * WAIT, show: () => p.textContent("#status") });
+      await until(p, `${n} sees both names`, () => [...document.querySelectorAll("#users li")].map((li) => li.textContent).sort().join() === "Alice,Bob",
+        undefined, { show: () => users(p) });
+    }
+    await send(a, "after the restart");
+    await send(b, "and back", "button");
+    for (const [p, n] of [[a, "A"], [b, "B"]]) {
+      const got = await waitMessages(p, 2, `${n}'s conversation`);
+      eq(got.map((m) => `${m.user}: ${m.text}`), ["Alice: after the restart", "Bob: and back"], `${n}'s conversation`);
+    }
+  });
+}
+
+test("a dropped connection comes back by itself: no message twice, the ones sent meanwhile once", async (t) => {
+  t.allow(WS_DOWN);
+  const srv = await t.server();
+  const relay = await t.relay(srv); // A's connection goes through it; the server stays up
+  const a = await t.page(relay, { label: "A" }), c = await t.page(srv, { label: "C" });
+  await join(a, "Alice");
+  await join(c, "Carol");
+  await send(a, "one");
+  await waitMessages(c, 1, "C's conversation");
+  await send(c, "two");
+  await waitMessages(a, 2, "A's conversation");
+  relay.block(true);
+  relay.drop();
+  await waitState(a, "reconnecting", "A after its connection dropped");
+  await waitUsers(c, ["Carol"], "C's list while A is away");
+  await send(c, "while you were away");
+  await waitMessages(c, 3, "C's conversation");
+  relay.block(false);
+  await until(a, "A reconnected", () => document.body.dataset.s === "connected" && document.querySelectorAll("#users li").length === 2,
+    undefined, { timeout: 2 * WAIT, show: () => a.textContent("#status") });
+  await waitUsers(c, ["Carol", "Alice"], "C's list");
+  await send(a, "back");
+  await waitMessages(c, 4, "C's conversation");
+  const got = await waitMessages(a, 4, "A's conversation");
+  eq(got.map((m) => `${m.user}: ${m.text}`), ["Alice: one", "Carol: two", "Carol: while you were away", "Alice: back"], "A's conversation");
+});
+
+test("a reconnect that finds its old connection still holding the name keeps trying, then gets in", async (t) => {
+  t.allow(WS_DOWN);
+  const srv = await t.server();
+  const relay = await t.relay(srv);
+  const a = await t.page(relay, { label: "A" }), c = await t.page(srv, { label: "C" });
+  await join(a, "Alice");
+  await join(c, "Carol");
+  await send(a, "before");
+  await waitMessages(c, 1, "C's conversation");
+  // the browser's side goes; the server still sees Alice's old connection
+  const before = relay.accepted();
+  relay.drop({ ghost: true });
+  await waitState(a, "reconnecting", "A after its connection dropped");
+  // the server refuses the name ("taken" by the ghost) at least twice; the page must not give up
+  const pageState = () => a.evaluate(() => `${document.body.dataset.s} ${JSON.stringify(document.getElementById("why").textContent)}`);
+  await poll("A retried twice", async () => relay.accepted() >= before + 2 && (await state(a)) === "reconnecting", { show: pageState });
+  check(await a.locator("#join").isHidden(), `A was asked for a name again: ${await pageState()}`);
+  await waitUsers(c, ["Alice", "Carol"], "C's list (the ghost)");
+  // the server notices the old connection is gone (as its ping would): A gets in by itself
+  relay.release();
+  await until(a, "A reconnected", () => document.body.dataset.s === "connected" && document.querySelectorAll("#users li").length === 2,
+    undefined, { timeout: 2 * WAIT, show: pageState });
+  await waitUsers(c, ["Carol", "Alice"], "C's list");
+  await waitUsers(a, ["Carol", "Alice"], "A's list");
+  await send(a, "after");
+  const got = await waitMessages(c, 2, "C's conversation");
+  eq(got.map((m) => `${m.user}: ${m.text}`), ["Alice: before", "Alice: after"], "C's conversation");
+  eq((await waitMessages(a, 2, "A's conversation")).map((m) => m.text), ["before", "after"], "A's conversation");
+});
+
+test("a client closed for flooding (-r 2) sees the server's reason and the name prompt; the others stay", async (t) => {
+  const srv = await t.server({ args: ["-r", "2"] });
+  const a = await t.page(srv, { label: "A", locale: "en-US" }), c = await t.page(srv, { label: "C" });
+  await join(a, "Alice");
+  await join(c, "Carol");
+  await a.evaluate(() => {
+    const input = document.getElementById("data"), form = document.getElementById("form");
+    for (let i = 1; i <= 30; i++) { input.value = `flood ${i}`; form.requestSubmit(); }
+  });
+  await until(a, "A shows why", () => document.getElementById("why").textContent !== "", undefined, { show: () => state(a) });
+  eq(await a.textContent("#why"), "too many messages", "reason shown to A");
+  check(await a.locator("#join").isVisible(), "the name form is not shown");
+  eq(await state(a), "idle", "A's state (not reconnecting by itself)");
+  await waitUsers(c, ["Carol"], "C's list");
+  await join(a, "Alice");
+  await waitUsers(c, ["Carol", "Alice"], "C's list after A rejoined");
+});
+
+test("a newcomer gets the recent messages", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" });
+  await join(a, "Alice");
+  for (const s of ["one", "two", "三"]) await send(a, s);
+  await waitMessages(a, 3, "A's conversation");
+  const b = await t.page(srv, { label: "B" });
+  await join(b, "Bob");
+  const got = await waitMessages(b, 3, "B's conversation");
+  eq(got, ["one", "two", "三"].map((text) => ({ user: "Alice", text, me: false })), "B's conversation");
+});
+
+test("your own messages look different from the others'", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await send(a, "mine");
+  await waitMessages(b, 1, "B's conversation");
+  await send(b, "theirs");
+  for (const [p, n, mine] of [[a, "A", 0], [b, "B", 1]]) {
+    await waitMessages(p, 2, `${n}'s conversation`);
+    const looks = await p.$$eval("#conversation > div", (l) => l.map((d) => {
+      const s = getComputedStyle(d), r = d.getBoundingClientRect(), box = d.parentElement.getBoundingClientRect();
+      return { bg: s.backgroundColor, align: s.alignSelf, radius: s.borderRadius, left: Math.round(r.left - box.left), right: Math.round(box.right - r.right) };
+    }));
+    const own = looks[mine], other = looks[1 - mine];
+    const differ = ["bg", "align", "radius"].filter((k) => own[k] !== other[k]);
+    check(differ.length > 0, `${n}: own and other messages have the same style ${JSON.stringify(own)}`);
+    // own on the right, the others' on the left
+    check(own.right < own.left && other.left < other.right, `${n}: own message at ${JSON.stringify(own)}, other at ${JSON.stringify(other)}`);
+  }
+});
+
+test("phone viewport: no horizontal scrolling; the form and the user list are usable", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "phone", device: PHONE });
+  const b = await t.page(srv, { label: "B" }), c = await t.page(srv, { label: "C" });
+  const noHScroll = async (when) => {
+    const w = await a.evaluate(() => [document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]);
+    check(w[0] <= w[2] && w[1] <= w[2], `${when}: the page scrolls sideways (scrollWidth ${w[0]}/${w[1]} > innerWidth ${w[2]})`);
+  };
+  const inView = async (sel) => {
+    const box = await a.locator(sel).boundingBox();
+    const [w, h] = await a.evaluate(() => [innerWidth, innerHeight]);
+    check(box && box.x >= 0 && box.y >= 0 && box.x + box.width <= w + 0.5 && box.y + box.height <= h + 0.5,
+      `${sel} is not inside the ${w}x${h} viewport: ${JSON.stringify(box)}`);
+  };
+  eq(await a.evaluate(() => innerWidth), 375, "layout width (the page's viewport meta)");
+  // the name form
+  await noHScroll("name form");
+  for (const sel of ["#name", "#join button"]) await inView(sel);
+  await a.locator("#join button").click({ trial: true }); // visible, enabled, nothing on top
+  await a.locator("#name").tap();
+  await a.locator("#name").fill("Phone");
+  await a.locator("#join button").tap();
+  await waitState(a, "connected", "the phone page");
+  const long = "W".repeat(64); // unbreakable 64-byte name
+  await join(b, long);
+  await join(c, "Carol");
+  await waitUsers(a, ["Phone", long, "Carol"], "phone's list");
+  await send(b, "https://example.com/" + "x".repeat(300)); // one long unbreakable word
+  await send(c, "多行的中文消息，".repeat(20));
+  // the chat: one column, users above the conversation, everything within the width
+  await waitMessages(a, 2, "phone's conversation");
+  await noHScroll("with a long name and long messages");
+  // the user strip (aside) stays within the width; a list wider than it scrolls inside it
+  for (const sel of ["aside", "#data", "#send", "#conversation"]) await inView(sel);
+  eq(await a.$eval("aside", (e) => getComputedStyle(e).overflowX), "auto", "the user strip's overflow");
+  const [aside, main] = await Promise.all([a.locator("aside").boundingBox(), a.locator("main").boundingBox()]);
+  check(aside.y + aside.height <= main.y + 0.5, `the user list is not above the chat: ${JSON.stringify({ aside, main })}`);
+  eq(await a.evaluate(() => document.documentElement.scrollHeight <= innerHeight + 1), true, "the page itself fits the height");
+  // every user can be brought into view (the strip scrolls by itself, not the page)
+  for (let i = 0; i < 3; i++) {
+    const li = a.locator("#users li").nth(i);
+    await li.scrollIntoViewIfNeeded();
+    check(await li.isVisible(), `user ${i} not visible`);
+    await li.click({ trial: true });
+  }
+  await noHScroll("after scrolling the user strip");
+  // typing and tapping send
+  await a.locator("#data").tap();
+  await a.locator("#data").fill("from the phone 📱");
+  await a.locator("#send").tap();
+  const got = await waitMessages(a, 3, "phone's conversation");
+  eq(got[2], { user: "Phone", text: "from the phone 📱", me: true }, "the phone's message");
+  await waitMessages(b, 3, "B's conversation");
+  await inView("#conversation > div:last-child"); // scrolled to the newest
+});
+
+test("keyboard only: name -> join, then message -> send; Enter sends", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(b, "Bob");
+  const focused = () => a.evaluate(() => { const e = document.activeElement; return e.id || (e.tagName === "BUTTON" ? e.textContent : e.tagName); });
+  eq(await focused(), "name", "focus when the page opens");
+  await a.keyboard.type("Kay");
+  // the name form is the only thing Tab reaches: the chat behind it is inert
+  const order = [];
+  for (let i = 0; i < 4; i++) { await a.keyboard.press("Tab"); order.push(await focused()); }
+  eq(order, ["加入", "BODY", "name", "加入"], "focus order with Tab from the name (BODY: out of the page)");
+  await a.keyboard.press("Enter"); // on the join button
+  await waitState(a, "connected", "A");
+  eq(await focused(), "data", "focus after joining");
+  await a.keyboard.type("typed, Enter");
+  await a.keyboard.press("Enter");
+  await waitMessages(b, 1, "B's conversation");
+  eq(await focused(), "data", "focus after sending with Enter");
+  await a.keyboard.type("typed, Tab, Enter");
+  await a.keyboard.press("Tab");
+  eq(await focused(), "send", "focus after Tab from the message");
+  await a.keyboard.press("Enter");
+  const got = await waitMessages(b, 2, "B's conversation");
+  eq(got.map((m) => `${m.user}: ${m.text}`), ["Kay: typed, Enter", "Kay: typed, Tab, Enter"], "B's conversation");
+});
+
+test("the inputs and buttons have accessible names", async (t) => {
+  const srv = await t.server();
+  for (const [locale, names] of [["zh-CN", ["你的名字", "加入", "消息", "发送"]], ["en-US", ["Your name", "Join", "Message", "Send"]]]) {
+    const a = await t.page(srv, { label: locale, locale });
+    const role = (r, name) => a.getByRole(r, { name, exact: true });
+    eq(await role("textbox", names[0]).evaluate((e) => e.id), "name", `${locale}: textbox "${names[0]}"`);
+    eq(await role("button", names[1]).count(), 1, `${locale}: button "${names[1]}"`);
+    await join(a, `user-${locale}`);
+    eq(await role("textbox", names[2]).evaluate((e) => e.id), "data", `${locale}: textbox "${names[2]}"`);
+    eq(await role("button", names[3]).evaluate((e) => e.id), "send", `${locale}: button "${names[3]}"`);
+    eq(await a.getByRole("log").evaluate((e) => e.id), "conversation", `${locale}: the conversation's role`);
+    const snap = await a.locator("main").ariaSnapshot();
+    check(snap.includes(`textbox "${names[2]}"`), `${locale}: accessibility tree of main: ${snap}`);
+  }
+});
+
+test("en-US locale: English labels and lang=en", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "en", locale: "en-US" });
+  eq(await a.getAttribute("html", "lang"), "en", "<html lang>");
+  eq(await a.title(), "chat.h · Deno chat app", "title");
+  const labels = () => a.evaluate(() => ({
+    h1: document.querySelector("h1").textContent,
+    join: [document.querySelector("#login h2").textContent, document.querySelector("label[for=name]").textContent, document.querySelector("#login button").textContent],
+    online: document.querySelector("aside h2").textContent,
+    message: [document.querySelector("label[for=data]").textContent, document.getElementById("data").placeholder, document.getElementById("send").textContent],
+    status: document.getElementById("status").textContent,
+  }));
+  eq(await labels(), {
+    h1: "🦕 chat.h · Deno chat app", join: ["Join the chat", "Your name", "Join"], online: "Online",
+    message: ["Message", "Send a message", "Send"], status: "Offline",
+  }, "labels");
+  const cjk = await a.evaluate(() => document.body.innerText.match(/[\u3000-\u9fff\uff00-\uffef]+/g));
+  eq(cjk, null, "Chinese text left in the English page");
+  await join(a, "Ann");
+  eq(await a.textContent("#status"), "Connected · Ann", "status line");
+  eq(await a.textContent("#alone"), "No one else is here yet", "alone line");
+  eq(await a.$eval("#conversation", (e) => getComputedStyle(e, "::before").content), '"No messages yet"', "empty conversation");
+});
+
+test("zh-CN locale: the tutorial's Chinese labels", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "zh", locale: "zh-CN" });
+  eq(await a.getAttribute("html", "lang"), "zh-CN", "<html lang>");
+  eq(await a.title(), "chat.h · Deno 聊天应用程序", "title");
+  const labels = await a.evaluate(() => ({
+    h1: document.querySelector("h1").textContent,
+    join: [document.querySelector("#login h2").textContent, document.querySelector("label[for=name]").textContent, document.querySelector("#login button").textContent],
+    online: document.querySelector("aside h2").textContent,
+    message: [document.querySelector("label[for=data]").textContent, document.getElementById("data").placeholder, document.getElementById("send").textContent],
+    status: document.getElementById("status").textContent,
+  }));
+  eq(labels, {
+    h1: "🦕 chat.h · Deno 聊天应用程序", join: ["加入聊天", "你的名字", "加入"], online: "在线用户",
+    message: ["消息", "发送消息", "发送"], status: "未连接",
+  }, "labels");
+  await join(a, "小明");
+  eq(await a.textContent("#status"), "已连接 · 小明", "status line");
+  eq(await a.textContent("#alone"), "还没有其他人", "alone line");
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const only = process.argv.slice(2);
+const selected = only.length ? tests.filter((x) => only.some((s) => x.name.includes(s))) : tests;
+let passed = 0, failed = 0;
+const oneLine = (e) => String(e?.message ?? e).split("\n").filter((l) => l.trim())[0] ?? String(e);
+const flat = (s) => s.replace(/\s*\n\s*/g, " ");
+
+const setup = Number(process.versions.node.split(".")[0]) < 20
+  ? `playwright-core needs Node.js 20 or newer, this is ${process.version}` : checkSetup();
+let browser = null;
+if (setup) {
+  console.log(`FAIL setup: ${setup}`);
+  failed++;
+} else {
+  try {
+    browser = await launchBrowser();
+  } catch (e) {
+    console.log(`FAIL setup: Chromium did not start: ${oneLine(e)}`);
+    failed++;
+  }
+}
+const t0 = Date.now();
+if (browser) {
+  for (const { name, fn } of selected) {
+    const t = new Ctx(browser);
+    let timer;
+    try {
+      await Promise.race([
+        fn(t),
+        new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`test took over ${TEST_TIMEOUT} ms`)), TEST_TIMEOUT); }),
+      ]);
+      const bad = t.unexpected();
+      if (bad.length) throw new Error(flat(bad.join("; ")));
+      console.log(`ok ${name}`);
+      passed++;
+    } catch (e) {
+      const more = t.unexpected();
+      console.log(`FAIL ${name}: ${oneLine(e)}${more.length && !oneLine(e).includes(flat(more[0])) ? ` [also: ${flat(more.join("; "))}]` : ""}`);
+      failed++;
+    } finally {
+      clearTimeout(timer);
+      await t.close();
+    }
+  }
+  await Promise.race([browser.close(), new Promise((r) => setTimeout(r, WAIT))]);
+}
+if (process.env.E2E_TIME) console.error(`e2e: ${selected.length} tests in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0); // stdout to a pipe or file is synchronous on Linux: nothing is lost
