@@ -36,9 +36,10 @@
    - Each broadcast is encoded once into a reference-counted frame shared by all recipients.
    - Writes are corked: frames are queued during a loop turn and each connection is flushed once
      per turn with one sendmsg() over its whole queue.
-   - The user list is latest-state: joins and leaves in one turn produce one update-users, and a
-     client gets a newer list only after its previous one was written, so a join storm costs a
-     few lists per client instead of one per join. The last list a client receives is exact.
+   - The user list is latest-state: joins and leaves in one turn produce one update-users, a
+     client gets a newer list only after its previous one was written, and new lists are spaced
+     by their own cost, so a join storm costs a few lists per client instead of one per join.
+     The last list a client receives is exact.
    - An idle connection owns no receive or send buffer; name lookup is a hash.
    - Every buffer is bounded (see the limits below). A client that cannot keep up is closed; the
      others never wait for it. SIGPIPE is never raised.
@@ -74,7 +75,9 @@
    signal handler or any thread, and chat_server_post() (a broadcast) from any thread.
 
    REVISION HISTORY
-       0.1.0  (2026-11-26)  first release: HTTP/1.1 assets, RFC 6455, the tutorial's chat room
+       0.1.0  (2026-11-26)  first release: HTTP/1.1 assets, RFC 6455, the tutorial's chat room;
+                            origin policy, history for newcomers, /stats, rate limit,
+                            chat_server_post from other threads
 
    LICENSE: MIT or public domain (Unlicense), your choice; see the end of this file.
 */
@@ -1433,7 +1436,9 @@ static chat__frame *chat__frame_ws(int opcode, const void *payload, size_t n, in
 }
 
 static void chat__frame_release(chat__frame *f) {
-    if (f->kind != CHAT__FRAME_PINNED && --f->refs == 0) CHAT_FREE(f);
+    if (f->kind == CHAT__FRAME_PINNED) return;
+    CHAT_ASSERT(f->refs > 0);
+    if (--f->refs == 0) CHAT_FREE(f);
 }
 
 static void chat__conn_kill(chat_server *srv, chat__conn *c);
@@ -1564,6 +1569,7 @@ static int chat__room_join(chat_server *srv, chat__conn *c, char *name, size_t n
 
 static void chat__room_leave(chat_server *srv, chat__conn *c) {
     chat__conn **pp = &srv->buckets[c->name_hash & (srv->nbuckets - 1)];
+    CHAT_ASSERT(c->flags & CHAT__C_JOINED);
     while (*pp != c) pp = &(*pp)->hash_next;
     *pp = c->hash_next;
     /* c->next stays valid so a broadcast walking the list can step past a member that left. */
@@ -2155,7 +2161,9 @@ static void chat__conn_read(chat_server *srv, chat__conn *c) {
 /* Drops the first `sent` bytes of the queue, releasing the frames written out. */
 static void chat__conn_advance(chat_server *srv, chat__conn *c, size_t sent) {
     while (sent) {
-        chat__frame *f = c->q[c->q_head];
+        chat__frame *f;
+        CHAT_ASSERT(c->q_count > 0); /* the kernel took no more than we offered */
+        f = c->q[c->q_head];
         size_t left = f->len - c->q_off;
         if (sent < left) {
             c->q_off += sent;
