@@ -36,12 +36,11 @@ static void test_deploy_origin_policy(void) {
     test_server s;
     wsc c;
     char same[128], name[64];
-    int saved = T_PORT, pass;
+    int pass;
     for (pass = 0; pass < 2; pass++) {
         memset(&cfg, 0, sizeof cfg);
         if (pass) cfg.origins = allowed;
-        CHECK_INT(start_library(&s, &cfg), 0);
-        T_PORT = s.port;
+        CHECK_INT(use_library(&s, &cfg), 0);
         tagged(name, sizeof name, "origin");
         snprintf(same, sizeof same, "Origin: http://%s:%d\r\n", T_HOST, T_PORT);
         CHECKF(join_with_headers(&c, name, same) == 101, "same origin refused (pass %d)", pass);
@@ -60,9 +59,8 @@ static void test_deploy_origin_policy(void) {
         CHECKF(c.status == (pass ? 101 : 403), "allow-listed origin: %d (pass %d)", c.status, pass);
         if (c.status == 101) leave(&c);
         else wsc_close(&c);
-        CHECK_INT(stop_server(&s), 0);
+        DONE_SERVER(&s);
     }
-    T_PORT = saved;
 }
 
 static void test_deploy_history_for_newcomers(void) {
@@ -70,11 +68,10 @@ static void test_deploy_history_for_newcomers(void) {
     test_server s;
     wsc a, b;
     char na[64], nb[64], text[64], want[256];
-    int i, saved = T_PORT;
+    int i;
     memset(&cfg, 0, sizeof cfg);
     cfg.history = 3;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(na, sizeof na, "early"), tagged(nb, sizeof nb, "late");
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
@@ -97,8 +94,7 @@ static void test_deploy_history_for_newcomers(void) {
 
     /* disabled: a newcomer's first message is the user list */
     cfg.history = -1;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
     say(&a, "\"not kept\"");
@@ -111,8 +107,7 @@ static void test_deploy_history_for_newcomers(void) {
         wsc_msg_free(&m);
     }
     leave(&b), leave(&a);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* Big messages: a newcomer gets only as many of the newest as fit in half its backlog. */
@@ -123,12 +118,11 @@ static void test_deploy_history_bounded_by_backlog(void) {
     wsc a, b;
     char na[64], nb[64];
     static char text[SIZE + 8];
-    int i, saved = T_PORT, history = 0;
+    int i, history = 0;
     wsc_msg m;
     memset(&cfg, 0, sizeof cfg);
     cfg.history = 5, cfg.max_backlog = 10000;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(na, sizeof na, "big"), tagged(nb, sizeof nb, "newcomer");
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
@@ -147,8 +141,7 @@ static void test_deploy_history_bounded_by_backlog(void) {
     wsc_msg_free(&m);
     CHECKF(history == 1, "%d big messages replayed into a 10000-byte backlog", history);
     leave(&b), leave(&a);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static long long json_number(const char *json, const char *key) {
@@ -164,11 +157,9 @@ static void test_deploy_stats_endpoint(void) {
     test_server s;
     wsc a, h, bad;
     char na[64], type[64], *body = NULL;
-    int saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
     cfg.stats_path = "/stats";
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(na, sizeof na, "counted");
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
@@ -194,12 +185,10 @@ static void test_deploy_stats_endpoint(void) {
     leave(&a);
     CHECK_INT(stop_server(&s), 0);
     memset(&cfg, 0, sizeof cfg); /* off unless enabled */
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     CHECK_INT(wsc_http(T_HOST, T_PORT, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n", &h, NULL, NULL), 404);
     wsc_close(&h);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 enum { POSTS = 200 };
@@ -230,14 +219,13 @@ static void test_deploy_post_and_stop_from_another_thread(void) {
     test_server s;
     wsc a;
     char na[64], text[64], want[256];
-    int i, ok = 1, saved = T_PORT;
+    int i, ok = 1;
     memset(&cfg, 0, sizeof cfg);
     CHECK_INT(pipe(go_pipe), 0);
     child_setup = start_poster_thread;
-    CHECK_INT(start_library(&s, &cfg), 0);
+    CHECK_INT(use_library(&s, &cfg), 0);
     child_setup = NULL;
     close(go_pipe[0]);
-    T_PORT = s.port;
     tagged(na, sizeof na, "listener");
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
@@ -253,8 +241,7 @@ static void test_deploy_post_and_stop_from_another_thread(void) {
     expect_close(&a, 1001, NULL); /* the thread stopped the server */
     wsc_close(&a);
     close(go_pipe[1]);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* On stop, output already queued for a client that reads slowly still reaches it, then 1001. */
@@ -265,11 +252,10 @@ static void test_deploy_shutdown_flushes_queued_output(void) {
     wsc sender, slow;
     char na[64], nb[64];
     static char text[SIZE + 8], want[SIZE + 200];
-    int i, ok = 1, saved = T_PORT;
+    int i, ok = 1;
     memset(&cfg, 0, sizeof cfg);
     cfg.close_timeout_ms = 4000, cfg.max_rate = -1, cfg.max_message = 64 * 1024, cfg.max_backlog = 1024 * 1024;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(na, sizeof na, "sender"), tagged(nb, sizeof nb, "slow");
     CHECK_INT(join_small_window(&slow, nb, 4096), 101);
     CHECK_INT(join(&sender, na), 101);
@@ -293,8 +279,7 @@ static void test_deploy_shutdown_flushes_queued_output(void) {
     expect_close(&slow, 1001, NULL);
     wsc_close(&slow);
     wsc_close(&sender);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void log_setup(void) { log_fd = child_pipe_fd; }
@@ -304,15 +289,14 @@ static void test_deploy_forwarded_for_only_from_trusted_proxy(void) {
     test_server s;
     wsc a;
     char na[64], want[160];
-    int saved = T_PORT, pass;
+    int pass;
     for (pass = 0; pass < 2; pass++) {
         memset(&cfg, 0, sizeof cfg);
         cfg.on_log = log_to_parent, cfg.log_level = CHAT_LOG_DEBUG;
         if (pass) cfg.trusted_proxy = "127.0.0.1";
         child_setup = log_setup;
-        CHECK_INT(start_library(&s, &cfg), 0);
+        CHECK_INT(use_library(&s, &cfg), 0);
         child_setup = NULL;
-        T_PORT = s.port;
         tagged(na, sizeof na, "proxied");
         CHECK_INT(join_with_headers(&a, na, "X-Forwarded-For: 203.0.113.7, 198.51.100.1\r\n"), 101);
         snprintf(want, sizeof want, "join: %s from %s", na, pass ? "198.51.100.1" : "127.0.0.1");
@@ -324,9 +308,8 @@ static void test_deploy_forwarded_for_only_from_trusted_proxy(void) {
         CHECKF(wait_log(&s, want), "no log line '%s'", want);
         expect_close(&a, 1008, NULL);
         wsc_close(&a);
-        CHECK_INT(stop_server(&s), 0);
+        DONE_SERVER(&s);
     }
-    T_PORT = saved;
 }
 
 static void deploy_tests(void) {

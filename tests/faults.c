@@ -60,11 +60,10 @@ static void test_fault_rate_limit_closes_a_flooder_only(void) {
     test_server s;
     wsc flood, calm;
     char a[64], b[64], ab[130], *got;
-    int i, saved = T_PORT;
+    int i;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_rate = 50;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(a, sizeof a, "flood"), tagged(b, sizeof b, "calm");
     snprintf(ab, sizeof ab, "%s|%s", a, b);
     CHECK_INT(join(&flood, a), 101);
@@ -83,8 +82,7 @@ static void test_fault_rate_limit_closes_a_flooder_only(void) {
     CHECKF(got != NULL && i <= 100, "the calm client's message came after %d flood messages", i);
     free(got);
     leave(&calm);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* A client that never reads while others chat: it is closed once its queue passes the backlog;
@@ -96,11 +94,10 @@ static void test_fault_slow_reader_closed_others_unaffected(void) {
     wsc sender, reader, sloth;
     char a[64], b[64], z[64], text[SIZE + 64];
     long long heap_before, heap_peak = 0, blocks, started;
-    int i, received = 0, in_order = 1, saved = T_PORT;
+    int i, received = 0, in_order = 1;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_backlog = 256 * 1024, cfg.max_rate = -1;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(a, sizeof a, "sender"), tagged(b, sizeof b, "reader"), tagged(z, sizeof z, "sloth");
     CHECK_INT(join_small_window(&sloth, z, 4096), 101);
     CHECK_INT(join(&sender, a), 101);
@@ -134,8 +131,7 @@ static void test_fault_slow_reader_closed_others_unaffected(void) {
            heap_peak - heap_before);
     wsc_close(&sloth);
     leave(&sender), leave(&reader);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void few_descriptors(void) {
@@ -154,12 +150,11 @@ static void test_fault_emfile_does_not_spin_and_recovers(void) {
     wsc late;
     char name[64];
     long long t0, t1;
-    int i, saved = T_PORT, hz = (int)sysconf(_SC_CLK_TCK);
+    int i, hz = (int)sysconf(_SC_CLK_TCK);
     memset(&cfg, 0, sizeof cfg);
     child_setup = few_descriptors;
-    CHECK_INT(start_library(&s, &cfg), 0);
+    CHECK_INT(use_library(&s, &cfg), 0);
     child_setup = NULL;
-    T_PORT = s.port;
     for (i = 0; i < N; i++) CHECK_INT(wsc_open_tcp(&c[i], T_HOST, T_PORT), 0); /* queued by the kernel */
     /* the server has taken what it can; measure its CPU over one second of being full */
     t0 = cpu_ticks(s.pid);
@@ -171,21 +166,18 @@ static void test_fault_emfile_does_not_spin_and_recovers(void) {
     CHECK_INT(join(&late, name), 101);
     CHECK(wait_users(&late, name));
     leave(&late);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void test_fault_reset_mid_frame(void) {
     chat_config cfg;
     test_server s;
     wsc a, b;
-    char na[64], nb[64], ab[130], want[256], *got;
+    char na[64], nb[64], ab[130];
     unsigned char frame[200];
     size_t n;
-    int saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(na, sizeof na, "stays"), tagged(nb, sizeof nb, "resets");
     snprintf(ab, sizeof ab, "%s|%s", na, nb);
     CHECK_INT(join(&a, na), 101);
@@ -199,13 +191,9 @@ static void test_fault_reset_mid_frame(void) {
     reset_close(&b);
     CHECKF(wait_users(&a, na), "the reset client is still listed");
     say(&a, "\"still fine\"");
-    chat_json(want, sizeof want, na, "\"still fine\"");
-    got = next_chat(&a, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&a, na, "\"still fine\"");
     leave(&a);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* A receive window of a few KB makes the server's writes partial; big messages still arrive whole
@@ -217,11 +205,10 @@ static void test_fault_partial_writes_to_a_small_window(void) {
     wsc sender, narrow;
     char a[64], b[64];
     static char text[SIZE + 8], want[SIZE + 200];
-    int i, ok = 1, saved = T_PORT;
+    int i, ok = 1;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_message = 64 * 1024, cfg.max_backlog = 1024 * 1024;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(a, sizeof a, "sender"), tagged(b, sizeof b, "narrow");
     CHECK_INT(join_small_window(&narrow, b, 2048), 101);
     CHECK_INT(join(&sender, a), 101);
@@ -240,8 +227,7 @@ static void test_fault_partial_writes_to_a_small_window(void) {
     }
     CHECKF(ok, "message %d arrived damaged or not at all", i - 1);
     leave(&narrow), leave(&sender);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void ignore_usr1(int sig) { (void)sig; }
@@ -259,12 +245,11 @@ static void test_fault_signals_interrupting_the_loop(void) {
     test_server s;
     wsc a;
     char na[64], text[64], want[256];
-    int i, ok = 1, saved = T_PORT;
+    int i, ok = 1;
     memset(&cfg, 0, sizeof cfg);
     child_setup = interruptible;
-    CHECK_INT(start_library(&s, &cfg), 0);
+    CHECK_INT(use_library(&s, &cfg), 0);
     child_setup = NULL;
-    T_PORT = s.port;
     tagged(na, sizeof na, "eintr");
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
@@ -281,21 +266,18 @@ static void test_fault_signals_interrupting_the_loop(void) {
     }
     CHECKF(ok, "message %d was lost or changed while signals arrived", i - 1);
     leave(&a);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void test_fault_half_closed_peers(void) {
     chat_config cfg;
     test_server s;
     wsc h, a, b;
-    char na[64], nb[64], ab[130], want[256], *got;
+    char na[64], nb[64], ab[130];
     static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     long long deadline;
-    int saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     /* HTTP: the request, then FIN; the response must still come, then the server's FIN */
     CHECK_INT(wsc_open_tcp(&h, T_HOST, T_PORT), 0);
     wsc_send_all(h.fd, req, sizeof req - 1);
@@ -315,16 +297,12 @@ static void test_fault_half_closed_peers(void) {
     CHECK(wait_users(&b, ab));
     say(&a, "\"last words\"");
     shutdown(a.fd, SHUT_WR);
-    chat_json(want, sizeof want, na, "\"last words\"");
-    got = next_chat(&b, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&b, na, "\"last words\"");
     CHECK(wait_users(&b, nb));
     CHECK(wsc_wait_eof(&a, WAIT_MS));
     wsc_close(&a);
     leave(&b);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* One batch of connect / join / leave cycles; every third ends with a reset in the middle of a
@@ -369,12 +347,11 @@ static void test_fault_churn_leaves_the_heap_where_it_started(void) {
     wsc observer;
     char name[64];
     long long before, after, blocks_before = 0, blocks_after = 0, deadline;
-    int saved = T_PORT, failures = 0, cycles = 10000;
+    int failures = 0, cycles = 10000;
     if (getenv("CHAT_TEST_CHURN")) cycles = atoi(getenv("CHAT_TEST_CHURN"));
     memset(&cfg, 0, sizeof cfg);
     cfg.max_rate = -1, cfg.history = -1; /* the history holds messages on purpose */
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     churn(600, &failures); /* warm up: the server's arrays and scratch buffers reach their size */
     /* The heap is read between loop turns; connections that left may still be finishing their
        close handshake, so ask until it is steady (bounded by the close timeout). */
@@ -406,8 +383,7 @@ static void test_fault_churn_leaves_the_heap_where_it_started(void) {
         wsc_msg_free(&m);
     }
     leave(&observer);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* The compiled-in limits (e.g. the small-board build of `make test-small`) are refused
@@ -422,11 +398,10 @@ static void test_fault_compiled_limits_refused_gracefully(void) {
     char name[64], *body = NULL, *got;
     static char text[CHAT_MAX_MESSAGE + 64];
     size_t head = strlen("{\"event\":\"send-message\",\"message\":\"\"}");
-    int i, saved = T_PORT;
+    int i;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_rate = -1;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     for (i = 0; i < FILL; i++) {
         snprintf(name, sizeof name, "full%d-%s", i, TAG);
         CHECK_INT(join(&c[i], name), 101);
@@ -454,8 +429,7 @@ static void test_fault_compiled_limits_refused_gracefully(void) {
     wsc_send_frame(&c[0], 1, 1, text, CHAT_MAX_MESSAGE + 1);
     expect_close(&c[0], 1009, NULL);
     wsc_close(&c[0]);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void fault_tests(void) {

@@ -301,6 +301,43 @@ static void expect_close(wsc *c, int code, const char *reason) {
     CHECKF(wsc_wait_eof(c, WAIT_MS), "the server did not close the TCP connection after close %d", code);
 }
 
+/* The next chat message must be {"event":"send-message","username":FROM,"message":MESSAGE_JSON}
+   (update-users in between are skipped). A macro, so a failure names the caller's line. */
+#define EXPECT_CHAT(c, from, message_json) \
+    do { \
+        char want_[70000]; \
+        char *got_; \
+        chat_json(want_, sizeof want_, (from), (message_json)); \
+        got_ = next_chat((c), WAIT_MS); \
+        CHECK_STR(got_, want_); \
+        free(got_); \
+    } while (0)
+
+static int saved_port; /* where the tests pointed before use_library/use_binary */
+
+/* Starts a library server with `cfg` and points the tests (T_PORT) at it. */
+static int use_library(test_server *s, const chat_config *cfg) {
+    int r = start_library(s, cfg);
+    saved_port = T_PORT;
+    if (r == 0) T_PORT = s->port;
+    return r;
+}
+
+/* The same with the example binary and these arguments. */
+static int use_binary(test_server *s, const char *const *args) {
+    int r = start_binary(s, args);
+    saved_port = T_PORT;
+    if (r == 0) T_PORT = s->port;
+    return r;
+}
+
+/* Stops it (it must exit 0) and points the tests back where they were. */
+#define DONE_SERVER(s) \
+    do { \
+        CHECK_INT(stop_server(s), 0); \
+        T_PORT = saved_port; \
+    } while (0)
+
 /* ============================================================================================ */
 /* contract tests: the tutorial's wire contract                                                 */
 /* ============================================================================================ */
@@ -362,10 +399,7 @@ static void test_contract_message_reaches_everyone_including_sender(void) {
     CHECK(wait_users(&ca, ab));
     CHECK(wait_users(&cb, ab));
     CHECK_INT(say(&ca, "\"hello\""), 0);
-    chat_json(want, sizeof want, a, "\"hello\"");
-    got = next_chat(&ca, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&ca, a, "\"hello\"");
     got = next_chat(&cb, WAIT_MS);
     CHECK_STR(got, want);
     free(got);
@@ -402,7 +436,7 @@ static void test_contract_one_senders_order_is_kept(void) {
 }
 
 static void test_contract_duplicate_name_closed_1008_first_unaffected(void) {
-    char a[64], reason[160], want[256], *got;
+    char a[64], reason[160];
     wsc ca, dup;
     tagged(a, sizeof a, "alice");
     CHECK_INT(join(&ca, a), 101);
@@ -412,10 +446,7 @@ static void test_contract_duplicate_name_closed_1008_first_unaffected(void) {
     expect_close(&dup, 1008, reason);
     wsc_close(&dup);
     CHECK_INT(say(&ca, "\"still here\""), 0);
-    chat_json(want, sizeof want, a, "\"still here\"");
-    got = next_chat(&ca, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&ca, a, "\"still here\"");
     leave(&ca);
 }
 
@@ -427,7 +458,7 @@ static void test_contract_unicode_and_escapes_round_trip(void) {
         "\"nul \\u0000 inside, and \\n\\t\\r\\b\\f and \\u001f\"",
         "\"\"",
     };
-    char a[64], want[512], *got;
+    char a[64];
     wsc ca;
     size_t i;
     tagged(a, sizeof a, "小明");
@@ -435,10 +466,7 @@ static void test_contract_unicode_and_escapes_round_trip(void) {
     CHECK(wait_users(&ca, a));
     for (i = 0; i < sizeof messages / sizeof messages[0]; i++) {
         say(&ca, messages[i]);
-        chat_json(want, sizeof want, a, messages[i]);
-        got = next_chat(&ca, WAIT_MS);
-        CHECK_STR(got, want);
-        free(got);
+        EXPECT_CHAT(&ca, a, messages[i]);
     }
     leave(&ca);
 }
@@ -460,17 +488,14 @@ static void test_contract_percent_encoded_names(void) {
 }
 
 static void test_contract_other_events_ignored(void) {
-    char a[64], want[256], *got;
+    char a[64];
     wsc ca;
     tagged(a, sizeof a, "alice");
     CHECK_INT(join(&ca, a), 101);
     CHECK(wait_users(&ca, a));
     wsc_send_text(&ca, "{\"event\":\"typing\",\"message\":\"x\"}");
     wsc_send_text(&ca, "{\"event\":\"send-message\",\"message\":\"after\"}");
-    chat_json(want, sizeof want, a, "\"after\"");
-    got = next_chat(&ca, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&ca, a, "\"after\"");
     leave(&ca);
 }
 
@@ -711,9 +736,7 @@ static void test_sigterm_closes_clients_1001_and_exits_0(void) {
     test_server s;
     wsc c1, c2;
     char a[64], b[64], ab[130];
-    int saved = T_PORT;
-    CHECK_INT(start_binary(&s, NULL), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_binary(&s, NULL), 0);
     tagged(a, sizeof a, "alice"), tagged(b, sizeof b, "bob");
     snprintf(ab, sizeof ab, "%s|%s", a, b);
     CHECK_INT(join(&c1, a), 101);
@@ -722,16 +745,15 @@ static void test_sigterm_closes_clients_1001_and_exits_0(void) {
     kill(s.pid, SIGTERM);
     expect_close(&c1, 1001, NULL);
     expect_close(&c2, 1001, NULL);
-    CHECK_INT(stop_server(&s), 0);
+    DONE_SERVER(&s);
     wsc_close(&c1), wsc_close(&c2);
-    T_PORT = saved;
 }
 
 /* -v logs every join with the client's address; -q keeps info lines out. */
 static void test_binary_log_levels(void) {
     static const char *const verbose[] = {"-v", NULL}, *const quiet[] = {"-q", NULL};
     const char *const *args[2];
-    int pass, saved = T_PORT;
+    int pass;
     args[0] = verbose, args[1] = quiet;
     for (pass = 0; pass < 2; pass++) {
         test_server s;
@@ -740,9 +762,8 @@ static void test_binary_log_levels(void) {
         int seen_join = 0, seen_info = 0;
         long long deadline;
         binary_stderr_to_pipe = 1;
-        CHECK_INT(start_binary(&s, args[pass]), 0);
+        CHECK_INT(use_binary(&s, args[pass]), 0);
         binary_stderr_to_pipe = 0;
-        T_PORT = s.port;
         tagged(a, sizeof a, "logged");
         CHECK_INT(join(&c, a), 101);
         CHECK(wait_users(&c, a));
@@ -756,9 +777,8 @@ static void test_binary_log_levels(void) {
         }
         CHECKF(seen_join == !pass, "-%s: join line %s", pass ? "q" : "v", seen_join ? "present" : "missing");
         CHECKF(seen_info == !pass, "-%s: info lines %s", pass ? "q" : "v", seen_info ? "present" : "missing");
-        CHECK_INT(stop_server(&s), 0);
+        DONE_SERVER(&s);
     }
-    T_PORT = saved;
 }
 
 static void test_binary_logs_joins_and_leaves_like_the_tutorial(void) {
@@ -766,10 +786,9 @@ static void test_binary_logs_joins_and_leaves_like_the_tutorial(void) {
     test_server s;
     char a[64], line[256], want[128];
     wsc c;
-    int saved = T_PORT, seen_join = 0, seen_leave = 0;
+    int seen_join = 0, seen_leave = 0;
     long long deadline;
-    CHECK_INT(start_binary(&s, quiet_off), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_binary(&s, quiet_off), 0);
     tagged(a, sizeof a, "logged");
     CHECK_INT(join(&c, a), 101);
     CHECK(wait_users(&c, a));
@@ -783,8 +802,7 @@ static void test_binary_logs_joins_and_leaves_like_the_tutorial(void) {
     }
     CHECK(seen_join);
     CHECK(seen_leave);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* ============================================================================================ */
@@ -815,11 +833,9 @@ static void test_callbacks_veto_and_broadcast(void) {
     test_server s;
     wsc ca, cb, cx;
     char a[64], b[64], banned[64], want[256], text[128], *got;
-    int saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
     cfg.on_join = veto_join, cfg.on_message = veto_message, cfg.on_leave = announce_leave;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(a, sizeof a, "alice"), tagged(b, sizeof b, "bob"), tagged(banned, sizeof banned, "banned");
     CHECK_INT(join(&ca, a), 101);
     CHECK(wait_users(&ca, a));
@@ -834,19 +850,12 @@ static void test_callbacks_veto_and_broadcast(void) {
     free(got);
     say(&cb, "\"drop this\"");
     say(&cb, "\"keep this\"");
-    chat_json(want, sizeof want, b, "\"keep this\"");
-    got = next_chat(&ca, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&ca, b, "\"keep this\"");
     leave(&cb);
     snprintf(text, sizeof text, "\"bye %s\"", b);
-    chat_json(want, sizeof want, "server", text);
-    got = next_chat(&ca, WAIT_MS);
-    CHECK_STR(got, want);
-    free(got);
+    EXPECT_CHAT(&ca, "server", text);
     leave(&ca);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void test_limits_message_size_and_clients(void) {
@@ -854,11 +863,9 @@ static void test_limits_message_size_and_clients(void) {
     test_server s;
     wsc c1, c2, c3, h;
     char a[64], b[64], big[1100], *body = NULL;
-    int saved = T_PORT;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_message = 1000, cfg.max_clients = 2;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(a, sizeof a, "one"), tagged(b, sizeof b, "two");
     CHECK_INT(join(&c1, a), 101);
     CHECK_INT(join(&c2, b), 101);
@@ -878,8 +885,7 @@ static void test_limits_message_size_and_clients(void) {
     CHECK(body && strstr(body, "\"ok\""));
     free(body);
     leave(&c2);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 /* A burst of joins: every client's last list is complete and the same, and nobody gets one
@@ -890,10 +896,9 @@ static void test_join_burst_coalesces_user_lists(void) {
     test_server s;
     static wsc c[N];
     char names[N][32], want[N * 32 + 1] = "", req[512], enc[128];
-    int i, saved = T_PORT, most_lists = 0, complete = 0;
+    int i, most_lists = 0, complete = 0;
     memset(&cfg, 0, sizeof cfg);
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     for (i = 0; i < N; i++) { /* all handshakes go out before any response is read */
         snprintf(names[i], sizeof names[i], "u%02d-%s", i, TAG);
         url_encode(names[i], enc);
@@ -927,8 +932,7 @@ static void test_join_burst_coalesces_user_lists(void) {
     for (i = 0; i < N; i++) CHECKF(strstr(want, names[i]) != NULL, "the final list lacks %s", names[i]);
     CHECKF(most_lists < N / 2, "a client received %d lists for %d joins", most_lists, N);
     for (i = 0; i < N; i++) wsc_close(&c[i]);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void test_ping_and_idle_close(void) {
@@ -936,12 +940,11 @@ static void test_ping_and_idle_close(void) {
     test_server s;
     wsc quiet, lively;
     char a[64], b[64], *got;
-    int saved = T_PORT, pinged = 0, close_code = 0, eof = 0, lively_events = 0;
+    int pinged = 0, close_code = 0, eof = 0, lively_events = 0;
     long long deadline;
     memset(&cfg, 0, sizeof cfg);
     cfg.ping_interval_ms = 300;
-    CHECK_INT(start_library(&s, &cfg), 0);
-    T_PORT = s.port;
+    CHECK_INT(use_library(&s, &cfg), 0);
     tagged(a, sizeof a, "quiet"), tagged(b, sizeof b, "lively");
     CHECK_INT(join(&quiet, a), 101);
     CHECK_INT(join(&lively, b), 101);
@@ -970,8 +973,7 @@ static void test_ping_and_idle_close(void) {
     CHECK(got && strstr(got, "alive"));
     free(got);
     leave(&lively);
-    CHECK_INT(stop_server(&s), 0);
-    T_PORT = saved;
+    DONE_SERVER(&s);
 }
 
 static void test_listen_dual_stack_and_ipv6(void) {
