@@ -353,7 +353,7 @@ CHATDEF const char *chat_strerror(int err);
 #define CHAT__SWEEP_MS 250         /* granularity of deadlines (handshake, ping, close) */
 #define CHAT__ACCEPT_PER_TURN 128  /* so a connect flood cannot starve the clients already in */
 #define CHAT__USERS_BYTES_PER_MS (512 * 1024) /* user-list bytes a server hands out per ms */
-#define CHAT__MAX_BUFFER (1u << 30)            /* max_message and max_backlog at most */
+#define CHAT__MAX_BUFFER (1u << 28) /* max_message and max_backlog at most: 32-bit counts stay exact */
 
 typedef long long chat__ms;
 
@@ -1465,15 +1465,18 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
         CHAT_FREE(c->q);
         c->q = q, c->q_head = 0, c->q_cap = cap;
     }
-    c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = f;
-    if (f->kind != CHAT__FRAME_PINNED) f->refs++;
-    if (f->kind == CHAT__FRAME_SHARED && (c->backlog += f->len) > srv->cfg.max_backlog) {
+    /* The check comes before the frame is counted, so one frame bigger than the whole backlog
+       (a long message JSON-escaped, with max_message near max_backlog) still goes through. */
+    if (f->kind == CHAT__FRAME_SHARED && c->backlog > srv->cfg.max_backlog) {
         srv->stats.closed_slow++;
         CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", c->name ? c->name : "a client",
                    (unsigned long)srv->cfg.max_backlog));
         chat__conn_kill(srv, c);
         return CHAT_ESTATE;
     }
+    c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = f;
+    if (f->kind != CHAT__FRAME_PINNED) f->refs++;
+    if (f->kind == CHAT__FRAME_SHARED) c->backlog += (uint32_t)f->len;
     chat__flush_later(srv, c);
     return CHAT_OK;
 }
@@ -2383,7 +2386,8 @@ static void chat__drain_wakeups(chat_server *srv) {
 static int chat__poll_timeout(const chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
-    if (srv->flush_head || srv->users_handout || (srv->stop_requested && srv->phase == CHAT__RUNNING))
+    if (srv->flush_head || srv->users_handout || (srv->stop_requested && srv->phase == CHAT__RUNNING) ||
+        (srv->phase == CHAT__STOPPING && srv->nfds == 2)) /* nothing left to close: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
     if (srv->nfds > 2 || srv->accept_paused) CHAT__DUE(srv->next_sweep);

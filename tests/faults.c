@@ -432,7 +432,55 @@ static void test_fault_compiled_limits_refused_gracefully(void) {
     DONE_SERVER(&s);
 }
 
+/* A stop with nobody connected is immediate: no waiting out the close timeout in poll(). */
+static void test_fault_stop_without_clients_is_immediate(void) {
+    chat_server *srv = chat_server_create(NULL);
+    long long t0;
+    CHECK(srv != NULL);
+    CHECK_INT(chat_server_listen(srv, "127.0.0.1", 0), CHAT_OK);
+    chat_server_stop(srv);
+    t0 = wsc_now_ms();
+    CHECK_INT(chat_server_poll(srv, -1), 0);
+    CHECKF(wsc_now_ms() - t0 < 500, "stopping an empty server took %lld ms", wsc_now_ms() - t0);
+    chat_server_free(srv);
+}
+
+/* One message whose broadcast frame is bigger than a client's whole backlog is still delivered
+   (max_message may be close to max_backlog, and JSON escaping makes frames longer). */
+static void test_fault_message_bigger_than_backlog_delivered(void) {
+    enum { SIZE = 100000 };
+    chat_config cfg;
+    test_server s;
+    wsc a, b;
+    char na[64], nb[64], ab[130];
+    static char text[SIZE + 64];
+    size_t head = strlen("{\"event\":\"send-message\",\"message\":\"");
+    int k;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_message = 1 << 20, cfg.max_backlog = 65536, cfg.history = -1;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(na, sizeof na, "big"), tagged(nb, sizeof nb, "other");
+    snprintf(ab, sizeof ab, "%s|%s", na, nb);
+    CHECK_INT(join(&a, na), 101);
+    CHECK_INT(join(&b, nb), 101);
+    CHECK(wait_users(&a, ab));
+    CHECK(wait_users(&b, ab));
+    memcpy(text, "{\"event\":\"send-message\",\"message\":\"", head);
+    memset(text + head, 'z', SIZE - head - 2);
+    memcpy(text + SIZE - 2, "\"}", 2);
+    wsc_send_frame(&a, 1, 1, text, SIZE);
+    for (k = 0; k < 2; k++) {
+        char *got = next_chat(k ? &b : &a, WAIT_MS);
+        CHECKF(got && strlen(got) > SIZE - head && strstr(got, "zzzz"), "%s did not get the big message", k ? "the other" : "the sender");
+        free(got);
+    }
+    leave(&a), leave(&b);
+    DONE_SERVER(&s);
+}
+
 static void fault_tests(void) {
+    RUN(test_fault_stop_without_clients_is_immediate);
+    RUN(test_fault_message_bigger_than_backlog_delivered);
     RUN(test_fault_compiled_limits_refused_gracefully);
     RUN(test_fault_rate_limit_closes_a_flooder_only);
     RUN(test_fault_slow_reader_closed_others_unaffected);
