@@ -700,13 +700,14 @@ static void test_invalid_json_ignored_connection_stays(void) {
     CHECK_INT(join(&c, a), 101);
     CHECK(wait_users(&c, a));
     for (i = 0; i < sizeof junk / sizeof junk[0]; i++) wsc_send_text(&c, junk[i]);
-    { /* nesting 10,000 deep, inside a send-message event: past the decoder's depth limit */
-        static char deep[20100];
+    { /* nesting 10,000 deep (less where messages are smaller) inside a send-message event */
+        enum { DEPTH = CHAT_MAX_MESSAGE / 2 - 100 < 10000 ? CHAT_MAX_MESSAGE / 2 - 100 : 10000 };
+        static char deep[2 * DEPTH + 100];
         size_t n = (size_t)snprintf(deep, sizeof deep, "{\"event\":\"send-message\",\"message\":\"x\",\"a\":");
-        memset(deep + n, '[', 10000);
-        memset(deep + n + 10000, ']', 10000);
-        deep[n + 20000] = '}';
-        wsc_send_frame(&c, 1, 1, deep, n + 20001);
+        memset(deep + n, '[', DEPTH);
+        memset(deep + n + DEPTH, ']', DEPTH);
+        deep[n + 2 * DEPTH] = '}';
+        wsc_send_frame(&c, 1, 1, deep, n + 2 * DEPTH + 1);
     }
     say(&c, "\"fine\"");
     chat_json(want, sizeof want, a, "\"fine\"");
