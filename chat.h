@@ -2374,7 +2374,10 @@ static void chat__drain_wakeups(chat_server *srv) {
         size_t i;
         for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
             chat__post *p = posts[i];
-            if (!p) continue;
+            if (!p) {
+                srv->stop_requested = 1;
+                continue;
+            }
             if (srv->phase == CHAT__RUNNING)
                 chat__room_say(srv, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len, p->text_len);
             CHAT_FREE(p);
@@ -2627,12 +2630,13 @@ CHATDEF int chat_server_run(chat_server *srv) {
 }
 
 CHATDEF void chat_server_stop(chat_server *srv) {
-    void *wake = NULL;
+    void *stop = NULL;
     int saved = errno;
     if (!srv) return;
-    srv->stop_requested = 1;
-    if (write(srv->wake_wr, &wake, sizeof wake) < 0) { /* the pipe is full: a wake-up is pending */
-    }
+    /* The wake-up carries the request itself, so a thread calling this has read srv for the last
+       time before the loop can see the request, return, and be freed. */
+    if (write(srv->wake_wr, &stop, sizeof stop) != (ssize_t)sizeof stop)
+        srv->stop_requested = 1; /* pipe full: the loop is busy reading it and checks the flag after */
     errno = saved;
 }
 

@@ -86,14 +86,15 @@ static int start_binary(test_server *s, const char *const *args) {
     return -1;
 }
 
-static chat_server *child_server;               /* in a forked library server */
+static chat_server *volatile child_server;      /* in a forked library server; NULL once freed */
 static volatile sig_atomic_t child_heap_wanted; /* SIGUSR2 asks the child for its heap use */
 static void (*child_setup)(void);               /* run in the child before the server starts */
 static int child_pipe_fd = -1;                  /* in the child: its pipe to the parent */
 
 static void child_on_term(int sig) {
+    chat_server *srv = child_server;
     (void)sig;
-    chat_server_stop(child_server);
+    if (srv) chat_server_stop(srv);
 }
 
 static void child_on_usr2(int sig) {
@@ -146,7 +147,11 @@ static int start_library(test_server *s, const chat_config *cfg) {
                 if (write(p[1], line, strlen(line)) < 0) _exit(2);
             }
         }
-        chat_server_free(child_server);
+        {
+            chat_server *srv = child_server;
+            child_server = NULL; /* a SIGTERM that arrives from now on has nothing to stop */
+            chat_server_free(srv);
+        }
         _exit(port == 0 ? 0 : 1);
     }
     close(p[1]);
