@@ -226,7 +226,9 @@ CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out);
 /* chat_server_broadcast for other threads: safe to call from any thread while the loop runs
    (the message travels to the loop through its wake-up pipe). Returns CHAT_OK, CHAT_EINVAL,
    CHAT_ENOMEM, or CHAT_EBUSY when too many posts are waiting. CHAT_MALLOC must be thread-safe
-   (libc malloc is). chat_server_stop may likewise be called from any thread. */
+   (libc malloc is). chat_server_stop may likewise be called from any thread; it is done with srv
+   before the loop can see the request, so the loop's thread may free the server once
+   chat_server_run returns. Posting threads must have finished before chat_server_free. */
 CHATDEF int chat_server_post(chat_server *srv, const char *username, const char *text, size_t text_len);
 
 /* Closes every socket at once (no close handshake) and frees everything. NULL is fine. */
