@@ -43,6 +43,12 @@ test-asan:
 	$(CC) $(SAN_FLAGS) -Wall -Wextra -std=c99 -pthread -o tests/run_tests-asan tests/main.c tests/api_only.c
 	CHAT_TEST_BIN=./chat-asan ASAN_OPTIONS=detect_leaks=1 ./tests/run_tests-asan
 
+# The core suite under ThreadSanitizer: chat_server_post and chat_server_stop from a second thread.
+test-tsan:
+	$(CC) -O1 -g -fsanitize=thread -Wall -Wextra -std=c99 -o chat-tsan example_main.c
+	$(CC) -O1 -g -fsanitize=thread -Wall -Wextra -std=c99 -pthread -o tests/run_tests-tsan tests/main.c tests/api_only.c
+	CHAT_TEST_BIN=./chat-tsan TSAN_OPTIONS=halt_on_error=1 ./tests/run_tests-tsan
+
 # The core suite under valgrind: the test runner (and the servers it forks) and the binary.
 test-valgrind: chat tests/run_tests
 	CHAT_TEST_SLOW=4 CHAT_TEST_CHURN=2000 CHAT_TEST_WRAPPER="$(VALGRIND)" $(VALGRIND) ./tests/run_tests
@@ -105,7 +111,7 @@ size:
 footprint:
 	bash tests/footprint.sh
 
-.PHONY: test-asan test-valgrind compat tls cross bench bench-smoke test-small test-posix size footprint e2e screenshot
+.PHONY: test-asan test-tsan test-valgrind compat tls cross bench bench-smoke test-small test-posix size footprint e2e screenshot
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.

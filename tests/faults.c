@@ -445,6 +445,24 @@ static void test_fault_stop_without_clients_is_immediate(void) {
     chat_server_free(srv);
 }
 
+/* A stop while the wake-up pipe is full of posts (chat_server_post said CHAT_EBUSY) cannot travel
+   through the pipe; it still stops the server, and the posts left in the pipe are freed. */
+static void test_fault_stop_with_a_full_wakeup_pipe(void) {
+    size_t heap_before = test_heap_bytes;
+    chat_server *srv = chat_server_create(NULL);
+    int posts = 0, turns = 0, r;
+    CHECK(srv != NULL);
+    CHECK_INT(chat_server_listen(srv, "127.0.0.1", 0), CHAT_OK);
+    while (posts < 1000000 && chat_server_post(srv, "poster", "hi", 2) == CHAT_OK) posts++;
+    CHECKF(posts > 0 && posts < 1000000, "the pipe took %d posts", posts);
+    CHECK_INT(chat_server_post(srv, "poster", "hi", 2), CHAT_EBUSY);
+    chat_server_stop(srv);
+    while ((r = chat_server_poll(srv, 10)) > 0 && ++turns < 50) {}
+    CHECKF(r == 0, "still running after %d turns", turns);
+    chat_server_free(srv);
+    CHECK_INT((long long)test_heap_bytes, (long long)heap_before);
+}
+
 /* One message whose broadcast frame is bigger than a client's whole backlog is still delivered
    (max_message may be close to max_backlog, and JSON escaping makes frames longer). */
 static void test_fault_message_bigger_than_backlog_delivered(void) {
@@ -480,6 +498,7 @@ static void test_fault_message_bigger_than_backlog_delivered(void) {
 
 static void fault_tests(void) {
     RUN(test_fault_stop_without_clients_is_immediate);
+    RUN(test_fault_stop_with_a_full_wakeup_pipe);
     RUN(test_fault_message_bigger_than_backlog_delivered);
     RUN(test_fault_compiled_limits_refused_gracefully);
     RUN(test_fault_rate_limit_closes_a_flooder_only);

@@ -3,10 +3,13 @@
    (api_only.c is the second unit). Run from the repository root: tests/run_tests [-v] [FILTER]
    or against another server speaking the same protocol: tests/run_tests --external HOST:PORT */
 #define _POSIX_C_SOURCE 200809L /* before any system header: this file includes one before chat.h */
+#include <pthread.h>
 #include <stdlib.h>
 
-/* Every allocation of chat.h goes through these, so tests can see the heap a server holds. */
+/* Every allocation of chat.h goes through these, so tests can see the heap a server holds. The
+   lock is for chat_server_post, which allocates on the poster's thread. */
 static size_t test_heap_bytes, test_heap_blocks;
+static pthread_mutex_t test_heap_lock = PTHREAD_MUTEX_INITIALIZER;
 typedef union test_heap_header {
     size_t size;
     long double align_ld;
@@ -18,7 +21,9 @@ static void *test_malloc(size_t n) {
     test_heap_header *h = (test_heap_header *)malloc(sizeof *h + n);
     if (!h) return NULL;
     h->size = n;
+    pthread_mutex_lock(&test_heap_lock);
     test_heap_bytes += n, test_heap_blocks++;
+    pthread_mutex_unlock(&test_heap_lock);
     return h + 1;
 }
 
@@ -26,7 +31,9 @@ static void test_free(void *p) {
     test_heap_header *h;
     if (!p) return;
     h = (test_heap_header *)p - 1;
+    pthread_mutex_lock(&test_heap_lock);
     test_heap_bytes -= h->size, test_heap_blocks--;
+    pthread_mutex_unlock(&test_heap_lock);
     free(h);
 }
 
@@ -39,7 +46,9 @@ static void *test_realloc(void *p, size_t n) {
     h = (test_heap_header *)realloc(h, sizeof *h + n);
     if (!h) return NULL;
     h->size = n;
+    pthread_mutex_lock(&test_heap_lock);
     test_heap_bytes += n - old;
+    pthread_mutex_unlock(&test_heap_lock);
     return h + 1;
 }
 
