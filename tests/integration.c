@@ -279,6 +279,18 @@ static int say(wsc *c, const char *message_json) {
     return wsc_send_text(c, buf);
 }
 
+/* Tags the two bases into a and b (64 bytes each), joins both users, and checks that each one
+   sees the pair in its user list. */
+static void join_pair(wsc *ca, char *a, const char *base_a, wsc *cb, char *b, const char *base_b) {
+    char ab[130];
+    tagged(a, 64, base_a), tagged(b, 64, base_b);
+    snprintf(ab, sizeof ab, "%s|%s", a, b);
+    CHECK_INT(join(ca, a), 101);
+    CHECK_INT(join(cb, b), 101);
+    CHECKF(wait_users(ca, ab), "%s did not see [%s]", a, ab);
+    CHECKF(wait_users(cb, ab), "%s did not see [%s]", b, ab);
+}
+
 /* Closes with 1000 and waits for the server's close and EOF, so the server has seen the leave. */
 static void leave(wsc *c) {
     wsc_msg m;
@@ -395,14 +407,9 @@ static void test_contract_join_and_leave_broadcast_users(void) {
 }
 
 static void test_contract_message_reaches_everyone_including_sender(void) {
-    char a[64], b[64], ab[130];
+    char a[64], b[64];
     wsc ca, cb;
-    tagged(a, sizeof a, "alice"), tagged(b, sizeof b, "bob");
-    snprintf(ab, sizeof ab, "%s|%s", a, b);
-    CHECK_INT(join(&ca, a), 101);
-    CHECK_INT(join(&cb, b), 101);
-    CHECK(wait_users(&ca, ab));
-    CHECK(wait_users(&cb, ab));
+    join_pair(&ca, a, "alice", &cb, b, "bob");
     CHECK_INT(say(&ca, "\"hello\""), 0);
     EXPECT_CHAT(&ca, a, "\"hello\"");
     EXPECT_CHAT(&cb, a, "\"hello\"");
@@ -411,15 +418,10 @@ static void test_contract_message_reaches_everyone_including_sender(void) {
 
 static void test_contract_one_senders_order_is_kept(void) {
     enum { N = 200 };
-    char a[64], b[64], ab[130], text[64], want[256];
+    char a[64], b[64], text[64], want[256];
     wsc ca, cb;
     int i, in_order_a = 1, in_order_b = 1;
-    tagged(a, sizeof a, "alice"), tagged(b, sizeof b, "bob");
-    snprintf(ab, sizeof ab, "%s|%s", a, b);
-    CHECK_INT(join(&ca, a), 101);
-    CHECK_INT(join(&cb, b), 101);
-    CHECK(wait_users(&ca, ab));
-    CHECK(wait_users(&cb, ab));
+    join_pair(&ca, a, "alice", &cb, b, "bob");
     for (i = 0; i < N; i++) {
         snprintf(text, sizeof text, "\"message %d\"", i);
         say(&ca, text);
@@ -747,13 +749,9 @@ static void test_client_close_is_echoed(void) {
 static void test_sigterm_closes_clients_1001_and_exits_0(void) {
     test_server s;
     wsc c1, c2;
-    char a[64], b[64], ab[130];
+    char a[64], b[64];
     CHECK_INT(use_binary(&s, NULL), 0);
-    tagged(a, sizeof a, "alice"), tagged(b, sizeof b, "bob");
-    snprintf(ab, sizeof ab, "%s|%s", a, b);
-    CHECK_INT(join(&c1, a), 101);
-    CHECK_INT(join(&c2, b), 101);
-    CHECK(wait_users(&c2, ab));
+    join_pair(&c1, a, "alice", &c2, b, "bob");
     kill(s.pid, SIGTERM);
     expect_close(&c1, 1001, NULL);
     expect_close(&c2, 1001, NULL);

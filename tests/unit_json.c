@@ -101,6 +101,15 @@ typedef struct uj_doc {
 } uj_doc;
 
 #define UJ_D(lit) {(lit), sizeof(lit) - 1}
+#define UJ_COUNT(docs) (sizeof(docs) / sizeof((docs)[0]))
+
+/* chat__json_validate gives `want` (0 or -1) for every document of the table. */
+static void uj_validate_all(const uj_doc *docs, size_t count, int want) {
+    size_t i;
+    for (i = 0; i < count; i++)
+        CHECKF(chat__json_validate(docs[i].s, docs[i].n) == want, "case %zu (%s) not %s: %s", i,
+               want ? "invalid" : "valid", want ? "accepted" : "rejected", docs[i].s);
+}
 
 static void test_json_validate_accepts_valid_documents(void) {
     static const uj_doc ok[] = {
@@ -113,9 +122,7 @@ static void test_json_validate_accepts_valid_documents(void) {
         UJ_D("\"\x7f\""), UJ_D("\"\xc3\xa9\xe5\x90\x8d\xf0\x9f\xa6\x95\""), UJ_D("[[[[[]]]]]"),
         UJ_D("[{\"a\":[{}]}]"), UJ_D("\"</script>\""),
     };
-    size_t i;
-    for (i = 0; i < sizeof ok / sizeof ok[0]; i++)
-        CHECKF(chat__json_validate(ok[i].s, ok[i].n) == 0, "rejected %s", ok[i].s);
+    uj_validate_all(ok, UJ_COUNT(ok), 0);
 }
 
 static void test_json_validate_rejects_invalid_numbers(void) {
@@ -125,9 +132,7 @@ static void test_json_validate_rejects_invalid_numbers(void) {
         UJ_D("Infinity"), UJ_D("-Infinity"), UJ_D("1 2"), UJ_D("1_000"), UJ_D("[1.]"), UJ_D("[.5]"),
         UJ_D("[01]"), UJ_D("[+1]"), UJ_D("1.5e5.5"), UJ_D("\xef\xbc\x91"), /* fullwidth 1 */
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__json_validate(bad[i].s, bad[i].n) == -1, "accepted %s", bad[i].s);
+    uj_validate_all(bad, UJ_COUNT(bad), -1);
 }
 
 static void test_json_validate_rejects_invalid_structure(void) {
@@ -141,9 +146,7 @@ static void test_json_validate_rejects_invalid_structure(void) {
         UJ_D("\0[1]"), UJ_D("\xef\xbb\xbf[1]"), UJ_D("\xef\xbb\xbf{}"), UJ_D("[\f]"), UJ_D("[\v1]"),
         UJ_D("\xc2\xa0[1]"), UJ_D("undefined"), UJ_D("{\"a\":1}{\"b\":2}"),
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__json_validate(bad[i].s, bad[i].n) == -1, "accepted case %zu: %s", i, bad[i].s);
+    uj_validate_all(bad, UJ_COUNT(bad), -1);
 }
 
 static void test_json_validate_rejects_invalid_strings(void) {
@@ -156,9 +159,7 @@ static void test_json_validate_rejects_invalid_strings(void) {
         UJ_D("\"\\ud800\\u\""), UJ_D("\"\\ud800\\uzzzz\""), UJ_D("\"\\\xc3\xa9\""), UJ_D("\"\\\n\""),
         UJ_D("\"\\\t\""),
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__json_validate(bad[i].s, bad[i].n) == -1, "accepted case %zu: %s", i, bad[i].s);
+    uj_validate_all(bad, UJ_COUNT(bad), -1);
 }
 
 static void test_json_validate_rejects_invalid_utf8_in_strings(void) {
@@ -167,9 +168,7 @@ static void test_json_validate_rejects_invalid_utf8_in_strings(void) {
         UJ_D("\"\xed\xa0\x80\""), UJ_D("\"\xf4\x90\x80\x80\""), UJ_D("\"\xff\""), UJ_D("\"\xfe\""),
         UJ_D("\"\xf0\x9f\xa6\""), UJ_D("[\"\xe0\x80\x80\"]"), UJ_D("{\"\xc1\xbf\":1}"),
     };
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__json_validate(bad[i].s, bad[i].n) == -1, "accepted case %zu", i);
+    uj_validate_all(bad, UJ_COUNT(bad), -1);
 }
 
 /* An escape between the bytes of one UTF-8 character must not make the split character valid:
@@ -247,6 +246,15 @@ static void test_json_validate_very_deep_nesting_rejected_quickly(void) {
 /* --- chat__json_read_event --- */
 
 static int uj_event(const char *s, size_t n, chat__buf *text) { return chat__json_read_event(s, n, text); }
+
+/* chat__json_read_event gives `want` for every document of the table. */
+static void uj_event_all(const uj_doc *docs, size_t count, int want) {
+    size_t i;
+    chat__buf t;
+    memset(&t, 0, sizeof t);
+    for (i = 0; i < count; i++) CHECKF(uj_event(docs[i].s, docs[i].n, &t) == want, "case %zu: %s", i, docs[i].s);
+    chat__buf_free(&t);
+}
 
 static void test_json_event_send_message(void) {
     chat__buf t;
@@ -391,12 +399,7 @@ static void test_json_event_non_string_message_is_other(void) {
         UJ_D("{\"event\":\"send-message\",\"message\":[\"hi\"]}"),
         UJ_D("{\"event\":\"send-message\",\"message\":[]}"),
     };
-    size_t i;
-    chat__buf t;
-    memset(&t, 0, sizeof t);
-    for (i = 0; i < sizeof docs / sizeof docs[0]; i++)
-        CHECKF(uj_event(docs[i].s, docs[i].n, &t) == CHAT__JSON_OTHER, "case %zu: %s", i, docs[i].s);
-    chat__buf_free(&t);
+    uj_event_all(docs, UJ_COUNT(docs), CHAT__JSON_OTHER);
 }
 
 static void test_json_event_other_events_and_missing_fields_are_other(void) {
@@ -418,12 +421,7 @@ static void test_json_event_other_events_and_missing_fields_are_other(void) {
         UJ_D("null"), UJ_D("[]"), UJ_D("[{\"event\":\"send-message\",\"message\":\"hi\"}]"),
         UJ_D("\"send-message\""), UJ_D("42"), UJ_D("true"), UJ_D(" false "),
     };
-    size_t i;
-    chat__buf t;
-    memset(&t, 0, sizeof t);
-    for (i = 0; i < sizeof docs / sizeof docs[0]; i++)
-        CHECKF(uj_event(docs[i].s, docs[i].n, &t) == CHAT__JSON_OTHER, "case %zu: %s", i, docs[i].s);
-    chat__buf_free(&t);
+    uj_event_all(docs, UJ_COUNT(docs), CHAT__JSON_OTHER);
 }
 
 static void test_json_event_invalid_json_anywhere_is_invalid(void) {
@@ -455,12 +453,7 @@ static void test_json_event_invalid_json_anywhere_is_invalid(void) {
         UJ_D("{\"event\":\"send-message\",\"message\":\"hi\"}\0"),
         UJ_D("{\"event\":\"send-message\",\"message\":\"hi\"}/**/"),
     };
-    size_t i;
-    chat__buf t;
-    memset(&t, 0, sizeof t);
-    for (i = 0; i < sizeof docs / sizeof docs[0]; i++)
-        CHECKF(uj_event(docs[i].s, docs[i].n, &t) == CHAT__JSON_INVALID, "case %zu: %s", i, docs[i].s);
-    chat__buf_free(&t);
+    uj_event_all(docs, UJ_COUNT(docs), CHAT__JSON_INVALID);
 }
 
 /* Nested values are validated with the same depth limit as chat__json_validate. */
