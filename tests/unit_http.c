@@ -30,6 +30,22 @@ static int uh_parse(const char *buf, size_t len, chat__http_request *req) {
     return chat__http_parse(buf, len, 8192, &scanned, req);
 }
 
+typedef struct uh_flags_case {
+    const char *req;
+    unsigned flags;
+} uh_flags_case;
+
+/* Each whole request parses to its end with exactly these flags. */
+static void uh_expect_flags(const uh_flags_case *cases, size_t count) {
+    size_t i;
+    for (i = 0; i < count; i++) {
+        chat__http_request req;
+        int r = uh_parse(cases[i].req, strlen(cases[i].req), &req);
+        CHECKF(r == (int)strlen(cases[i].req), "case %zu: returned %d", i, r);
+        CHECKF(req.flags == cases[i].flags, "case %zu: flags %u != %u", i, req.flags, cases[i].flags);
+    }
+}
+
 static void test_http_parse_browser_upgrade_request(void) {
     const char *b = uh_browser_request;
     size_t n = sizeof uh_browser_request - 1, scanned = 0;
@@ -82,7 +98,7 @@ static void test_http_parse_header_names_any_case(void) {
 }
 
 static void test_http_parse_connection_tokens(void) {
-    static const struct { const char *req; unsigned flags; } cases[] = {
+    static const uh_flags_case cases[] = {
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n\r\n", CHAT__REQ_KEEPALIVE | CHAT__REQ_CONN_UPGRADE},
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", CHAT__REQ_CLOSE},
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n", CHAT__REQ_KEEPALIVE},
@@ -93,13 +109,7 @@ static void test_http_parse_connection_tokens(void) {
         {"GET / HTTP/1.1\r\nHost: a\r\nX-Connection: close\r\n\r\n", 0},
         {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
     };
-    size_t i;
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        chat__http_request req;
-        int r = uh_parse(cases[i].req, strlen(cases[i].req), &req);
-        CHECKF(r == (int)strlen(cases[i].req), "case %zu: returned %d", i, r);
-        CHECKF(req.flags == cases[i].flags, "case %zu: flags %u != %u", i, req.flags, cases[i].flags);
-    }
+    uh_expect_flags(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_http_parse_bare_lf_line_endings(void) {
@@ -275,7 +285,7 @@ static void test_http_parse_nul_byte_is_bad(void) {
 }
 
 static void test_http_parse_body_flag(void) {
-    static const struct { const char *req; unsigned flags; } cases[] = {
+    static const uh_flags_case cases[] = {
         {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0},
         {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n", 0},
         {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", CHAT__REQ_BODY},
@@ -285,13 +295,7 @@ static void test_http_parse_body_flag(void) {
         {"GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: identity\r\n\r\n", CHAT__REQ_BODY},
         {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
     };
-    size_t i;
-    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        chat__http_request req;
-        int r = uh_parse(cases[i].req, strlen(cases[i].req), &req);
-        CHECKF(r == (int)strlen(cases[i].req), "case %zu: returned %d", i, r);
-        CHECKF(req.flags == cases[i].flags, "case %zu: flags %u != %u", i, req.flags, cases[i].flags);
-    }
+    uh_expect_flags(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void test_http_parse_duplicate_ws_key_flag(void) {
