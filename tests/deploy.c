@@ -127,8 +127,7 @@ static void test_deploy_history_bounded_by_backlog(void) {
     CHECK_INT(join(&a, na), 101);
     CHECK(wait_users(&a, na));
     for (i = 0; i < 5; i++) {
-        memset(text, 'a' + i, SIZE);
-        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        quoted_run(text, SIZE, (char)('a' + i));
         say(&a, text);
         free(next_chat(&a, WAIT_MS));
     }
@@ -265,16 +264,14 @@ static void test_deploy_shutdown_flushes_queued_output(void) {
     CHECK_INT(join(&sender, na), 101);
     CHECK(wait_users(&sender, na) || 1);
     for (i = 0; i < N; i++) {
-        memset(text, 'A' + i % 26, SIZE);
-        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        quoted_run(text, SIZE, (char)('A' + i % 26));
         say(&sender, text);
         free(next_chat(&sender, WAIT_MS));
     }
     kill(s.pid, SIGTERM); /* ~800 KB are still queued for the slow reader */
     for (i = 0; i < N && ok; i++) {
         char *got = next_chat(&slow, WAIT_MS);
-        memset(text, 'A' + i % 26, SIZE);
-        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        quoted_run(text, SIZE, (char)('A' + i % 26));
         chat_json(want, sizeof want, na, text);
         ok = got && strcmp(got, want) == 0;
         free(got);

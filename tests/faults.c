@@ -205,14 +205,12 @@ static void test_fault_partial_writes_to_a_small_window(void) {
     CHECK_INT(join_small_window(&narrow, b, 2048), 101);
     CHECK_INT(join(&sender, a), 101);
     for (i = 0; i < N; i++) {
-        memset(text, 'a' + i, SIZE);
-        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        quoted_run(text, SIZE, (char)('a' + i));
         say(&sender, text);
     }
     for (i = 0; i < N && ok; i++) {
         char *got = next_chat(&narrow, 4 * WAIT_MS);
-        memset(text, 'a' + i, SIZE);
-        text[0] = '"', text[SIZE - 1] = '"', text[SIZE] = '\0';
+        quoted_run(text, SIZE, (char)('a' + i));
         chat_json(want, sizeof want, a, text);
         ok = got && strcmp(got, want) == 0;
         free(got);

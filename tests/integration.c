@@ -279,6 +279,12 @@ static int say(wsc *c, const char *message_json) {
     return wsc_send_text(c, buf);
 }
 
+/* Fills text with a JSON string of `size` bytes, quotes included: "ccc...c". */
+static void quoted_run(char *text, size_t size, char c) {
+    memset(text, c, size);
+    text[0] = '"', text[size - 1] = '"', text[size] = '\0';
+}
+
 /* Tags the two bases into a and b (64 bytes each), joins both users, and checks that each one
    sees the pair in its user list. */
 static void join_pair(wsc *ca, char *a, const char *base_a, wsc *cb, char *b, const char *base_b) {

@@ -191,19 +191,24 @@ static double h_pct_us(double p) {
 /* ------------------------------------------------------------------------------------------ */
 /* /proc readers for the server process                                                       */
 
-static long proc_status_kb(int pid, const char *key) { /* VmRSS:, VmHWM: ... ; -1 if unknown */
-    char path[64], buf[4096], *p;
-    int fd;
+/* Reads a small /proc file whole into buf, NUL-terminated. Returns 0, or -1. */
+static int read_small_file(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n;
-    size_t kl = strlen(key);
-    if (pid <= 0) return -1;
-    snprintf(path, sizeof path, "/proc/%d/status", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
-    n = read(fd, buf, sizeof buf - 1);
+    n = read(fd, buf, cap - 1);
     close(fd);
     if (n <= 0) return -1;
     buf[n] = 0;
+    return 0;
+}
+
+static long proc_status_kb(int pid, const char *key) { /* VmRSS:, VmHWM: ... ; -1 if unknown */
+    char path[64], buf[4096], *p;
+    size_t kl = strlen(key);
+    if (pid <= 0) return -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    if (read_small_file(path, buf, sizeof buf) < 0) return -1;
     for (p = buf; p && *p; p = strchr(p, '\n')) {
         if (*p == '\n') p++;
         if (!strncmp(p, key, kl)) return strtol(p + kl, NULL, 10);
@@ -213,17 +218,11 @@ static long proc_status_kb(int pid, const char *key) { /* VmRSS:, VmHWM: ... ; -
 
 static double proc_cpu_s(int pid) { /* utime + stime of the whole process, seconds; -1 if unknown */
     char path[64], buf[2048], *p;
-    int fd, field;
-    ssize_t n;
+    int field;
     unsigned long long ut, st;
     if (pid <= 0) return -1;
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
+    if (read_small_file(path, buf, sizeof buf) < 0) return -1;
     p = strrchr(buf, ')'); /* the command name may contain anything */
     if (!p) return -1;
     p++;
@@ -240,13 +239,7 @@ static double proc_cpu_s(int pid) { /* utime + stime of the whole process, secon
 static double sys_busy_s(void) {
     char buf[512];
     unsigned long long v[8] = {0};
-    int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-    ssize_t n;
-    if (fd < 0) return -1;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return -1;
-    buf[n] = 0;
+    if (read_small_file("/proc/stat", buf, sizeof buf) < 0) return -1;
     if (sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
         return -1;
     return (double)(v[0] + v[1] + v[2]) / (double)sysconf(_SC_CLK_TCK);
