@@ -70,6 +70,7 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "conformance.c"
 #include "faults.c"
 #include "deploy.c"
+#include "limits.c"
 
 int api_only_check(void); /* api_only.c */
 
@@ -99,6 +100,7 @@ int main(int argc, char **argv) {
         conformance_tests();
         fault_tests();
         deploy_tests();
+        limits_tests();
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

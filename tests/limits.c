@@ -1,0 +1,474 @@
+/* Bounded memory and fair service under attack (README "Limits and failure behaviour"): each
+   test is one way a peer, or one address, could make the server hold too much, work too much,
+   or lock the others out. The heap is measured through the CHAT_MALLOC hook of main.c. */
+#include <netinet/in.h>
+#include <pthread.h>
+
+/* A TCP connection to the server under test from the loopback source address `src`
+   (127.0.0.0/8 is all loopback on Linux), optionally with a small receive window. */
+static int tcp_from(const char *src, int rcvbuf) {
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    if (rcvbuf) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, src, &a.sin_addr);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    a.sin_port = htons((unsigned short)T_PORT);
+    inet_pton(AF_INET, T_HOST, &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Joins as `name` from `src`; returns the HTTP status, -1 when the connection was refused. */
+static int join_from(wsc *c, const char *name, const char *src, int rcvbuf) {
+    char req[1024], enc[300];
+    memset(c, 0, sizeof *c);
+    c->seed = (uint32_t)wsc_now_ms() * 2654435761u;
+    c->fd = tcp_from(src, rcvbuf);
+    if (c->fd < 0) return -1;
+    url_encode(name, enc);
+    snprintf(req, sizeof req,
+             "GET /start_web_socket?username=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\n\r\n", enc);
+    if (wsc_send_all(c->fd, req, strlen(req)) < 0) return -1;
+    c->status = wsc_read_head(c, WAIT_MS);
+    return c->status;
+}
+
+/* Sends `unit` again and again without reading, for as long as the socket takes it (the server
+   stops reading when it holds back), at most `count` times or `ms` milliseconds. */
+static long send_without_reading(int fd, const void *unit, size_t n, long count, int ms) {
+    long long deadline = wsc_now_ms() + ms;
+    long sent = 0;
+    while (sent < count && wsc_now_ms() < deadline) {
+        struct pollfd p;
+        ssize_t k;
+        p.fd = fd, p.events = POLLOUT, p.revents = 0;
+        if (poll(&p, 1, 50) <= 0) continue;
+        k = send(fd, unit, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (k != (ssize_t)n) break; /* closed, or a partial unit: stop here */
+        sent++;
+    }
+    return sent;
+}
+
+/* Reads until the server ends the connection; returns the errno of the end (ECONNRESET for a
+   reset), 0 for a FIN, or -1 when it did not end before the deadline. */
+static int wait_end(int fd, int ms) {
+    long long deadline = wsc_now_ms() + ms;
+    char buf[65536];
+    for (;;) {
+        struct pollfd p;
+        long long left = deadline - wsc_now_ms();
+        ssize_t k;
+        p.fd = fd, p.events = POLLIN, p.revents = 0;
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0) return -1;
+        k = recv(fd, buf, sizeof buf, 0);
+        if (k == 0) return 0;
+        if (k < 0) return errno == EINTR ? wait_end(fd, (int)(deadline - wsc_now_ms())) : errno;
+    }
+}
+
+/* --- 1: spans are not strings ------------------------------------------------------------ */
+
+/* The Origin check over a request head that ends exactly at the end of its heap block, as a
+   receive buffer does: any search past the Origin value's span reads past the block (ASan). */
+static void test_limits_origin_is_read_within_its_span(void) {
+    static const char *const heads[] = {
+        "GET /start_web_socket HTTP/1.1\r\nHost: h\r\nOrigin: null\r\n\r\n",
+        "GET /start_web_socket HTTP/1.1\r\nHost: h\r\nOrigin: http:/\r\n\r\n",
+        "GET /start_web_socket HTTP/1.1\r\nOrigin: http://h\r\nHost: h\r\n\r\n",
+    };
+    static const int allowed[] = {0, 0, 1};
+    chat_server *srv = chat_server_create(NULL);
+    size_t i;
+    CHECK(srv != NULL);
+    for (i = 0; srv && i < sizeof heads / sizeof heads[0]; i++) {
+        size_t n = strlen(heads[i]), scanned = 0;
+        char *block = (char *)malloc(n); /* no NUL after the head */
+        chat__http_request req;
+        memcpy(block, heads[i], n);
+        CHECK_INT(chat__http_parse(block, n, 8192, &scanned, &req), (int)n);
+        CHECK_INT(chat__origin_allowed(srv, &req), allowed[i]);
+        free(block);
+    }
+    chat_server_free(srv);
+}
+
+/* --- 2: posts from another thread cannot hold the loop ---------------------------------- */
+
+static volatile int poster_done; /* set by the main thread; read by the poster */
+
+static void *post_flood(void *arg) {
+    chat_server *srv = (chat_server *)arg;
+    static char text[4000];
+    long i;
+    memset(text, 'p', sizeof text);
+    for (i = 0; i < 200000 && !__atomic_load_n(&poster_done, __ATOMIC_ACQUIRE); i++)
+        (void)chat_server_post(srv, "server", text, sizeof text);
+    return NULL;
+}
+
+static void test_limits_post_flood_is_bounded_per_turn(void) {
+    chat_config cfg;
+    chat_server *srv;
+    pthread_t t;
+    unsigned long long most = 0;
+    int turn, r = 1;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history = -1;
+    srv = chat_server_create(&cfg);
+    CHECK(srv != NULL);
+    if (!srv) return;
+    poster_done = 0;
+    CHECK_INT(pthread_create(&t, NULL, post_flood, srv), 0);
+    for (turn = 0; turn < 40; turn++) {
+        chat_stats st;
+        unsigned long long before;
+        chat_server_stats(srv, &st);
+        before = st.messages;
+        CHECK_INT(chat_server_poll(srv, 10), 1);
+        chat_server_stats(srv, &st);
+        if (st.messages - before > most) most = st.messages - before;
+    }
+    CHECKF(most <= 256, "one loop turn handled %llu posts", most);
+    chat_server_stop(srv); /* while the flood goes on: the stop is honoured at once */
+    for (turn = 0; turn < 5 && r > 0; turn++) r = chat_server_poll(srv, 10);
+    CHECKF(r == 0, "still running %d turns after the stop", turn);
+    __atomic_store_n(&poster_done, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    chat_server_free(srv);
+}
+
+/* --- 3: what a peer makes the server hold is bounded by what it reads -------------------- */
+
+/* The heap a library server holds now, once the attack has reached it (the server's heap only
+   stays the same or shrinks once the attacker's socket is full or the server stopped reading). */
+static long long settled_heap(test_server *s) {
+    long long blocks, last = -1, h = server_heap(s, &blocks);
+    int i;
+    for (i = 0; i < 50 && h != last; i++) { /* bounded: the heap settles or the test fails */
+        struct pollfd p;
+        last = h;
+        p.fd = -1, p.events = 0, p.revents = 0;
+        poll(&p, 0, 20); /* a turn or two of the server's loop between samples */
+        h = server_heap(s, &blocks);
+    }
+    return h;
+}
+
+static void test_limits_pipelined_requests_wait_for_their_reader(void) {
+    static const char *const units[] = {"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"};
+    chat_config cfg;
+    test_server s;
+    int k;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = -1;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    for (k = 0; k < 2; k++) {
+        long long before = settled_heap(&s), after;
+        int fd = tcp_from("127.0.0.1", 4096);
+        long sent = send_without_reading(fd, units[k], strlen(units[k]), 40000, 1500);
+        after = settled_heap(&s);
+        CHECKF(after - before < 64 * 1024, "%ld pipelined '%.10s' requests that were never read: heap +%lld bytes",
+               sent, units[k], after - before);
+        close(fd);
+    }
+    DONE_SERVER(&s);
+}
+
+static void test_limits_pings_without_reading_are_bounded(void) {
+    unsigned char ping[600];
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    char name[64];
+    long long before, after;
+    long sent;
+    int i;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = -1;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(name, sizeof name, "pinger");
+    CHECK_INT(join_from(&c, name, "127.0.0.1", 4096), 101);
+    for (i = 0; i < 100; i++) /* empty pings, masked: each pong costs its queue entry, not 2 bytes */
+        ping[6 * i] = 0x89, ping[6 * i + 1] = 0x80, memset(ping + 6 * i + 2, i, 4);
+    before = settled_heap(&s);
+    sent = 100 * send_without_reading(c.fd, ping, sizeof ping, 20000, 2000);
+    after = settled_heap(&s);
+    if (test_verbose) printf("pings sent %ld heap %lld -> %lld\n", sent, before, after);
+    CHECKF(after - before < 64 * 1024, "%ld pings whose pongs were never read: heap +%lld bytes", sent, after - before);
+    wsc_close(&c);
+    DONE_SERVER(&s);
+}
+
+/* A client closed as too slow is reset, so the kernel frees what was queued for it at once
+   (a plain close() leaves an orphan in FIN-WAIT-1 holding its whole send buffer). */
+static void test_limits_too_slow_client_is_reset(void) {
+    chat_config cfg;
+    test_server s;
+    wsc sender, sloth;
+    char a[64], z[64], text[1100];
+    int i, end = -1;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_backlog = 64 * 1024, cfg.max_rate = -1;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(a, sizeof a, "talker"), tagged(z, sizeof z, "sloth");
+    CHECK_INT(join_from(&sloth, z, "127.0.0.1", 4096), 101);
+    CHECK_INT(join(&sender, a), 101);
+    quoted_run(text, 1000, 's');
+    for (i = 0; i < 3000 && end < 0; i++) {
+        struct pollfd p;
+        say(&sender, text);
+        free(next_chat(&sender, WAIT_MS));
+        p.fd = sloth.fd, p.events = POLLIN, p.revents = 0;
+        if (i % 100 == 99 && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP))) end = wait_end(sloth.fd, WAIT_MS);
+    }
+    if (end < 0) end = wait_end(sloth.fd, WAIT_MS);
+    CHECKF(end == ECONNRESET, "the client closed as too slow saw %s", end == 0 ? "a FIN" : end < 0 ? "nothing" : strerror(end));
+    wsc_close(&sloth);
+    leave(&sender);
+    DONE_SERVER(&s);
+}
+
+/* The kernel's buffers of an accepted socket are bounded (Linux doubles what is asked). */
+static void test_limits_socket_buffers_are_bounded(void) {
+#ifndef TEST_OLD_CHAT_H
+    int sv[2], v = 0;
+    socklen_t len = sizeof v;
+    CHECK_INT(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    chat__socket_tune(sv[0], 16384, 8192);
+    CHECK_INT(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &v, &len), 0);
+    CHECKF(v > 0 && v <= 2 * 16384, "SO_SNDBUF %d", v);
+    len = sizeof v;
+    CHECK_INT(getsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &v, &len), 0);
+    CHECKF(v > 0 && v <= 2 * 8192, "SO_RCVBUF %d", v);
+    close(sv[0]), close(sv[1]);
+#else
+    CHECK(!"chat__socket_tune takes no sizes");
+#endif
+}
+
+/* A partial message costs what has arrived of it, not that plus a whole read chunk. */
+static void test_limits_partial_message_costs_its_size(void) {
+    enum { TOTAL = 20000, PART = 10000 };
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    char name[64];
+    unsigned char *frame = (unsigned char *)malloc(TOTAL + 14);
+    size_t head;
+    long long before, after = 0, blocks;
+    int i;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(name, sizeof name, "partial");
+    CHECK_INT(join(&c, name), 101);
+    CHECK(wait_users(&c, name));
+    before = settled_heap(&s);
+    memset(frame + 14, 'x', TOTAL);
+    head = wsc_build_frame(&c, frame, 1, 0, 1, frame + 14, TOTAL, 0);
+    CHECK_INT(wsc_send_all(c.fd, frame, head + PART), 0);
+    for (i = 0; i < 100 && after - before < PART; i++) after = server_heap(&s, &blocks);
+    CHECKF(after - before >= PART && after - before <= PART + 1024, "a %d-byte partial message costs %lld bytes",
+           PART, after - before);
+    wsc_close(&c);
+    free(frame);
+    DONE_SERVER(&s);
+}
+
+/* --- 4: one address, one connection, cannot hold the server ----------------------------- */
+
+static void test_limits_requests_per_connection_are_bounded(void) {
+    test_server s;
+    wsc c;
+    char value[64];
+    int i, closed_at = 0;
+    CHECK_INT(use_library(&s, NULL), 0);
+    CHECK_INT(wsc_open_tcp(&c, T_HOST, T_PORT), 0);
+    for (i = 1; i <= 150 && !closed_at; i++) {
+        static const char req[] = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+        if (wsc_send_all(c.fd, req, sizeof req - 1) < 0 || wsc_read_head(&c, WAIT_MS) != 200) break;
+        wsc_consume(&c, c.len < 6 ? c.len : 6); /* the body, "hello\n" (it may still be on its way) */
+        if (wsc_header(&c, "connection", value, sizeof value) && strcmp(value, "close") == 0) closed_at = i;
+    }
+    CHECKF(closed_at == 100, "the keep-alive connection was closed after request %d", closed_at);
+    CHECK(wsc_wait_eof(&c, WAIT_MS));
+    wsc_close(&c);
+    DONE_SERVER(&s);
+}
+
+static void test_limits_keepalive_lifetime_is_bounded(void) {
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    long long started = wsc_now_ms();
+    int requests = 0, open = 1;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.handshake_timeout_ms = 300; /* the idle time; a connection lives at most 6 times that */
+    CHECK_INT(use_library(&s, &cfg), 0);
+    CHECK_INT(wsc_open_tcp(&c, T_HOST, T_PORT), 0);
+    while (open && wsc_now_ms() - started < 5000) {
+        static const char req[] = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+        struct pollfd p;
+        if (wsc_send_all(c.fd, req, sizeof req - 1) < 0 || wsc_read_head(&c, WAIT_MS) < 0) break;
+        requests++;
+        wsc_consume(&c, c.len); /* the short body */
+        p.fd = c.fd, p.events = POLLIN, p.revents = 0;
+        if (poll(&p, 1, 100) == 1) open = wsc_fill(&c, wsc_now_ms() + 100) > 0; /* the attacker's pace */
+    }
+    CHECKF(wsc_now_ms() - started < 4000, "a connection sending a request every 100 ms lived %lld ms (%d requests)",
+           wsc_now_ms() - started, requests);
+    wsc_close(&c);
+    DONE_SERVER(&s);
+}
+
+/* A flood of refusals logs a few lines and how many it left out, not a line per refusal. */
+static void test_limits_log_is_rate_limited(void) {
+    chat_config cfg;
+    test_server s;
+    char line[700];
+    int i, lines = 0, dropped_note = 0;
+    long long deadline;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.on_log = log_to_parent;
+    cfg.max_rate = -1;
+    child_setup = log_setup;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    child_setup = NULL;
+    for (i = 0; i < 300; i++) { /* each one is refused: the name is empty */
+        wsc c;
+        CHECK_INT(join(&c, ""), 101);
+        wsc_close(&c);
+    }
+    deadline = wsc_now_ms() + 500;
+    while (read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) {
+        if (strncmp(line, "log ", 4) != 0) continue;
+        lines++;
+        if (strstr(line, "log lines dropped")) dropped_note = 1;
+    }
+    CHECKF(lines <= 60, "300 refusals logged %d lines", lines);
+    CHECK(dropped_note || lines >= 300);
+    DONE_SERVER(&s);
+}
+
+/* --- 5: every frame and request counts ------------------------------------------------- */
+
+static void test_limits_every_frame_counts_toward_the_rate(void) {
+    static const unsigned char pong[6] = {0x8A, 0x80, 1, 2, 3, 4};
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    char name[64];
+    unsigned char frame[64];
+    size_t n;
+    int i, kind;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = 100;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    for (kind = 0; kind < 2; kind++) {
+        tagged(name, sizeof name, kind ? "ponger" : "fragments");
+        CHECK_INT(join(&c, name), 101);
+        if (kind == 0) { /* a message that never ends: empty continuation frames */
+            n = wsc_build_frame(&c, frame, 0, 0, 1, "{", 1, 0);
+            wsc_send_all(c.fd, frame, n);
+            for (i = 0; i < 500; i++) {
+                n = wsc_build_frame(&c, frame, 0, 0, 0, "", 0, 0);
+                if (wsc_send_all(c.fd, frame, n) < 0) break;
+            }
+        } else {
+            for (i = 0; i < 500; i++)
+                if (wsc_send_all(c.fd, pong, sizeof pong) < 0) break;
+        }
+        expect_close(&c, 1008, "too many messages");
+        wsc_close(&c);
+    }
+    DONE_SERVER(&s);
+}
+
+static void test_limits_pipelined_requests_count_toward_the_rate(void) {
+    static const char req[] = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    int i, answered = 0, last = 0;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_rate = 100;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    CHECK_INT(wsc_open_tcp(&c, T_HOST, T_PORT), 0);
+    for (i = 0; i < 500; i++)
+        if (wsc_send_all(c.fd, req, sizeof req - 1) < 0) break;
+    while ((last = wsc_read_head(&c, WAIT_MS)) > 0) {
+        answered++;
+        if (last == 429) break;
+        wsc_consume(&c, c.len < 14 ? c.len : 14); /* "404 Not Found\n" */
+    }
+    CHECKF(last == 429 && answered <= 102, "500 pipelined requests at 100/s: %d answered, the last %d", answered, last);
+    wsc_close(&c);
+    DONE_SERVER(&s);
+}
+
+/* --- 7: RFC 9112 details ---------------------------------------------------------------- */
+
+static void test_limits_request_line_rfc9112(void) {
+    static const struct { const char *head, *target; int ok; } cases[] = {
+        {"GET http://example.org:8080/x?y=1 HTTP/1.1\r\nHost: h\r\n\r\n", "/x?y=1", 1}, /* absolute-form */
+        {"GET http://example.org HTTP/1.1\r\nHost: h\r\n\r\n", "/", 1},
+        {"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", "/", 1},   /* an empty line before the request */
+        {"\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n", "/a", 1},
+        {"GET ftp:/x HTTP/1.1\r\nHost: h\r\n\r\n", NULL, 0},
+        {"GET example.org/x HTTP/1.1\r\nHost: h\r\n\r\n", NULL, 0},
+    };
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        chat__http_request req;
+        size_t scanned = 0, n = strlen(cases[i].head);
+        int r = chat__http_parse(cases[i].head, n, 8192, &scanned, &req);
+        if (!cases[i].ok) {
+            CHECKF(r == CHAT__HTTP_BAD, "case %zu: %d", i, r);
+            continue;
+        }
+        CHECKF(r == (int)n, "case %zu: %d", i, r);
+        if (r > 0) CHECK_MEM(req.target.p, req.target.n, cases[i].target, strlen(cases[i].target));
+    }
+}
+
+static void test_limits_methods_are_case_sensitive(void) {
+    test_server s;
+    wsc c;
+    CHECK_INT(use_library(&s, NULL), 0);
+    CHECK_INT(wsc_http(T_HOST, T_PORT, "get /hello HTTP/1.1\r\nHost: x\r\n\r\n", &c, NULL, NULL), 501);
+    wsc_close(&c);
+    CHECK_INT(wsc_http(T_HOST, T_PORT, "POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", &c, NULL, NULL), 405);
+    wsc_close(&c);
+    CHECK_INT(wsc_http(T_HOST, T_PORT, "GET http://x/hello HTTP/1.1\r\nHost: x\r\n\r\n", &c, NULL, NULL), 200);
+    wsc_close(&c);
+    DONE_SERVER(&s);
+}
+
+static void limits_tests(void) {
+    RUN(test_limits_origin_is_read_within_its_span);
+    RUN(test_limits_post_flood_is_bounded_per_turn);
+    RUN(test_limits_pipelined_requests_wait_for_their_reader);
+    RUN(test_limits_pings_without_reading_are_bounded);
+    RUN(test_limits_too_slow_client_is_reset);
+    RUN(test_limits_socket_buffers_are_bounded);
+    RUN(test_limits_partial_message_costs_its_size);
+    RUN(test_limits_requests_per_connection_are_bounded);
+    RUN(test_limits_keepalive_lifetime_is_bounded);
+    RUN(test_limits_log_is_rate_limited);
+    RUN(test_limits_every_frame_counts_toward_the_rate);
+    RUN(test_limits_pipelined_requests_count_toward_the_rate);
+    RUN(test_limits_request_line_rfc9112);
+    RUN(test_limits_methods_are_case_sensitive);
+}
