@@ -47,20 +47,34 @@
    CONFIGURATION
    At run time: a zero-initialised chat_config; every zero field means the default below.
    At compile time, #define before the implementation to change a default:
-       CHAT_MAX_CLIENTS            1024     WebSocket clients at once; more get HTTP 503
+       CHAT_MAX_CLIENTS            1024     WebSocket clients at once; more close with 1013
+       CHAT_MAX_CONNECTIONS        0        TCP connections of every kind (0: CHAT_MAX_CLIENTS
+                                            * 5/4 + 16); more are reset at once
+       CHAT_MAX_PER_ADDRESS        32       connections from one address; more are reset
+       CHAT_MAX_JOIN_RATE          60       upgrades per minute from one address; more get 429
        CHAT_MAX_NAME               64       bytes of UTF-8 in a username
        CHAT_MAX_HEADER             8192     bytes of an HTTP request head; more get 431
        CHAT_MAX_MESSAGE            65536    bytes of one WebSocket message; more close with 1009
-       CHAT_MAX_BACKLOG            1048576  bytes of messages queued for one client before it is
-                                            closed as too slow (shared frames count in full)
-       CHAT_HANDSHAKE_TIMEOUT_MS   10000    to send a complete HTTP request (also keep-alive idle)
+       CHAT_MAX_BACKLOG            1048576  bytes queued for one client before it is closed as
+                                            too slow: each frame counts its bytes (shared frames
+                                            in full) plus CHAT__FRAME_COST for its bookkeeping
+       CHAT_HANDSHAKE_TIMEOUT_MS   10000    to send a complete HTTP request (also keep-alive
+                                            idle; a keep-alive connection lives at most 6 times
+                                            this, and for at most 100 requests)
        CHAT_PING_INTERVAL_MS       30000    silence before a ping; as long again for any answer
        CHAT_CLOSE_TIMEOUT_MS       2000     to finish a close handshake, and to drain on shutdown
-       CHAT_MAX_RATE               1000     messages and pings per second from one client (a
-                                            burst of twice that fits); more close it with 1008
+       CHAT_MAX_RATE               1000     frames and HTTP requests per second from one
+                                            connection, counted in whole seconds of the server's
+                                            clock; more close it (1008; HTTP 429)
+       CHAT_MAX_BYTE_RATE          262144   bytes per second read from one connection; past it
+                                            the server stops reading it until the next second
+       CHAT_SNDBUF, CHAT_RCVBUF    65536    the kernel's send / receive buffer of each socket
        CHAT_HISTORY                50       recent messages replayed to each newcomer (0: none)
        CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
        CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
+   A peer's own output holds back its input: while a response or pong it caused is unsent, the
+   server reads nothing more from it, so a client that pipelines or pings without reading makes
+   the server hold one answer, not thousands. The worst case of memory is in README.md.
    Other switches:
        CHAT_STATIC                 make every function static (private to the including file)
        CHATDEF                     the linkage of the API functions (default: extern)
@@ -130,18 +144,31 @@ enum { CHAT_LOG_ERROR = 1, CHAT_LOG_WARN = 2, CHAT_LOG_INFO = 3, CHAT_LOG_DEBUG 
 
 typedef struct chat_server chat_server;
 
+typedef struct chat_request chat_request; /* an upgrade request, seen by on_upgrade */
+
 typedef struct chat_config {
     /* Limits. 0 means the compile-time default (CHAT_MAX_CLIENTS and friends, above). */
-    int max_clients;          /* WebSocket clients at once; the next upgrade gets 503 */
+    int max_clients;          /* WebSocket clients at once; more are closed with 1013 */
+    int max_connections;      /* TCP connections of every kind at once (0: max_clients * 5/4 + 16);
+                                 more are reset at once */
+    int max_per_address;      /* connections from one address (the forwarded one behind
+                                 trusted_proxy); more are reset (HTTP: 429). Negative: no limit */
+    int max_join_rate;        /* upgrades per minute from one address; more get 429. Negative: none */
     int max_name;             /* bytes of a username */
     size_t max_header;        /* bytes of an HTTP request head */
     size_t max_message;       /* bytes of one WebSocket message */
-    size_t max_backlog;       /* bytes queued for one client */
-    int handshake_timeout_ms; /* to deliver a complete HTTP request */
+    size_t max_backlog;       /* bytes queued for one client, with what each frame costs */
+    int handshake_timeout_ms; /* to deliver a complete HTTP request; also the keep-alive idle time
+                                 (a keep-alive connection lives at most 6 times this) */
     int ping_interval_ms;     /* silence before a ping, and the wait for an answer */
     int close_timeout_ms;     /* to finish a close handshake or a shutdown */
-    int max_rate;             /* messages (and pings) per second from one client; more close it
-                                 with 1008. Negative: no limit */
+    int max_rate;             /* frames (messages, fragments, pings, pongs) and HTTP requests per
+                                 second from one connection; more close it (1008, HTTP 429).
+                                 Negative: no limit */
+    int max_byte_rate;        /* bytes per second read from one connection; past it the server
+                                 stops reading it until the next second. Negative: no limit */
+    int sndbuf, rcvbuf;       /* the kernel's send and receive buffer per socket, bytes (Linux
+                                 doubles them for its bookkeeping). Negative: the system's */
     int log_level;            /* CHAT_LOG_*; 0: CHAT_LOG_INFO */
     int history;              /* messages replayed to a newcomer; 0: CHAT_HISTORY; negative: none */
 
@@ -150,20 +177,35 @@ typedef struct chat_config {
                                    NULL-terminated; "*" allows any. NULL: same-origin only (the
                                    Origin's host is the Host header) and clients without Origin */
     const char *stats_path;     /* serve counters as JSON here (e.g. "/stats"); NULL: off */
-    const char *trusted_proxy;  /* a proxy's address (e.g. "127.0.0.1") whose X-Forwarded-For is
-                                   believed, for log lines only */
+    const char *trusted_proxy;  /* a proxy's numeric address (e.g. "127.0.0.1") whose
+                                   X-Forwarded-For is believed: for the per-address limits, the
+                                   address on_upgrade sees, and log lines */
+    const char *const *reserved_names; /* NULL-terminated names no client may take (compared
+                                   ASCII case-insensitively), e.g. {"server", NULL}: they close
+                                   with 1008 "username is reserved". The program may still speak
+                                   as them with chat_server_broadcast/chat_server_send */
 
     /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
        NUL-terminated, and also given with their length (a message may contain U+0000). */
     void *user;
-    /* A client asks to join; return nonzero to refuse it (it is closed with 1008). */
+    /* An upgrade request, before anything is answered: look at it with the chat_request_*
+       functions (headers such as Cookie or Authorization, the address, the username, which it
+       may also set). Return 0 to go on, or 401, 403 or 429 to refuse with that HTTP status (any
+       other value: 403). */
+    int (*on_upgrade)(void *user, chat_server *srv, chat_request *req);
+    /* A client asks to join with a name that is valid and free; return nonzero to refuse it
+       (it is closed with 1008 "username refused"). Nothing is sent to anyone yet. */
     int (*on_join)(void *user, chat_server *srv, const char *name, size_t name_len);
+    /* A client has joined: it is in the room and has been sent the welcome and the history;
+       what this sends (chat_server_send, chat_server_broadcast) comes after those. */
+    void (*on_joined)(void *user, chat_server *srv, const char *name, size_t name_len);
     /* A joined client left, for whatever reason. */
     void (*on_leave)(void *user, chat_server *srv, const char *name, size_t name_len);
     /* A client sent a message; return nonzero to drop it instead of broadcasting it. */
     int (*on_message)(void *user, chat_server *srv, const char *name, size_t name_len,
                       const char *text, size_t text_len);
-    /* One log line, without a newline. Without it the server logs nothing. */
+    /* One log line, without a newline. Without it the server logs nothing. Lines are rate
+       limited (a burst of 50, then 10 a second; a later line says how many were dropped). */
     void (*on_log)(void *user, int level, const char *line);
 } chat_config;
 
@@ -201,6 +243,26 @@ CHATDEF void chat_server_stop(chat_server *srv);
 CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text,
                                   size_t text_len);
 
+/* Sends {"event":"send-message","username":USERNAME,"message":TEXT} to the one joined user
+   named `to`. Returns 1 when queued, 0 when nobody of that name is joined, or a CHAT_E* code. */
+CHATDEF int chat_server_send(chat_server *srv, const char *to, const char *username, const char *text,
+                             size_t text_len);
+
+/* What on_upgrade can read of the request; valid only during that call. Strings are
+   NUL-terminated copies; *len (when not NULL) gets their length. */
+/* The first header called `name` (any case), trimmed, or NULL. */
+CHATDEF const char *chat_request_header(const chat_request *req, const char *name, size_t *len);
+/* The request target as sent: path and query ("/start_web_socket?username=al"). */
+CHATDEF const char *chat_request_target(const chat_request *req, size_t *len);
+/* The client's numeric address ("192.0.2.7", "2001:db8::1"); behind trusted_proxy, the one the
+   proxy forwarded. */
+CHATDEF const char *chat_request_address(const chat_request *req);
+/* The username the client asked for (percent-decoded), or NULL when it gave none. */
+CHATDEF const char *chat_request_username(const chat_request *req, size_t *len);
+/* Replaces the username (e.g. with the one a session cookie proves); the usual checks apply.
+   Returns CHAT_OK, CHAT_EINVAL or CHAT_ENOMEM. */
+CHATDEF int chat_request_set_username(chat_request *req, const char *name, size_t len);
+
 /* The number of joined users. */
 CHATDEF int chat_server_user_count(const chat_server *srv);
 
@@ -212,13 +274,15 @@ typedef struct chat_stats {
     unsigned long long messages;      /* chat messages broadcast */
     unsigned long long bytes_in, bytes_out;
     unsigned long long refused_name;     /* 1008: missing, empty, too long, invalid or taken name, or vetoed */
-    unsigned long long refused_full;     /* 503: max_clients reached */
+    unsigned long long refused_full;     /* 1013: max_clients reached; or max_connections */
+    unsigned long long refused_address;  /* max_per_address or max_join_rate reached */
     unsigned long long refused_origin;   /* 403: Origin not allowed */
     unsigned long long refused_http;     /* other 4xx answers */
     unsigned long long closed_protocol;  /* 1002, 1003, 1007, 1009 */
     unsigned long long closed_rate;      /* 1008: over max_rate */
     unsigned long long closed_slow;      /* dropped: over max_backlog */
     unsigned long long closed_idle;      /* 1001 after an unanswered ping, or a stalled handshake */
+    unsigned long long log_dropped;      /* log lines left out by the rate limit */
     long long uptime_ms;
 } chat_stats;
 CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out);
@@ -279,6 +343,24 @@ CHATDEF const char *chat_strerror(int err);
 #endif
 #ifndef CHAT_HISTORY
 #define CHAT_HISTORY 50
+#endif
+#ifndef CHAT_MAX_CONNECTIONS
+#define CHAT_MAX_CONNECTIONS 0
+#endif
+#ifndef CHAT_MAX_PER_ADDRESS
+#define CHAT_MAX_PER_ADDRESS 32
+#endif
+#ifndef CHAT_MAX_JOIN_RATE
+#define CHAT_MAX_JOIN_RATE 60
+#endif
+#ifndef CHAT_MAX_BYTE_RATE
+#define CHAT_MAX_BYTE_RATE 262144
+#endif
+#ifndef CHAT_SNDBUF
+#define CHAT_SNDBUF 65536
+#endif
+#ifndef CHAT_RCVBUF
+#define CHAT_RCVBUF 65536
 #endif
 #ifndef CHAT_JSON_MAX_DEPTH
 #define CHAT_JSON_MAX_DEPTH 32
@@ -354,7 +436,11 @@ CHATDEF const char *chat_strerror(int err);
 #define CHAT__ACCEPT_BACKOFF_MS 100 /* pause after EMFILE so a full table does not spin the CPU */
 #define CHAT__SWEEP_MS 250         /* granularity of deadlines (handshake, ping, close) */
 #define CHAT__ACCEPT_PER_TURN 128  /* so a connect flood cannot starve the clients already in */
-#define CHAT__USERS_BYTES_PER_MS (512 * 1024) /* user-list bytes a server hands out per ms */
+#define CHAT__USERS_BYTES_PER_MS (64 * 1024) /* user-list bytes a server hands out per ms */
+#define CHAT__USERS_MAX_SPACING_MS 1000     /* ... but a list is never later than this */
+#define CHAT__POSTS_PER_TURN 64             /* chat_server_post messages handled per loop turn */
+#define CHAT__HTTP_MAX_REQUESTS 100         /* per keep-alive connection */
+#define CHAT__HTTP_LIFETIME 6               /* a keep-alive connection lives this many idle times */
 #define CHAT__MAX_BUFFER (1u << 28) /* max_message and max_backlog at most: 32-bit counts stay exact */
 
 typedef long long chat__ms;
@@ -392,16 +478,85 @@ static int chat__accept(int listener) {
 }
 #endif
 
-static void chat__socket_tune(int fd) {
+/* Bounds the kernel's buffers too: without it the kernel grows a socket's send buffer to
+   megabytes for a client that never reads, outside every bound of ours. */
+static void chat__socket_tune(int fd, int sndbuf, int rcvbuf) {
     int one = 1;
     /* Frames are corked per loop turn by us; Nagle would only add latency on top. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (sndbuf > 0) (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (rcvbuf > 0) (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 #ifdef SO_NOSIGPIPE
     (void)setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
 }
 
+/* With `reset`, the kernel drops what is still queued and sends RST: a peer we give up on (too
+   slow, timed out) must not leave an orphan holding its send buffer for minutes. */
+static void chat__socket_close(int fd, int reset) {
+    if (reset) {
+        struct linger lg;
+        lg.l_onoff = 1, lg.l_linger = 0;
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    close(fd);
+}
+
+/* A peer's address as 16 bytes (IPv4 as ::ffff:a.b.c.d), the key of the per-address limits. */
+typedef struct chat__addr {
+    unsigned char b[16];
+} chat__addr;
+
+static int chat__addr_parse(const char *text, chat__addr *out) {
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET6, text, out->b) == 1) return 0;
+    out->b[10] = out->b[11] = 0xFF;
+    return inet_pton(AF_INET, text, out->b + 12) == 1 ? 0 : -1;
+}
+
+static int chat__peer_addr(int fd, chat__addr *out) {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } a;
+    socklen_t len = sizeof a;
+    memset(out, 0, sizeof *out);
+    if (getpeername(fd, &a.sa, &len) < 0) return -1;
+    if (a.sa.sa_family == AF_INET6) {
+        memcpy(out->b, &a.in6.sin6_addr, 16);
+    } else if (a.sa.sa_family == AF_INET) {
+        out->b[10] = out->b[11] = 0xFF;
+        memcpy(out->b + 12, &a.in4.sin_addr, 4);
+    } /* else (a Unix socket in tests): all zero, one "address" */
+    return 0;
+}
+
+/* Numeric text of an address; IPv4 without the ::ffff: prefix. */
+static void chat__addr_text(const chat__addr *a, char *out, size_t cap) {
+    static const unsigned char v4[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (memcmp(a->b, v4, 12) == 0) inet_ntop(AF_INET, a->b + 12, out, (socklen_t)cap);
+    else inet_ntop(AF_INET6, a->b, out, (socklen_t)cap);
+}
+
+/* The stop request crosses threads (and signal handlers): a lock-free atomic where the compiler
+   has one (C99 has no <stdatomic.h>), else the volatile sig_atomic_t that C99 promises. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef int chat__flag;
+#define CHAT__FLAG_SET(f) __atomic_store_n(&(f), 1, __ATOMIC_SEQ_CST)
+#define CHAT__FLAG_GET(f) __atomic_load_n(&(f), __ATOMIC_SEQ_CST)
+#else
+typedef volatile sig_atomic_t chat__flag;
+#define CHAT__FLAG_SET(f) ((f) = 1)
+#define CHAT__FLAG_GET(f) (f)
+#endif
+
 static int chat__would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
+
+/* The self-wakeup pipe: chat_server_post and chat_server_stop write one pointer per call. */
+static ssize_t chat__wake_read(int fd, void *p, size_t n) { return read(fd, p, n); }
+static int chat__wake_write(int fd, const void *p, size_t n) { return write(fd, p, n) == (ssize_t)n ? 0 : -1; }
 
 static ssize_t chat__send_iov(int fd, struct iovec *iov, int n) {
     struct msghdr m;
@@ -897,6 +1052,7 @@ typedef struct chat__span {
 
 /* What the server needs from a request head; spans point into the caller's buffer. */
 typedef struct chat__http_request {
+    chat__span head; /* the whole head, for headers looked up by name */
     chat__span method, target, host, upgrade, ws_key, ws_version, origin, forwarded_for;
     int minor;      /* HTTP/1.minor */
     unsigned flags; /* CHAT__REQ_* */
@@ -988,7 +1144,23 @@ static int chat__http_header(const char *p, size_t n, chat__http_request *req) {
     return 0;
 }
 
-/* Parses the request line: METHOD SP origin-form SP HTTP/1.x */
+/* The origin-form part of an absolute-form target ("http://host/x?y" -> "/x?y"), which a server
+   must accept (RFC 9112 3.2.2); -1 when the target is in neither form. */
+static int chat__http_origin_form(chat__span *t) {
+    static const char root[] = "/";
+    size_t i = 0;
+    if (t->n && t->p[0] == '/') return 0;
+    while (i < t->n && t->p[i] != ':') i++;
+    if (!((i == 4 && chat__ieq(t->p, 4, "http", 4)) || (i == 5 && chat__ieq(t->p, 5, "https", 5))) ||
+        t->n - i < 3 || memcmp(t->p + i, "://", 3) != 0)
+        return -1;
+    for (i += 3; i < t->n && t->p[i] != '/' && t->p[i] != '?'; i++) {}
+    if (i == t->n) t->p = root, t->n = 1; /* no path: the root */
+    else t->p += i, t->n -= i;
+    return 0;
+}
+
+/* Parses the request line: METHOD SP request-target SP HTTP/1.x */
 static int chat__http_request_line(const char *p, size_t n, chat__http_request *req) {
     size_t i = 0, t;
     while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
@@ -996,8 +1168,9 @@ static int chat__http_request_line(const char *p, size_t n, chat__http_request *
     req->method.p = p, req->method.n = i++;
     t = i;
     while (i < n && (unsigned char)p[i] > ' ' && p[i] != 0x7F) i++;
-    if (i == t || i == n || p[i] != ' ' || p[t] != '/') return -1;
+    if (i == t || i == n || p[i] != ' ') return -1;
     req->target.p = p + t, req->target.n = i - t;
+    if (chat__http_origin_form(&req->target) < 0) return -1;
     i++;
     if (n - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 || p[i + 7] < '0' || p[i + 7] > '9') return -1;
     req->minor = p[i + 7] - '0';
@@ -1011,11 +1184,15 @@ static int chat__http_request_line(const char *p, size_t n, chat__http_request *
    Lines may end in CRLF or a bare LF (RFC 9112 2.2). */
 CHAT__FN int chat__http_parse(const char *buf, size_t len, size_t max_head, size_t *scanned,
                               chat__http_request *req) {
-    size_t i, end = 0, line, head_len;
-    for (i = *scanned; i < len && i < max_head; i++) {
+    size_t i, end = 0, line, head_len, start = 0;
+    /* Empty lines before the request line are ignored (RFC 9112 2.2); they count as head. */
+    while (start < len && (buf[start] == '\n' || (buf[start] == '\r' && start + 1 < len && buf[start + 1] == '\n')))
+        start += buf[start] == '\r' ? 2 : 1;
+    if (start == len || (start + 1 == len && buf[start] == '\r'))
+        return len >= max_head ? CHAT__HTTP_TOO_LARGE : CHAT__HTTP_INCOMPLETE;
+    for (i = *scanned > start ? *scanned : start; i < len && i < max_head; i++) {
         if (buf[i] != '\n') continue;
-        if (i == 0 || (i == 1 && buf[0] == '\r')) return CHAT__HTTP_BAD; /* no request line */
-        if (buf[i - 1] == '\n' || (buf[i - 1] == '\r' && i >= 2 && buf[i - 2] == '\n')) {
+        if (buf[i - 1] == '\n' || (buf[i - 1] == '\r' && i - start >= 2 && buf[i - 2] == '\n')) {
             end = i + 1;
             break;
         }
@@ -1027,14 +1204,15 @@ CHAT__FN int chat__http_parse(const char *buf, size_t len, size_t max_head, size
     if (end > INT_MAX) return CHAT__HTTP_TOO_LARGE;
     head_len = end;
     memset(req, 0, sizeof *req);
-    for (line = 0, i = 0; i < head_len; i++) {
+    req->head.p = buf + start, req->head.n = head_len - start;
+    for (line = start, i = start; i < head_len; i++) {
         size_t n;
         if (buf[i] != '\n') continue;
         n = i - line;
         if (n && buf[i - 1] == '\r') n--;
         if (n == 0) break; /* the empty line */
         if (memchr(buf + line, '\r', n)) return CHAT__HTTP_BAD; /* a bare CR */
-        if (line == 0 ? chat__http_request_line(buf, n, req) : chat__http_header(buf + line, n, req))
+        if (line == start ? chat__http_request_line(buf + line, n, req) : chat__http_header(buf + line, n, req))
             return CHAT__HTTP_BAD;
         line = i + 1;
     }
@@ -1095,7 +1273,10 @@ static const char *chat__http_reason(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 401: return "Unauthorized";
     case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 501: return "Not Implemented";
     case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return "Internal Server Error";
@@ -1302,8 +1483,10 @@ CHAT__FN size_t chat__ws_decode(chat__ws_decoder *d, unsigned char *p, size_t n,
 /* ============================================================================================ */
 
 #define CHAT__FRAME_SHARED 0 /* refcounted bytes; count toward each recipient's backlog */
-#define CHAT__FRAME_PINNED 1 /* an asset body: static bytes, never freed, cost nothing to queue */
+#define CHAT__FRAME_PINNED 1 /* an asset body: static bytes, never freed; costs its queue slot */
 #define CHAT__FRAME_USERS 2  /* a user list: latest-state, at most one in flight per client */
+#define CHAT__FRAME_REPLY 3  /* an answer the peer asked for (HTTP response, pong): while one is
+                                unsent, the peer's further input waits */
 
 /* Bytes ready for the wire (HTTP or WebSocket), queued by reference by any number of clients. */
 typedef struct chat__frame {
@@ -1312,6 +1495,10 @@ typedef struct chat__frame {
     uint32_t refs;
     int kind;
 } chat__frame;
+
+/* What queuing a frame costs besides its bytes: the frame's header, the allocator's own header
+   and the queue slot. Counted in the backlog, so a flood of tiny frames is bounded too. */
+#define CHAT__FRAME_COST ((uint32_t)(sizeof(chat__frame) + 2 * sizeof(void *) + 16))
 
 typedef enum chat__state {
     CHAT__HTTP,    /* reading HTTP requests */
@@ -1326,37 +1513,60 @@ typedef enum chat__state {
 #define CHAT__C_PING_SENT 4u      /* waiting for any sign of life after our ping */
 #define CHAT__C_JOINED 8u         /* in the room: has a name */
 #define CHAT__C_PEER_EOF 16u      /* the peer shut down its side */
+#define CHAT__C_HELD 32u          /* complete input waits in rx until our replies are written */
+#define CHAT__C_THROTTLED 64u     /* over max_byte_rate: not read until the next second */
+#define CHAT__C_RESET 128u        /* given up on: closed with RST, so the kernel frees its buffers */
+#define CHAT__C_VIA_PROXY 256u    /* the socket's peer is the trusted proxy */
+
+/* One per address with connections (or with joins in the current minute): the per-address
+   limits. Behind the trusted proxy, the address it forwarded. */
+typedef struct chat__peer {
+    chat__addr addr;
+    struct chat__peer *next; /* hash chain */
+    uint32_t hash;
+    uint32_t conns;       /* connections counted here */
+    uint32_t join_minute; /* the minute (server clock) `joins` counts in */
+    uint32_t joins;
+} chat__peer;
 
 /* One per TCP connection, so every byte counts: 10,000 idle clients should cost little more than
    this struct each (buffers are allocated only while in use). Sizes of buffers are 32-bit:
    max_message and max_backlog are capped at CHAT__MAX_BUFFER. */
 typedef struct chat__conn {
-    chat__ms deadline;      /* by state: handshake, next ping or ping answer, close */
+    chat__ms deadline; /* by state: handshake or keep-alive idle, next ping or ping answer, close */
     union {
-        size_t http_scanned; /* CHAT__HTTP: bytes searched for the end of the head */
+        struct {
+            size_t scanned;   /* bytes searched for the end of the head */
+            chat__ms expires; /* the end of this keep-alive connection's life */
+            uint32_t requests;
+        } http;              /* CHAT__HTTP */
         chat__ws_decoder ws; /* CHAT__OPEN */
     } u;
-    /* Input not yet consumed: a partial request, frame or message. NULL between messages, so an
-       idle connection owns no buffer. Bounded by max_header or max_message + a frame header. */
+    /* Input not yet consumed: a partial request, frame or message, or input held back; exactly
+       rx_len bytes. NULL between messages, so an idle connection owns no buffer. Bounded by
+       max_header or max_message + a frame header, plus one read. */
     unsigned char *rx;
     /* Output: a ring of frame references, NULL when empty. Bounded by max_backlog. */
     chat__frame **q;
     struct chat__conn *flush_next;
+    chat__peer *peer; /* the address this connection counts against; NULL: none (yet) */
     /* The room's part: only set while joined. */
     char *name; /* NUL-terminated UTF-8, owned */
     struct chat__conn *hash_next, *prev, *next;
     int fd;
     unsigned slot; /* index in srv->pfds and srv->conns */
-    uint32_t rx_len, rx_cap;
+    uint32_t rx_len;
     uint32_t q_head, q_count, q_cap;
     uint32_t q_off;   /* bytes of the first frame already sent */
-    uint32_t backlog; /* bytes of shared frames queued */
+    uint32_t backlog; /* what the queued frames cost: bytes + CHAT__FRAME_COST each */
     uint32_t name_len, name_hash;
     unsigned users_version; /* version of the last user list queued to this client */
-    uint32_t rate_second;   /* the second (server clock) rate_count counts in */
-    uint32_t rate_count;    /* messages and pings received in that second */
+    uint32_t rate_second;   /* the second (server clock) the rate counts count in */
+    uint32_t rate_count;    /* frames and requests received in that second */
+    uint32_t rate_bytes;    /* bytes read in that second */
+    uint16_t replies;       /* CHAT__FRAME_REPLY frames queued */
+    uint16_t flags;         /* CHAT__C_* */
     unsigned char state;    /* chat__state */
-    unsigned char flags;    /* CHAT__C_* */
 } chat__conn;
 
 typedef struct chat__asset {
@@ -1370,8 +1580,8 @@ enum { CHAT__RUNNING, CHAT__STOPPING, CHAT__STOPPED };
 struct chat_server {
     chat_config cfg; /* with defaults filled in */
     int listen_fd, port, wake_rd, wake_wr;
-    volatile sig_atomic_t stop_requested;
-    int phase, in_poll, accept_paused;
+    chat__flag stop_requested; /* set by chat_server_stop when the wake-up pipe is full */
+    int phase, in_poll, accept_paused, resume_pending;
     chat__ms now, next_sweep, stop_deadline, accept_resume;
     /* The poll set: [0] the listener, [1] the wake-up pipe, [2..] connections, compact. */
     struct pollfd *pfds;
@@ -1380,6 +1590,10 @@ struct chat_server {
     chat__conn *flush_head; /* connections with output queued this turn */
     chat__asset **assets;
     int nassets;
+    /* Connections by address (hash with chaining), for the per-address limits. */
+    chat__peer **peers;
+    unsigned npeer_buckets, npeers, peers_idle; /* idle: entries kept only for their joins */
+    chat__addr proxy;                           /* cfg.trusted_proxy, parsed */
     /* The room: members by name (hash with chaining) and in join order (list). */
     chat__conn **buckets;
     unsigned nbuckets;
@@ -1395,17 +1609,39 @@ struct chat_server {
     int history_head, history_count;
     chat_stats stats;   /* the counters; the gauges are computed by chat_server_stats */
     chat__ms started;
+    int log_tokens;     /* lines the log may still write now; refilled 10 a second, up to 50 */
+    chat__ms log_refilled;
+    unsigned long log_dropped; /* since the last line that said so */
     char *owned;        /* one block holding the copies of cfg's strings */
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
     chat__buf text;       /* a decoded message or username */
     chat__buf json;       /* an event being encoded */
 };
 
+#define CHAT__LOG_BURST 50
+#define CHAT__LOG_PER_SECOND 10
+
 #ifndef CHAT_NO_LOG
+/* Rate limited, so a flood of refusals cannot become a flood of log lines (on a board's flash). */
 static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
     char line[256];
     va_list ap;
     if (!srv->cfg.on_log || level > srv->cfg.log_level) return;
+    if (srv->now - srv->log_refilled >= 1000 / CHAT__LOG_PER_SECOND) {
+        chat__ms steps = (srv->now - srv->log_refilled) / (1000 / CHAT__LOG_PER_SECOND);
+        srv->log_tokens = (int)CHAT__MIN((chat__ms)CHAT__LOG_BURST, srv->log_tokens + steps);
+        srv->log_refilled += steps * (1000 / CHAT__LOG_PER_SECOND);
+    }
+    if (srv->log_tokens < (srv->log_dropped ? 2 : 1)) {
+        srv->log_dropped++, srv->stats.log_dropped++;
+        return;
+    }
+    if (srv->log_dropped) {
+        snprintf(line, sizeof line, "(%lu log lines dropped: too many)", srv->log_dropped);
+        srv->log_dropped = 0, srv->log_tokens--;
+        srv->cfg.on_log(srv->cfg.user, CHAT_LOG_WARN, line);
+    }
+    srv->log_tokens--;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
@@ -1443,7 +1679,20 @@ static void chat__frame_release(chat__frame *f) {
     if (--f->refs == 0) CHAT_FREE(f);
 }
 
+/* What a queued frame counts in its recipient's backlog. A user list is not counted: there is at
+   most one in flight per client. */
+static uint32_t chat__frame_cost(const chat__frame *f) {
+    if (f->kind == CHAT__FRAME_USERS) return 0;
+    return CHAT__FRAME_COST + (f->kind == CHAT__FRAME_PINNED ? 0 : (uint32_t)f->len);
+}
+
 static void chat__conn_kill(chat_server *srv, chat__conn *c);
+
+/* Gives up on a peer: killed now, and reset rather than closed (see chat__socket_close). */
+static void chat__conn_abort(chat_server *srv, chat__conn *c) {
+    c->flags |= CHAT__C_RESET;
+    chat__conn_kill(srv, c);
+}
 
 static void chat__flush_later(chat_server *srv, chat__conn *c) {
     if (c->flags & CHAT__C_FLUSH_LISTED) return;
@@ -1460,7 +1709,7 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
         unsigned cap = c->q_cap ? c->q_cap * 2 : 8, i;
         chat__frame **q = (chat__frame **)CHAT_MALLOC(cap * sizeof *q);
         if (!q) {
-            chat__conn_kill(srv, c);
+            chat__conn_abort(srv, c);
             return CHAT_ENOMEM;
         }
         for (i = 0; i < c->q_count; i++) q[i] = c->q[(c->q_head + i) & (c->q_cap - 1)];
@@ -1469,16 +1718,17 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
     }
     /* The check comes before the frame is counted, so one frame bigger than the whole backlog
        (a long message JSON-escaped, with max_message near max_backlog) still goes through. */
-    if (f->kind == CHAT__FRAME_SHARED && c->backlog > srv->cfg.max_backlog) {
+    if (f->kind != CHAT__FRAME_USERS && c->backlog > srv->cfg.max_backlog) {
         srv->stats.closed_slow++;
         CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", c->name ? c->name : "a client",
                    (unsigned long)srv->cfg.max_backlog));
-        chat__conn_kill(srv, c);
+        chat__conn_abort(srv, c);
         return CHAT_ESTATE;
     }
     c->q[(c->q_head + c->q_count++) & (c->q_cap - 1)] = f;
     if (f->kind != CHAT__FRAME_PINNED) f->refs++;
-    if (f->kind == CHAT__FRAME_SHARED) c->backlog += (uint32_t)f->len;
+    if (f->kind == CHAT__FRAME_REPLY) c->replies++;
+    c->backlog += chat__frame_cost(f);
     chat__flush_later(srv, c);
     return CHAT_OK;
 }
@@ -1487,7 +1737,7 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
 static int chat__enqueue_new(chat_server *srv, chat__conn *c, chat__frame *f) {
     int r;
     if (!f) {
-        chat__conn_kill(srv, c);
+        chat__conn_abort(srv, c);
         return CHAT_ENOMEM;
     }
     r = chat__enqueue(srv, c, f);
@@ -1502,12 +1752,10 @@ static void chat__queue_clear(chat__conn *c) {
         c->q_count--;
     }
     CHAT_FREE(c->q);
-    c->q = NULL, c->q_head = c->q_cap = 0, c->q_off = 0, c->backlog = 0;
+    c->q = NULL, c->q_head = c->q_cap = 0, c->q_off = 0, c->backlog = 0, c->replies = 0;
 }
 
-/* ============================================================================================ */
-/* room: users by name, join/leave, broadcast of one encoded frame to many                      */
-/* ============================================================================================ */
+/* --- addresses: the per-address limits --- */
 
 static uint32_t chat__hash(const char *s, size_t n) { /* FNV-1a */
     uint32_t h = 2166136261u;
@@ -1515,6 +1763,89 @@ static uint32_t chat__hash(const char *s, size_t n) { /* FNV-1a */
     for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
 }
+
+static int chat__peers_grow(chat_server *srv) {
+    unsigned nb = srv->npeer_buckets ? srv->npeer_buckets * 2 : 64, i;
+    chat__peer **b = (chat__peer **)CHAT_MALLOC(nb * sizeof *b), *p, *next;
+    if (!b) return CHAT_ENOMEM;
+    memset(b, 0, nb * sizeof *b);
+    for (i = 0; i < srv->npeer_buckets; i++)
+        for (p = srv->peers[i]; p; p = next) {
+            next = p->next;
+            p->next = b[p->hash & (nb - 1)];
+            b[p->hash & (nb - 1)] = p;
+        }
+    CHAT_FREE(srv->peers);
+    srv->peers = b, srv->npeer_buckets = nb;
+    return CHAT_OK;
+}
+
+/* The entry of an address, made when missing; NULL when out of memory. */
+static chat__peer *chat__peer_get(chat_server *srv, const chat__addr *a) {
+    uint32_t h = chat__hash((const char *)a->b, sizeof a->b);
+    chat__peer *p;
+    if (srv->npeer_buckets)
+        for (p = srv->peers[h & (srv->npeer_buckets - 1)]; p; p = p->next)
+            if (p->hash == h && memcmp(p->addr.b, a->b, sizeof a->b) == 0) return p;
+    if (srv->npeers >= srv->npeer_buckets && chat__peers_grow(srv) != CHAT_OK && !srv->npeer_buckets) return NULL;
+    p = (chat__peer *)CHAT_MALLOC(sizeof *p);
+    if (!p) return NULL;
+    memset(p, 0, sizeof *p);
+    p->addr = *a, p->hash = h;
+    p->next = srv->peers[h & (srv->npeer_buckets - 1)];
+    srv->peers[h & (srv->npeer_buckets - 1)] = p;
+    srv->npeers++;
+    return p;
+}
+
+/* An entry without connections is kept while its joins of this minute still count. */
+static int chat__peer_idle(const chat_server *srv, const chat__peer *p) {
+    return p->conns == 0 && (p->joins == 0 || p->join_minute != (uint32_t)(srv->now / 60000));
+}
+
+/* Frees the entries that no longer count anything (sweep and chat_server_free: all = 1). */
+static void chat__peers_prune(chat_server *srv, int all) {
+    unsigned i;
+    for (i = 0; i < srv->npeer_buckets; i++) {
+        chat__peer **pp = &srv->peers[i];
+        while (*pp) {
+            chat__peer *p = *pp;
+            if (all || chat__peer_idle(srv, p)) {
+                *pp = p->next;
+                CHAT_FREE(p);
+                srv->npeers--;
+            } else {
+                pp = &p->next;
+            }
+        }
+    }
+    srv->peers_idle = 0;
+}
+
+static void chat__peer_remove(chat_server *srv, chat__peer *p) {
+    chat__peer **pp = &srv->peers[p->hash & (srv->npeer_buckets - 1)];
+    while (*pp != p) pp = &(*pp)->next;
+    *pp = p->next;
+    CHAT_FREE(p);
+    srv->npeers--;
+}
+
+/* Moves c to count against `p` (NULL: against nothing). Returns 0, or -1 when p is full. */
+static int chat__conn_set_peer(chat_server *srv, chat__conn *c, chat__peer *p) {
+    if (c->peer == p) return 0;
+    if (p && srv->cfg.max_per_address > 0 && p->conns >= (uint32_t)srv->cfg.max_per_address) return -1;
+    if (c->peer && --c->peer->conns == 0) {
+        if (chat__peer_idle(srv, c->peer)) chat__peer_remove(srv, c->peer);
+        else srv->peers_idle++;
+    }
+    c->peer = p;
+    if (p) p->conns++;
+    return 0;
+}
+
+/* ============================================================================================ */
+/* room: users by name, join/leave, broadcast of one encoded frame to many                      */
+/* ============================================================================================ */
 
 static chat__conn *chat__room_find(const chat_server *srv, const char *name, size_t n) {
     uint32_t h = chat__hash(name, n);
@@ -1552,6 +1883,13 @@ CHAT__FN const char *chat__name_problem(const char *name, size_t n, size_t max) 
             return "username contains control characters";
     }
     return NULL;
+}
+
+static int chat__name_reserved(const chat_server *srv, const char *name, size_t n) {
+    const char *const *r;
+    for (r = srv->cfg.reserved_names; r && *r; r++)
+        if (chat__ieq(*r, strlen(*r), name, n)) return 1;
+    return 0;
 }
 
 /* Adds c under `name` (owned from now on). The caller checked the name is free. */
@@ -1601,17 +1939,22 @@ static int chat__room_broadcast(chat_server *srv, chat__frame *f) {
     return n;
 }
 
-/* Encodes {"event":"send-message","username":NAME,"message":TEXT} once and sends it to all. */
-static int chat__room_say(chat_server *srv, const char *name, size_t name_len, const void *text, size_t text_len) {
+/* {"event":"send-message","username":NAME,"message":TEXT}, encoded once. */
+static chat__frame *chat__room_message(chat_server *srv, const char *name, size_t name_len, const void *text,
+                                       size_t text_len) {
     static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
-    chat__frame *f;
-    int n;
     srv->json.len = 0;
     if (chat__buf_append(&srv->json, a, sizeof a - 1) || chat__json_put_string(&srv->json, name, name_len) ||
         chat__buf_append(&srv->json, b, sizeof b - 1) || chat__json_put_string(&srv->json, text, text_len) ||
         chat__buf_append(&srv->json, "}", 1))
-        return CHAT_ENOMEM;
-    f = chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
+        return NULL;
+    return chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
+}
+
+/* Sends a message to everyone and keeps it in the history. */
+static int chat__room_say(chat_server *srv, const char *name, size_t name_len, const void *text, size_t text_len) {
+    chat__frame *f = chat__room_message(srv, name, name_len, text, text_len);
+    int n;
     if (!f) return CHAT_ENOMEM;
     n = chat__room_broadcast(srv, f);
     srv->stats.messages++;
@@ -1650,8 +1993,10 @@ static void chat__room_replay(chat_server *srv, chat__conn *c) {
    A list costs O(users) bytes for each of O(users) members, and the kernel takes it at memcpy
    speed, so "in flight" alone does not slow a join storm of thousands down. New lists are
    therefore also spaced by their own cost: after one that handed out B bytes in all, the next
-   waits B / CHAT__USERS_BYTES_PER_MS. A room of 100 never notices (microseconds); a storm of
-   10,000 gets a new list about once a second instead of once per loop turn. */
+   waits B / CHAT__USERS_BYTES_PER_MS (64 MB/s of lists at most, a small part of a core), and at
+   most CHAT__USERS_MAX_SPACING_MS. A room of 100 never notices (a few ms); join churn against a
+   room of 200 costs tens of lists a second, not hundreds; a storm of 10,000 gets a new list
+   about once a second. */
 static void chat__room_publish_users(chat_server *srv) {
     chat__conn *c, *next;
     uint64_t sent = 0;
@@ -1682,16 +2027,35 @@ static void chat__room_publish_users(chat_server *srv) {
             if (chat__enqueue(srv, c, srv->users_frame) == CHAT_OK) sent += srv->users_frame->len;
         }
     }
-    srv->users_not_before = srv->now + (chat__ms)(sent / CHAT__USERS_BYTES_PER_MS);
+    srv->users_not_before = srv->now + (chat__ms)CHAT__MIN(sent / CHAT__USERS_BYTES_PER_MS, (uint64_t)CHAT__USERS_MAX_SPACING_MS);
 }
 
 /* ============================================================================================ */
 /* server: accept, read, dispatch by connection state, write, timers; the poll() loop           */
 /* ============================================================================================ */
 
+/* Input is read only while nothing holds it back: the peer's own answers still unsent, complete
+   input still waiting, its byte rate spent this second, or its side shut down. */
+static int chat__input_paused(const chat__conn *c) {
+    return (c->flags & (CHAT__C_PEER_EOF | CHAT__C_HELD | CHAT__C_THROTTLED)) || c->replies;
+}
+
+/* Rates count in whole seconds of the server's clock: cheap (no timer per client). */
+static void chat__rate_window(chat_server *srv, chat__conn *c) {
+    uint32_t second = (uint32_t)(srv->now / 1000);
+    if (c->rate_second != second) c->rate_second = second, c->rate_count = 0, c->rate_bytes = 0;
+}
+
+/* Counts one frame or request; 0 when that is one too many this second. */
+static int chat__rate_ok(chat_server *srv, chat__conn *c) {
+    if (srv->cfg.max_rate < 0) return 1;
+    chat__rate_window(srv, c);
+    return ++c->rate_count <= (uint32_t)srv->cfg.max_rate;
+}
+
 static void chat__set_events(chat_server *srv, chat__conn *c) {
     short ev = 0;
-    if (!(c->flags & CHAT__C_PEER_EOF)) ev |= POLLIN;
+    if (!chat__input_paused(c)) ev |= POLLIN;
     if (c->q_count) ev |= POLLOUT;
     srv->pfds[c->slot].events = ev;
 }
@@ -1700,8 +2064,9 @@ static void chat__conn_kill(chat_server *srv, chat__conn *c) {
     if (c->state == CHAT__DEAD) return;
     if (c->flags & CHAT__C_JOINED) chat__room_leave(srv, c);
     chat__queue_clear(c);
+    chat__conn_set_peer(srv, c, NULL);
     CHAT_FREE(c->rx);
-    c->rx = NULL, c->rx_len = c->rx_cap = 0;
+    c->rx = NULL, c->rx_len = 0;
     c->state = CHAT__DEAD;
     srv->pfds[c->slot].events = 0;
     srv->dead_count++;
@@ -1712,8 +2077,9 @@ static void chat__conn_finish(chat_server *srv, chat__conn *c) {
     if (c->flags & CHAT__C_JOINED) chat__room_leave(srv, c);
     c->state = CHAT__CLOSING;
     c->deadline = srv->now + srv->cfg.close_timeout_ms;
+    c->flags &= ~CHAT__C_HELD;
     CHAT_FREE(c->rx);
-    c->rx = NULL, c->rx_len = c->rx_cap = 0;
+    c->rx = NULL, c->rx_len = 0;
     chat__flush_later(srv, c);
 }
 
@@ -1732,8 +2098,8 @@ static void chat__ws_close(chat_server *srv, chat__conn *c, int code, const char
         if (r) memcpy(payload + 2, reason, r);
         n = 2 + r;
     }
-    CHAT__LOG((srv, CHAT_LOG_DEBUG, "close %d %s%s%s", code, reason ? reason : "", c->name ? " for " : "",
-               c->name ? c->name : ""));
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "close %d%s%s%s for %s", code, reason && *reason ? " (" : "",
+               reason ? reason : "", reason && *reason ? ")" : "", c->name ? c->name : "a client"));
     if (chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_CLOSE, payload, n, CHAT__FRAME_SHARED)) == CHAT_OK)
         chat__conn_finish(srv, c);
 }
@@ -1752,20 +2118,19 @@ static void chat__http_respond(chat_server *srv, chat__conn *c, const chat__http
                      extra ? extra : "");
     if (n < 0 || n >= (int)sizeof head) n = 0;
     if (chat__enqueue_new(srv, c, chat__frame_new(head, (size_t)n, text, head_only ? 0 : text ? body_len : 0,
-                                                  CHAT__FRAME_SHARED)) != CHAT_OK)
+                                                  CHAT__FRAME_REPLY)) != CHAT_OK)
         return;
     if (body && body->len && !head_only && chat__enqueue(srv, c, body) != CHAT_OK) return;
     if (!keep) chat__conn_finish(srv, c);
 }
 
-/* An error response; `keep` only where the request itself was fine (404, 405). */
+/* An error response; `keep` only where the request itself was fine (404, 405). Refusals with a
+   counter of their own (403 origin, 429, 503) are counted by the caller. */
 static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
                              const char *extra, int keep) {
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, chat__http_reason(status));
-    if (status == 503) srv->stats.refused_full++;
-    else if (status == 403) srv->stats.refused_origin++;
-    else if (status != 404) srv->stats.refused_http++;
+    if (status != 404 && status != 403 && status != 429 && status != 503) srv->stats.refused_http++;
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
     chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
 }
@@ -1776,61 +2141,107 @@ static int chat__is_ws_path(chat__span path) {
     return chat__span_ieq(path, "/start_web_socket");
 }
 
-/* The client's address for log lines: the socket's peer, or, when the peer is the trusted proxy,
-   the last address of X-Forwarded-For (the one that proxy added). */
-CHAT__FN void chat__peer_address(const chat_server *srv, const chat__conn *c, const chat__http_request *req,
-                                 char *out, size_t cap) {
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-        struct sockaddr_storage ss;
-    } a;
-    socklen_t len = sizeof a;
+/* The address behind the trusted proxy: the last one of X-Forwarded-For (the one that proxy
+   added; the ones before it are the client's to forge). -1 when there is none. */
+static int chat__forwarded_addr(const chat__http_request *req, chat__addr *out) {
+    const char *p = req->forwarded_for.p, *end = p + req->forwarded_for.n, *last = p;
+    char text[64];
+    size_t n;
+    if (!req->forwarded_for.n) return -1;
+    for (; p < end; p++)
+        if (*p == ',') last = p + 1;
+    while (last < end && (*last == ' ' || *last == '\t')) last++;
+    n = (size_t)(end - last);
+    if (n == 0 || n >= sizeof text) return -1;
+    memcpy(text, last, n);
+    text[n] = '\0';
+    return chat__addr_parse(text, out);
+}
+
+/* The client's address for log lines and on_upgrade: the one its limits count against. */
+static void chat__conn_address(const chat__conn *c, char *out, size_t cap) {
     snprintf(out, cap, "?");
-    if (getpeername(c->fd, &a.sa, &len) < 0) return;
-    if (a.sa.sa_family == AF_INET6) inet_ntop(AF_INET6, &a.in6.sin6_addr, out, (socklen_t)cap);
-    else if (a.sa.sa_family == AF_INET) inet_ntop(AF_INET, &a.in4.sin_addr, out, (socklen_t)cap);
-    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.')) /* IPv4 on a dual-stack socket */
-        memmove(out, out + 7, strlen(out + 7) + 1);
-    if (srv->cfg.trusted_proxy && req && req->forwarded_for.n && strcmp(out, srv->cfg.trusted_proxy) == 0) {
-        const char *p = req->forwarded_for.p, *end = p + req->forwarded_for.n, *last = p;
-        size_t n = 0;
-        for (; p < end; p++)
-            if (*p == ',') last = p + 1;
-        while (last < end && *last == ' ') last++;
-        /* only address characters: the header is the client's to forge, and it goes into a log */
-        while (last + n < end && n + 1 < cap && last[n] && strchr("0123456789abcdefABCDEF.:[]", last[n])) n++;
-        if (n) memcpy(out, last, n), out[n] = '\0';
-    }
+    if (c->peer) chat__addr_text(&c->peer->addr, out, cap);
 }
 
 /* A page may open a WebSocket from its own origin (the Origin's host is the Host it asked),
    from an origin on the allow-list, or send no Origin at all (not a browser: nothing to hijack).
    Anything else is cross-site WebSocket hijacking until proven otherwise. */
-static int chat__origin_allowed(const chat_server *srv, const chat__http_request *req) {
-    const char *sep;
+CHAT__FN int chat__origin_allowed(const chat_server *srv, const chat__http_request *req) {
     const char *const *o;
+    size_t i = 0;
     if (!req->origin.p) return 1;
     for (o = srv->cfg.origins; o && *o; o++)
         if (strcmp(*o, "*") == 0 || chat__ieq(req->origin.p, req->origin.n, *o, strlen(*o))) return 1;
-    sep = req->origin.n > 3 ? strstr(req->origin.p, "://") : NULL;
-    if (!sep || sep > req->origin.p + req->origin.n || !req->host.p) return 0;
-    sep += 3;
-    return chat__ieq(sep, (size_t)(req->origin.p + req->origin.n - sep), req->host.p, req->host.n);
+    /* a span into the receive buffer, not a string: searched within its length only */
+    while (i + 3 <= req->origin.n && memcmp(req->origin.p + i, "://", 3) != 0) i++;
+    if (i + 3 > req->origin.n || !req->host.p) return 0;
+    i += 3;
+    return chat__ieq(req->origin.p + i, req->origin.n - i, req->host.p, req->host.n);
+}
+
+/* What on_upgrade sees. The head is copied once, when first asked for, with every line end and
+   the space after the target made NULs, so the strings handed out stay valid and terminated. */
+struct chat_request {
+    chat_server *srv;
+    chat__conn *c;
+    const chat__http_request *http;
+    char *copy; /* NULL until a header or the target is asked for */
+    int has_name; /* srv->text holds the username */
+    char address[64];
+};
+
+static int chat__request_copy(chat_request *r) {
+    size_t i, n = r->http->head.n;
+    if (r->copy) return CHAT_OK;
+    r->copy = (char *)CHAT_MALLOC(n + 1);
+    if (!r->copy) return CHAT_ENOMEM;
+    memcpy(r->copy, r->http->head.p, n);
+    r->copy[n] = '\0';
+    for (i = 0; i < n; i++)
+        if (r->copy[i] == '\r' || r->copy[i] == '\n') r->copy[i] = '\0';
+    return CHAT_OK;
+}
+
+static void chat__ws_refuse(chat_server *srv, chat__conn *c, int code, const char *problem) {
+    if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
+        char addr[64];
+        chat__conn_address(c, addr, sizeof addr);
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a client from %s: %s", addr, problem));
+    }
+    chat__ws_close(srv, c, code, problem);
+}
+
+/* {"event":"welcome",...}: the first frame a joined client gets, with the limits a page needs so
+   that it need not copy the server's numbers. */
+static int chat__welcome(chat_server *srv, chat__conn *c) {
+    char text[160];
+    int n = snprintf(text, sizeof text,
+                     "{\"event\":\"welcome\",\"limits\":{\"max_message\":%lu,\"max_name\":%d,\"max_rate\":%d}}",
+                     (unsigned long)srv->cfg.max_message, srv->cfg.max_name, srv->cfg.max_rate < 0 ? 0 : srv->cfg.max_rate);
+    return chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_TEXT, text, (size_t)n, CHAT__FRAME_SHARED));
+}
+
+/* Counts an upgrade against its address's joins of this minute; 0 when over max_join_rate. */
+static int chat__join_rate_ok(chat_server *srv, chat__conn *c) {
+    uint32_t minute = (uint32_t)(srv->now / 60000);
+    chat__peer *p = c->peer;
+    if (!p || srv->cfg.max_join_rate < 0) return 1;
+    if (p->join_minute != minute) p->join_minute = minute, p->joins = 0;
+    return ++p->joins <= (uint32_t)srv->cfg.max_join_rate;
 }
 
 /* The upgrade, then the name check: a refused name still gets a WebSocket, closed with 1008 and
    a reason, so the page can show why (an HTTP error would reach it as a bare 1006). */
-static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_request *req, chat__span query) {
+static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat__http_request *req, chat__span query) {
     static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Accept: ";
     unsigned char key[18];
     char accept[29], head[sizeof ok + 32], *name = NULL, reason[160];
     const char *problem = NULL;
-    int found;
+    int found, verdict = 0;
     size_t n;
-    if (!chat__span_ieq(req->method, "get")) {
+    if (req->method.n != 3 || memcmp(req->method.p, "GET", 3) != 0) {
         chat__http_error(srv, c, req, 405, "Allow: GET\r\n", 0);
         return;
     }
@@ -1848,15 +2259,40 @@ static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_re
         return;
     }
     if (!chat__origin_allowed(srv, req)) {
+        srv->stats.refused_origin++;
         CHAT__LOG((srv, CHAT_LOG_INFO, "refused Origin %.*s (Host %.*s)", (int)CHAT__MIN(req->origin.n, (size_t)100),
                    req->origin.p, (int)CHAT__MIN(req->host.n, (size_t)100), req->host.p ? req->host.p : ""));
         chat__http_error(srv, c, req, 403, NULL, 0);
         return;
     }
-    if (srv->nusers >= srv->cfg.max_clients) {
-        CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
-        chat__http_error(srv, c, req, 503, "Retry-After: 5\r\n", 0);
+    if (!chat__join_rate_ok(srv, c)) {
+        srv->stats.refused_address++;
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused an upgrade: more than %d a minute from one address",
+                   srv->cfg.max_join_rate));
+        chat__http_error(srv, c, req, 429, "Retry-After: 60\r\n", 0);
         return;
+    }
+    found = chat__query_param(query.p, query.n, "username", &srv->text);
+    if (found < 0) {
+        chat__conn_abort(srv, c);
+        return;
+    }
+    if (srv->cfg.on_upgrade) {
+        chat_request r;
+        memset(&r, 0, sizeof r);
+        r.srv = srv, r.c = c, r.http = req, r.has_name = found;
+        chat__conn_address(c, r.address, sizeof r.address);
+        verdict = srv->cfg.on_upgrade(srv->cfg.user, srv, &r);
+        found = r.has_name;
+        CHAT_FREE(r.copy);
+        if (c->state == CHAT__DEAD) return;
+        if (verdict) {
+            if (verdict != 401 && verdict != 429) verdict = 403;
+            srv->stats.refused_http++;
+            CHAT__LOG((srv, CHAT_LOG_INFO, "refused an upgrade: on_upgrade said %d", verdict));
+            chat__http_error(srv, c, req, verdict, verdict == 429 ? "Retry-After: 10\r\n" : NULL, 0);
+            return;
+        }
     }
     chat__ws_accept_key(req->ws_key.p, req->ws_key.n, accept);
     n = sizeof ok - 1;
@@ -1868,16 +2304,19 @@ static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_re
     memset(&c->u.ws, 0, sizeof c->u.ws);
     c->deadline = srv->now + srv->cfg.ping_interval_ms;
 
-    found = chat__query_param(query.p, query.n, "username", &srv->text);
-    if (found < 0) {
-        chat__conn_kill(srv, c);
-        return;
-    }
     if (!found) problem = "username is missing";
     else problem = chat__name_problem((const char *)srv->text.data, srv->text.len, (size_t)srv->cfg.max_name);
     if (problem && strcmp(problem, "username is too long") == 0) {
         snprintf(reason, sizeof reason, "username is too long (max %d bytes)", srv->cfg.max_name);
         problem = reason;
+    } else if (!problem && chat__name_reserved(srv, (const char *)srv->text.data, srv->text.len)) {
+        problem = "username is reserved";
+    } else if (!problem && srv->nusers >= srv->cfg.max_clients) {
+        /* a browser cannot see an HTTP status: the page learns it from the close */
+        srv->stats.refused_full++;
+        CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
+        chat__ws_close(srv, c, 1013, "room is full");
+        return;
     } else if (!problem && chat__room_find(srv, (const char *)srv->text.data, srv->text.len)) {
         /* the tutorial's words; the name is cut so the reason fits in a close frame */
         size_t cut = CHAT__MIN(srv->text.len, (size_t)100);
@@ -1888,33 +2327,27 @@ static void chat__ws_accept(chat_server *srv, chat__conn *c, const chat__http_re
                srv->cfg.on_join(srv->cfg.user, srv, (const char *)srv->text.data, srv->text.len)) {
         problem = "username refused";
     }
-    if (!problem) {
-        name = (char *)CHAT_MALLOC(srv->text.len + 1);
-        if (!name) {
-            chat__conn_kill(srv, c);
-            return;
-        }
-        memcpy(name, srv->text.data, srv->text.len + 1);
-        if (chat__room_join(srv, c, name, srv->text.len) != CHAT_OK) {
-            CHAT_FREE(name);
-            chat__conn_kill(srv, c);
-            return;
-        }
-        if (CHAT__LOGGING(srv, CHAT_LOG_DEBUG)) {
-            char addr[64];
-            chat__peer_address(srv, c, req, addr, sizeof addr);
-            CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->nusers));
-        }
-        chat__room_replay(srv, c);
+    if (problem) {
+        srv->stats.refused_name++;
+        chat__ws_refuse(srv, c, 1008, problem);
         return;
     }
-    srv->stats.refused_name++;
-    if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
-        char addr[64];
-        chat__peer_address(srv, c, req, addr, sizeof addr);
-        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a name from %s: %s", addr, problem));
+    if (c->state != CHAT__OPEN) return; /* on_join did something to it */
+    name = (char *)CHAT_MALLOC(srv->text.len + 1);
+    if (name) memcpy(name, srv->text.data, srv->text.len + 1);
+    if (!name || chat__room_join(srv, c, name, srv->text.len) != CHAT_OK) {
+        CHAT_FREE(name);
+        chat__conn_abort(srv, c);
+        return;
     }
-    chat__ws_close(srv, c, 1008, problem);
+    if (CHAT__LOGGING(srv, CHAT_LOG_DEBUG)) {
+        char addr[64];
+        chat__conn_address(c, addr, sizeof addr);
+        CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->nusers));
+    }
+    if (chat__welcome(srv, c) != CHAT_OK) return;
+    chat__room_replay(srv, c);
+    if (c->state == CHAT__OPEN && srv->cfg.on_joined) srv->cfg.on_joined(srv->cfg.user, srv, c->name, c->name_len);
 }
 
 /* The counters of chat_server_stats as JSON, for monitoring. */
@@ -1924,12 +2357,35 @@ static void chat__http_stats(chat_server *srv, chat__conn *c, const chat__http_r
     chat_server_stats(srv, &st);
     snprintf(text, sizeof text,
              "{\"clients\":%d,\"connections\":%d,\"accepted\":%llu,\"messages\":%llu,\"bytes_in\":%llu,"
-             "\"bytes_out\":%llu,\"refused\":{\"name\":%llu,\"full\":%llu,\"origin\":%llu,\"http\":%llu},"
-             "\"closed\":{\"protocol\":%llu,\"rate\":%llu,\"slow\":%llu,\"idle\":%llu},\"uptime_ms\":%lld}\n",
+             "\"bytes_out\":%llu,\"refused\":{\"name\":%llu,\"full\":%llu,\"origin\":%llu,\"http\":%llu,"
+             "\"address\":%llu},\"closed\":{\"protocol\":%llu,\"rate\":%llu,\"slow\":%llu,\"idle\":%llu},"
+             "\"log_dropped\":%llu,\"uptime_ms\":%lld}\n",
              st.clients, st.connections, st.accepted, st.messages, st.bytes_in, st.bytes_out, st.refused_name,
-             st.refused_full, st.refused_origin, st.refused_http, st.closed_protocol, st.closed_rate, st.closed_slow,
-             st.closed_idle, st.uptime_ms);
+             st.refused_full, st.refused_origin, st.refused_http, st.refused_address, st.closed_protocol,
+             st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.uptime_ms);
     chat__http_respond(srv, c, req, 200, "application/json", "Cache-Control: no-store\r\n", NULL, text, keep);
+}
+
+/* Methods are case-sensitive (RFC 9110 9.1): "get" is not GET. A method we know of but do not
+   serve is 405; anything else 501. */
+static int chat__method_status(chat__span m) {
+    static const char *const known[] = {"POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    size_t i;
+    if ((m.n == 3 && memcmp(m.p, "GET", 3) == 0) || (m.n == 4 && memcmp(m.p, "HEAD", 4) == 0)) return 0;
+    for (i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strlen(known[i]) == m.n && memcmp(m.p, known[i], m.n) == 0) return 405;
+    return 501;
+}
+
+/* Behind the trusted proxy a connection counts against the address the proxy forwarded (the
+   proxy's own when it forwarded none). Returns 0, or -1 when that address is over its limit. */
+static int chat__conn_forwarded(chat_server *srv, chat__conn *c, const chat__http_request *req) {
+    chat__addr a;
+    chat__peer *p;
+    if (!(c->flags & CHAT__C_VIA_PROXY)) return 0;
+    if (chat__forwarded_addr(req, &a) < 0) a = srv->proxy;
+    p = chat__peer_get(srv, &a);
+    return p ? chat__conn_set_peer(srv, c, p) : -1;
 }
 
 static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_request *req) {
@@ -1937,25 +2393,45 @@ static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_
     const char *q = (const char *)memchr(path.p, '?', path.n);
     int keep = !(req->flags & CHAT__REQ_BODY) &&
                (req->minor >= 1 ? !(req->flags & CHAT__REQ_CLOSE) : (req->flags & CHAT__REQ_KEEPALIVE) != 0);
-    int i;
+    int i, status;
     query.p = q ? q + 1 : path.p + path.n;
     query.n = (size_t)(path.p + path.n - query.p);
     if (q) path.n = (size_t)(q - path.p);
-    c->deadline = srv->now + srv->cfg.handshake_timeout_ms; /* the keep-alive idle time */
+    /* A keep-alive connection is bounded in requests and in life, so no one can hold a
+       descriptor for ever by asking a little now and then. */
+    if (++c->u.http.requests >= CHAT__HTTP_MAX_REQUESTS || srv->now >= c->u.http.expires) keep = 0;
+    c->deadline = CHAT__MIN(srv->now + srv->cfg.handshake_timeout_ms, c->u.http.expires);
+    if (!chat__rate_ok(srv, c)) {
+        srv->stats.closed_rate++;
+        CHAT__LOG((srv, CHAT_LOG_INFO, "closing a connection: more than %d requests per second", srv->cfg.max_rate));
+        chat__http_error(srv, c, req, 429, "Retry-After: 1\r\n", 0);
+        return;
+    }
+    if (chat__conn_forwarded(srv, c, req) < 0) {
+        srv->stats.refused_address++;
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a request: %d connections from one address", srv->cfg.max_per_address));
+        chat__http_error(srv, c, req, 429, "Retry-After: 10\r\n", 0);
+        return;
+    }
     if (req->minor >= 1 && !req->host.p) {
         chat__http_error(srv, c, req, 400, NULL, 0); /* RFC 9112 3.2: Host is required */
         return;
     }
-    if (chat__is_ws_path(path)) {
-        chat__ws_accept(srv, c, req, query);
+    status = chat__method_status(req->method);
+    if (status == 501) {
+        chat__http_error(srv, c, req, 501, NULL, 0);
         return;
     }
-    if (!chat__span_ieq(req->method, "get") && !chat__span_ieq(req->method, "head")) {
+    if (chat__is_ws_path(path)) {
+        chat__conn_upgrade(srv, c, req, query);
+        return;
+    }
+    if (status) {
         chat__http_error(srv, c, req, 405, "Allow: GET, HEAD\r\n", keep);
         return;
     }
     if (chat__buf_reserve(&srv->text, path.n) != CHAT_OK) {
-        chat__conn_kill(srv, c);
+        chat__conn_abort(srv, c);
         return;
     }
     /* Assets are matched by their decoded path; nothing is ever read from a file system. */
@@ -1989,15 +2465,6 @@ static void chat__ws_message(chat_server *srv, chat__conn *c, const unsigned cha
     chat__room_say(srv, c->name, c->name_len, srv->text.data, srv->text.len);
 }
 
-/* A fixed one-second window: cheap (no timer per client), and a burst at a window's edge can
-   reach at most twice the rate, which is the documented slack. */
-static int chat__rate_ok(chat_server *srv, chat__conn *c) {
-    uint32_t second = (uint32_t)(srv->now / 1000);
-    if (srv->cfg.max_rate < 0) return 1;
-    if (c->rate_second != second) c->rate_second = second, c->rate_count = 0;
-    return ++c->rate_count <= (uint32_t)srv->cfg.max_rate;
-}
-
 static const char *chat__close_reason(int code) {
     switch (code) {
     case 1002: return "protocol error";
@@ -2022,9 +2489,12 @@ static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf
             chat__ws_close(srv, c, 1003, "binary messages are not supported");
             break;
         }
-        if (((ev.type == CHAT__WS_DATA && ev.last) || ev.type == CHAT__WS_PING) && !chat__rate_ok(srv, c)) {
+        /* every frame counts, empty ones and pongs too: each costs a turn of work */
+        if ((ev.type == CHAT__WS_NONE || (ev.type == CHAT__WS_DATA && ev.len == 0) || ev.type == CHAT__WS_PING ||
+             ev.type == CHAT__WS_PONG) && !chat__rate_ok(srv, c)) {
             srv->stats.closed_rate++;
-            CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %d messages per second", c->name, srv->cfg.max_rate));
+            CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %d frames per second", c->name ? c->name : "a client",
+                       srv->cfg.max_rate));
             chat__ws_close(srv, c, 1008, "too many messages");
             break;
         }
@@ -2038,7 +2508,7 @@ static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf
             }
             break;
         case CHAT__WS_PING:
-            chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PONG, ev.data, ev.len, CHAT__FRAME_SHARED));
+            chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PONG, ev.data, ev.len, CHAT__FRAME_REPLY));
             break;
         case CHAT__WS_CLOSE: /* echo the peer's code, as RFC 6455 5.5.1 expects */
             chat__ws_close(srv, c, ev.code == 1005 ? 0 : ev.code, NULL);
@@ -2050,6 +2520,10 @@ static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf
             chat__ws_close(srv, c, ev.code, chat__close_reason(ev.code));
             break;
         default: /* a data frame header, or a pong: the read itself proved the peer alive */
+            break;
+        }
+        if (c->replies && pos < len && c->state == CHAT__OPEN) { /* the rest waits for the pong */
+            c->flags |= CHAT__C_HELD;
             break;
         }
     }
@@ -2065,7 +2539,7 @@ static size_t chat__conn_input(chat_server *srv, chat__conn *c, unsigned char *b
         switch (c->state) {
         case CHAT__HTTP: {
             chat__http_request req;
-            int r = chat__http_parse((const char *)buf + pos, len - pos, srv->cfg.max_header, &c->u.http_scanned, &req);
+            int r = chat__http_parse((const char *)buf + pos, len - pos, srv->cfg.max_header, &c->u.http.scanned, &req);
             if (r == CHAT__HTTP_INCOMPLETE) {
                 memmove(buf, buf + pos, len - pos);
                 return len - pos;
@@ -2078,6 +2552,11 @@ static size_t chat__conn_input(chat_server *srv, chat__conn *c, unsigned char *b
             }
             chat__http_handle(srv, c, &req);
             pos += (size_t)r;
+            if (c->state == CHAT__HTTP && c->replies && pos < len) { /* the next request waits */
+                c->flags |= CHAT__C_HELD;
+                memmove(buf, buf + pos, len - pos);
+                return len - pos;
+            }
             break;
         }
         case CHAT__OPEN:
@@ -2096,59 +2575,55 @@ static void chat__conn_eof(chat_server *srv, chat__conn *c) {
     else chat__set_events(srv, c);
 }
 
-/* Where the next input lands: after the leftover of a partial request, frame or message, or else
-   in the shared buffer, so a connection between messages owns no receive buffer. NULL when out
-   of memory. */
-static unsigned char *chat__conn_rx_space(chat_server *srv, chat__conn *c, size_t *room) {
-    if (!c->rx_len) {
-        *room = CHAT_READ_CHUNK;
-        return srv->rxbuf;
-    }
-    if (c->rx_cap - c->rx_len < CHAT_READ_CHUNK) {
-        size_t want = c->rx_len + CHAT_READ_CHUNK;
-        unsigned char *p = (unsigned char *)CHAT_REALLOC(c->rx, want);
-        if (!p) return NULL;
-        c->rx = p, c->rx_cap = want;
-    }
-    *room = c->rx_cap - c->rx_len;
-    return c->rx + c->rx_len;
+/* Where the next input lands: the shared buffer. What must be kept of it (a partial request,
+   frame or message, or input held back) is copied out to c->rx, exactly as much as is kept, so
+   a connection between messages owns no receive buffer and a partial one costs its size. */
+static unsigned char *chat__conn_rx_space(chat_server *srv, size_t *room) {
+    *room = CHAT_READ_CHUNK;
+    return srv->rxbuf;
 }
 
-/* Handles n bytes just placed at chat__conn_rx_space(); keeps what is left of a partial unit. */
+/* Handles n bytes just placed at chat__conn_rx_space() (n = 0: input held back earlier). */
 static void chat__conn_received(chat_server *srv, chat__conn *c, size_t n) {
-    unsigned char *buf = c->rx_len ? c->rx : srv->rxbuf;
-    size_t keep;
-    if (c->state == CHAT__OPEN) { /* any input proves the peer alive */
+    unsigned char *buf = srv->rxbuf;
+    size_t keep, len = n;
+    c->flags &= ~CHAT__C_HELD;
+    if (c->state == CHAT__OPEN && n) { /* any input proves the peer alive */
         c->deadline = srv->now + srv->cfg.ping_interval_ms;
         c->flags &= ~CHAT__C_PING_SENT;
     }
-    keep = chat__conn_input(srv, c, buf, c->rx_len + n);
-    if (c->state == CHAT__DEAD) return;
-    if (buf == srv->rxbuf && keep) {
-        unsigned char *p = (unsigned char *)CHAT_MALLOC(keep + CHAT_READ_CHUNK);
+    if (c->rx_len) {
+        unsigned char *p = n ? (unsigned char *)CHAT_REALLOC(c->rx, (size_t)c->rx_len + n) : c->rx;
         if (!p) {
-            chat__conn_kill(srv, c);
+            chat__conn_abort(srv, c);
             return;
         }
-        memcpy(p, buf, keep);
-        c->rx = p, c->rx_cap = keep + CHAT_READ_CHUNK;
-    } else if (!keep && c->rx) {
-        CHAT_FREE(c->rx);
-        c->rx = NULL, c->rx_cap = 0;
+        memcpy(p + c->rx_len, srv->rxbuf, n);
+        c->rx = buf = p, len = c->rx_len + n;
     }
-    c->rx_len = keep;
+    keep = chat__conn_input(srv, c, buf, len);
+    if (c->state == CHAT__DEAD) return;
+    if (!keep) {
+        CHAT_FREE(c->rx);
+        c->rx = NULL;
+    } else if (buf == srv->rxbuf || keep < len) { /* the kept bytes are at buf[0] */
+        unsigned char *p = (unsigned char *)(buf == srv->rxbuf ? CHAT_MALLOC(keep) : CHAT_REALLOC(c->rx, keep));
+        if (!p) {
+            chat__conn_abort(srv, c);
+            return;
+        }
+        if (buf == srv->rxbuf) memcpy(p, buf, keep);
+        c->rx = p;
+    }
+    c->rx_len = (uint32_t)keep;
+    if (c->flags & CHAT__C_HELD) chat__set_events(srv, c);
 }
 
 /* One recv() per ready connection per turn, so a fast sender cannot starve the rest. */
 static void chat__conn_read(chat_server *srv, chat__conn *c) {
     size_t room;
-    unsigned char *space = chat__conn_rx_space(srv, c, &room);
-    ssize_t n;
-    if (!space) {
-        chat__conn_kill(srv, c);
-        return;
-    }
-    n = recv(c->fd, space, room, 0);
+    unsigned char *space = chat__conn_rx_space(srv, &room);
+    ssize_t n = recv(c->fd, space, room, 0);
     if (n < 0) {
         if (!chat__would_block(errno)) chat__conn_kill(srv, c);
         return;
@@ -2158,6 +2633,12 @@ static void chat__conn_read(chat_server *srv, chat__conn *c) {
         return;
     }
     srv->stats.bytes_in += (unsigned long long)n;
+    chat__rate_window(srv, c);
+    c->rate_bytes += (uint32_t)n;
+    if (srv->cfg.max_byte_rate >= 0 && c->rate_bytes >= (uint32_t)srv->cfg.max_byte_rate) {
+        c->flags |= CHAT__C_THROTTLED; /* lifted by the sweep when the second is over */
+        chat__set_events(srv, c);
+    }
     chat__conn_received(srv, c, (size_t)n);
 }
 
@@ -2181,9 +2662,10 @@ static void chat__conn_advance(chat_server *srv, chat__conn *c, size_t sent) {
         if (f->kind == CHAT__FRAME_USERS) {
             c->flags &= ~CHAT__C_USERS_INFLIGHT;
             if (c->users_version != srv->users_version) srv->users_handout = 1;
-        } else if (f->kind == CHAT__FRAME_SHARED) {
-            c->backlog -= f->len;
+        } else if (f->kind == CHAT__FRAME_REPLY && --c->replies == 0 && (c->flags & CHAT__C_HELD)) {
+            srv->resume_pending = 1; /* the input it held back is handled next turn */
         }
+        c->backlog -= chat__frame_cost(f);
         chat__frame_release(f);
     }
 }
@@ -2258,6 +2740,7 @@ static chat__conn *chat__conn_new(chat_server *srv, int fd) {
     memset(c, 0, sizeof *c);
     c->fd = fd, c->slot = srv->nfds, c->state = CHAT__HTTP;
     c->deadline = srv->now + srv->cfg.handshake_timeout_ms;
+    c->u.http.expires = srv->now + (chat__ms)srv->cfg.handshake_timeout_ms * CHAT__HTTP_LIFETIME;
     srv->pfds[c->slot].fd = fd, srv->pfds[c->slot].events = POLLIN, srv->pfds[c->slot].revents = 0;
     srv->conns[c->slot] = c;
     srv->nfds++;
@@ -2271,7 +2754,7 @@ static void chat__reap(chat_server *srv) {
     for (i = srv->nfds; i-- > 2;) {
         chat__conn *c = srv->conns[i];
         if (c->state != CHAT__DEAD) continue;
-        close(c->fd);
+        chat__socket_close(c->fd, (c->flags & CHAT__C_RESET) != 0);
         CHAT_FREE(c);
         srv->nfds--;
         if (i != srv->nfds) {
@@ -2293,9 +2776,38 @@ static void chat__accept_pause(chat_server *srv) {
     srv->pfds[0].events = 0;
 }
 
+/* A new connection counts against its address (unless it comes from the trusted proxy: then
+   against the address the proxy forwards, once its request says which) and against
+   max_connections. Returns 0, or -1 when it must be refused. */
+static int chat__conn_admit(chat_server *srv, chat__conn *c) {
+    chat__addr a;
+    chat__peer *p;
+    if (srv->nfds - 2 > (unsigned)srv->cfg.max_connections) { /* this one is already in the set */
+        srv->stats.refused_full++;
+        CHAT__LOG((srv, CHAT_LOG_WARN, "refused a connection: %d connections is the limit", srv->cfg.max_connections));
+        return -1;
+    }
+    if (chat__peer_addr(c->fd, &a) < 0) return -1;
+    if (srv->cfg.trusted_proxy && memcmp(a.b, srv->proxy.b, sizeof a.b) == 0) {
+        c->flags |= CHAT__C_VIA_PROXY;
+        return 0;
+    }
+    p = chat__peer_get(srv, &a);
+    if (!p || chat__conn_set_peer(srv, c, p) < 0) {
+        char text[64];
+        srv->stats.refused_address++;
+        chat__addr_text(&a, text, sizeof text);
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a connection from %s: %d is the limit per address", text,
+                   srv->cfg.max_per_address));
+        return -1;
+    }
+    return 0;
+}
+
 static void chat__accept_all(chat_server *srv) {
     int i;
     for (i = 0; i < CHAT__ACCEPT_PER_TURN; i++) {
+        chat__conn *c;
         int fd = chat__accept(srv->listen_fd);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
@@ -2306,21 +2818,31 @@ static void chat__accept_all(chat_server *srv) {
             chat__accept_pause(srv);
             return;
         }
-        if (!chat__conn_new(srv, fd)) {
-            close(fd);
+        c = chat__conn_new(srv, fd);
+        if (!c) {
+            chat__socket_close(fd, 1);
             chat__accept_pause(srv);
             return;
         }
         srv->stats.accepted++;
-        chat__socket_tune(fd);
+        if (chat__conn_admit(srv, c) < 0) {
+            chat__conn_abort(srv, c); /* reset at once: a refused connection holds nothing */
+            continue;
+        }
+        chat__socket_tune(fd, srv->cfg.sndbuf, srv->cfg.rcvbuf);
     }
 }
 
 /* Deadlines, checked a few times a second rather than per connection per turn. */
 static void chat__sweep(chat_server *srv) {
+    uint32_t second = (uint32_t)(srv->now / 1000);
     unsigned i;
     for (i = 2; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
+        if ((c->flags & CHAT__C_THROTTLED) && c->rate_second != second) {
+            c->flags &= ~CHAT__C_THROTTLED;
+            chat__set_events(srv, c);
+        }
         if (c->state == CHAT__DEAD || srv->now < c->deadline) continue;
         if (c->state == CHAT__OPEN && !(c->flags & CHAT__C_PING_SENT)) {
             c->flags |= CHAT__C_PING_SENT;
@@ -2333,9 +2855,10 @@ static void chat__sweep(chat_server *srv) {
         } else {
             if (c->state == CHAT__HTTP) srv->stats.closed_idle++;
             CHAT__LOG((srv, CHAT_LOG_DEBUG, "timeout in state %d", c->state));
-            chat__conn_kill(srv, c);
+            chat__conn_abort(srv, c);
         }
     }
+    if (srv->peers_idle) chat__peers_prune(srv, 0);
     if (srv->accept_paused && srv->now >= srv->accept_resume) {
         srv->accept_paused = 0;
         srv->pfds[0].events = POLLIN;
@@ -2347,13 +2870,13 @@ static void chat__drain_wakeups(chat_server *srv);
 
 static void chat__begin_shutdown(chat_server *srv) {
     unsigned i;
-    chat__drain_wakeups(srv); /* what was posted before the stop still goes out */
+    chat__drain_wakeups(srv); /* what was posted just before the stop still goes out */
     srv->phase = CHAT__STOPPING;
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     srv->listen_fd = -1;
     srv->pfds[0].fd = -1;
-    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d clients", srv->nusers));
+    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->nusers, srv->nusers == 1 ? "" : "s"));
     for (i = 2; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if (c->state == CHAT__OPEN) chat__ws_close(srv, c, 1001, "server shutting down");
@@ -2369,29 +2892,36 @@ typedef struct chat__post {
     size_t name_len, text_len; /* the name, then the text, follow the struct */
 } chat__post;
 
-static void chat__drain_wakeups(chat_server *srv) {
-    chat__post *posts[64];
+/* One read per turn, at most CHAT__POSTS_PER_TURN records: a thread posting without pause keeps
+   the pipe full, and the loop must still serve its clients and see a stop. What is left waits
+   for the next turn (the pipe stays readable). With `all` (chat_server_free), everything. */
+static void chat__drain_wakeups_ex(chat_server *srv, int all) {
+    chat__post *posts[CHAT__POSTS_PER_TURN];
     ssize_t n;
-    while ((n = read(srv->wake_rd, posts, sizeof posts)) > 0) {
+    while ((n = chat__wake_read(srv->wake_rd, posts, sizeof posts)) > 0) {
         size_t i;
         for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
             chat__post *p = posts[i];
             if (!p) {
-                srv->stop_requested = 1;
+                CHAT__FLAG_SET(srv->stop_requested);
                 continue;
             }
             if (srv->phase == CHAT__RUNNING)
                 chat__room_say(srv, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len, p->text_len);
             CHAT_FREE(p);
         }
+        if (!all) break;
     }
 }
 
+static void chat__drain_wakeups(chat_server *srv) { chat__drain_wakeups_ex(srv, 0); }
+
 /* How long poll() may sleep: until the next deadline, at most timeout_ms (-1: no limit). */
-static int chat__poll_timeout(const chat_server *srv, int timeout_ms) {
+static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
-    if (srv->flush_head || srv->users_handout || (srv->stop_requested && srv->phase == CHAT__RUNNING) ||
+    if (srv->flush_head || srv->users_handout || srv->resume_pending ||
+        (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
         (srv->phase == CHAT__STOPPING && srv->nfds == 2)) /* nothing left to close: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
@@ -2404,6 +2934,7 @@ static int chat__poll_timeout(const chat_server *srv, int timeout_ms) {
     if (timeout_ms >= 0 && timeout_ms < wait) wait = timeout_ms;
     return wait > INT_MAX ? INT_MAX : (int)wait;
 }
+
 
 /* ============================================================================================ */
 /* public API                                                                                   */
@@ -2428,19 +2959,27 @@ static int chat__copy_strings(chat_server *srv) {
     size_t bytes = 0, count = 0;
     char *p, **list;
     for (o = srv->cfg.origins; o && *o; o++) bytes += strlen(*o) + 1, count++;
+    for (o = srv->cfg.reserved_names; o && *o; o++) bytes += strlen(*o) + 1, count++;
     if (srv->cfg.stats_path) bytes += strlen(srv->cfg.stats_path) + 1;
     if (srv->cfg.trusted_proxy) bytes += strlen(srv->cfg.trusted_proxy) + 1;
     if (!bytes) return CHAT_OK;
-    srv->owned = (char *)CHAT_MALLOC((count + 1) * sizeof(char *) + bytes);
+    srv->owned = (char *)CHAT_MALLOC((count + 2) * sizeof(char *) + bytes);
     if (!srv->owned) return CHAT_ENOMEM;
     list = (char **)(void *)srv->owned;
-    p = srv->owned + (count + 1) * sizeof(char *);
+    p = srv->owned + (count + 2) * sizeof(char *);
 #define CHAT__COPY(dst, src) (strcpy(p, src), dst = p, p += strlen(p) + 1)
-    for (count = 0, o = srv->cfg.origins; o && *o; o++) CHAT__COPY(list[count++], *o);
-    list[count] = NULL;
-    if (srv->cfg.origins) srv->cfg.origins = (const char *const *)list;
+#define CHAT__COPY_LIST(field) \
+    if (srv->cfg.field) { \
+        char **first = list; \
+        for (o = srv->cfg.field; *o; o++) CHAT__COPY(*list++, *o); \
+        *list++ = NULL; \
+        srv->cfg.field = (const char *const *)first; \
+    }
+    CHAT__COPY_LIST(origins)
+    CHAT__COPY_LIST(reserved_names)
     if (srv->cfg.stats_path) CHAT__COPY(srv->cfg.stats_path, srv->cfg.stats_path);
     if (srv->cfg.trusted_proxy) CHAT__COPY(srv->cfg.trusted_proxy, srv->cfg.trusted_proxy);
+#undef CHAT__COPY_LIST
 #undef CHAT__COPY
     return CHAT_OK;
 }
@@ -2462,12 +3001,23 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     CHAT__DEFAULT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS);
     CHAT__DEFAULT(ping_interval_ms, CHAT_PING_INTERVAL_MS);
     CHAT__DEFAULT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS);
-    if (srv->cfg.max_rate == 0) srv->cfg.max_rate = CHAT_MAX_RATE;
-    if (srv->cfg.history == 0) srv->cfg.history = CHAT_HISTORY;
+    if (srv->cfg.max_connections <= 0)
+        srv->cfg.max_connections = CHAT_MAX_CONNECTIONS > 0 ? CHAT_MAX_CONNECTIONS : srv->cfg.max_clients / 4 * 5 + 16;
+    /* these may be negative: "no limit" (or the system's buffer sizes) */
+#define CHAT__DEFAULT_SIGNED(field, value) if (srv->cfg.field == 0) srv->cfg.field = value
+    CHAT__DEFAULT_SIGNED(max_rate, CHAT_MAX_RATE);
+    CHAT__DEFAULT_SIGNED(max_byte_rate, CHAT_MAX_BYTE_RATE);
+    CHAT__DEFAULT_SIGNED(max_per_address, CHAT_MAX_PER_ADDRESS);
+    CHAT__DEFAULT_SIGNED(max_join_rate, CHAT_MAX_JOIN_RATE);
+    CHAT__DEFAULT_SIGNED(sndbuf, CHAT_SNDBUF);
+    CHAT__DEFAULT_SIGNED(rcvbuf, CHAT_RCVBUF);
+    CHAT__DEFAULT_SIGNED(history, CHAT_HISTORY);
+#undef CHAT__DEFAULT_SIGNED
     CHAT__DEFAULT(log_level, CHAT_LOG_INFO);
 #undef CHAT__DEFAULT
     srv->listen_fd = srv->wake_rd = srv->wake_wr = -1;
-    srv->started = chat__now_ms();
+    srv->started = srv->now = srv->log_refilled = chat__now_ms();
+    srv->log_tokens = CHAT__LOG_BURST;
 #ifdef CHAT__IGNORE_SIGPIPE
     {
         struct sigaction old;
@@ -2481,7 +3031,8 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     if (srv->cfg.history > 0)
         srv->history = (chat__frame **)CHAT_MALLOC((size_t)srv->cfg.history * sizeof *srv->history);
     if (!srv->pfds || !srv->conns || !srv->rxbuf || (srv->cfg.history > 0 && !srv->history) ||
-        chat__copy_strings(srv) != CHAT_OK || pipe(p) < 0) {
+        chat__copy_strings(srv) != CHAT_OK ||
+        (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) || pipe(p) < 0) {
         chat_server_free(srv);
         return NULL;
     }
@@ -2583,6 +3134,19 @@ CHATDEF int chat_server_add_asset(chat_server *srv, const char *path, const char
     return CHAT_OK;
 }
 
+/* Input held back while a connection's replies were unsent: one more unit of it each turn. */
+static void chat__resume_held(chat_server *srv) {
+    unsigned i;
+    srv->resume_pending = 0;
+    for (i = 2; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        if ((c->flags & CHAT__C_HELD) && !c->replies && c->state != CHAT__DEAD) {
+            chat__conn_received(srv, c, 0);
+            if (c->state != CHAT__DEAD) chat__set_events(srv, c);
+        }
+    }
+}
+
 CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
     int n;
     unsigned i;
@@ -2591,26 +3155,32 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
     if (srv->in_poll) return CHAT_ESTATE; /* called from a callback */
     srv->in_poll = 1;
     srv->now = chat__now_ms();
-    if (srv->stop_requested && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
+    if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     n = poll(srv->pfds, (nfds_t)srv->nfds, chat__poll_timeout(srv, timeout_ms));
     if (n < 0 && errno != EINTR) {
         srv->in_poll = 0;
         return CHAT_ESYS;
     }
     srv->now = chat__now_ms();
+    if (srv->resume_pending) chat__resume_held(srv);
     if (n > 0) {
         for (i = srv->nfds; i-- > 2;) {
             chat__conn *c = srv->conns[i];
             short re = srv->pfds[i].revents;
             if (!re || c->state == CHAT__DEAD) continue;
             if (re & POLLOUT) chat__flush_later(srv, c);
-            if (re & (POLLIN | POLLHUP | POLLERR)) chat__conn_read(srv, c);
-            else if (re & POLLNVAL) chat__conn_kill(srv, c);
+            if (chat__input_paused(c) && !(c->flags & CHAT__C_PEER_EOF)) {
+                if (re & (POLLERR | POLLHUP | POLLNVAL)) chat__conn_kill(srv, c); /* gone: nothing to wait for */
+            } else if (re & (POLLIN | POLLHUP | POLLERR)) {
+                chat__conn_read(srv, c);
+            } else if (re & POLLNVAL) {
+                chat__conn_kill(srv, c);
+            }
         }
         if (srv->pfds[1].revents) chat__drain_wakeups(srv);
         if (srv->pfds[0].revents & POLLIN) chat__accept_all(srv);
     }
-    if (srv->stop_requested && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
+    if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->now >= srv->next_sweep) chat__sweep(srv);
     chat__room_publish_users(srv);
     chat__flush_all(srv);
@@ -2637,8 +3207,8 @@ CHATDEF void chat_server_stop(chat_server *srv) {
     if (!srv) return;
     /* The wake-up carries the request itself, so a thread calling this has read srv for the last
        time before the loop can see the request, return, and be freed. */
-    if (write(srv->wake_wr, &stop, sizeof stop) != (ssize_t)sizeof stop)
-        srv->stop_requested = 1; /* pipe full: the loop is busy reading it and checks the flag after */
+    if (chat__wake_write(srv->wake_wr, &stop, sizeof stop) < 0)
+        CHAT__FLAG_SET(srv->stop_requested); /* pipe full: the loop reads it and checks the flag each turn */
     errno = saved;
 }
 
@@ -2654,7 +3224,7 @@ CHATDEF int chat_server_post(chat_server *srv, const char *username, const char 
     memcpy((char *)(post + 1), username, name_len);
     if (text_len) memcpy((char *)(post + 1) + name_len, text, text_len);
     /* one pointer per write: atomic, since it is far below PIPE_BUF */
-    if (write(srv->wake_wr, &post, sizeof post) != (ssize_t)sizeof post) {
+    if (chat__wake_write(srv->wake_wr, &post, sizeof post) < 0) {
         CHAT_FREE(post);
         return CHAT_EBUSY;
     }
@@ -2677,6 +3247,72 @@ CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const 
 
 CHATDEF int chat_server_user_count(const chat_server *srv) { return srv ? srv->nusers : 0; }
 
+CHATDEF int chat_server_send(chat_server *srv, const char *to, const char *username, const char *text,
+                             size_t text_len) {
+    chat__conn *c;
+    chat__frame *f;
+    int r;
+    if (!srv || !to || !username || (!text && text_len)) return CHAT_EINVAL;
+    if (!chat__utf8_valid(username, strlen(username)) || !chat__utf8_valid(text, text_len)) return CHAT_EINVAL;
+    c = chat__room_find(srv, to, strlen(to));
+    if (!c) return 0;
+    f = chat__room_message(srv, username, strlen(username), text ? text : "", text_len);
+    if (!f) return CHAT_ENOMEM;
+    r = chat__enqueue(srv, c, f);
+    chat__frame_release(f);
+    return r == CHAT_OK ? 1 : r;
+}
+
+CHATDEF const char *chat_request_header(const chat_request *req, const char *name, size_t *len) {
+    chat_request *r = (chat_request *)(uintptr_t)req; /* the copy is made on first use */
+    size_t i, n, name_len = name ? strlen(name) : 0;
+    if (!req || !name || chat__request_copy(r) != CHAT_OK) return NULL;
+    n = r->http->head.n;
+    for (i = strlen(r->copy) + 1; i < n; i += strlen(r->copy + i) + 1) { /* line by line after the first */
+        char *line = r->copy + i, *v, *end;
+        if (!*line || strlen(line) <= name_len || line[name_len] != ':' || !chat__ieq(line, name_len, name, name_len))
+            continue;
+        for (v = line + name_len + 1; *v == ' ' || *v == '\t'; v++) {}
+        for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--) {}
+        *end = '\0';
+        if (len) *len = (size_t)(end - v);
+        return v;
+    }
+    return NULL;
+}
+
+CHATDEF const char *chat_request_target(const chat_request *req, size_t *len) {
+    chat_request *r = (chat_request *)(uintptr_t)req;
+    char *t, *end;
+    if (!req || chat__request_copy(r) != CHAT_OK) return NULL;
+    t = strchr(r->copy, ' '); /* the request line parsed, so it has two spaces */
+    if (!t) return NULL;
+    t++;
+    end = strchr(t, ' ');
+    if (end) *end = '\0';
+    if (len) *len = strlen(t);
+    return t;
+}
+
+CHATDEF const char *chat_request_address(const chat_request *req) { return req ? req->address : NULL; }
+
+CHATDEF const char *chat_request_username(const chat_request *req, size_t *len) {
+    if (!req || !req->has_name) return NULL;
+    if (len) *len = req->srv->text.len;
+    return (const char *)req->srv->text.data;
+}
+
+CHATDEF int chat_request_set_username(chat_request *req, const char *name, size_t len) {
+    chat__buf *b;
+    if (!req || (!name && len)) return CHAT_EINVAL;
+    b = &req->srv->text;
+    b->len = 0;
+    if (chat__buf_append(b, name, len) != CHAT_OK || chat__buf_reserve(b, 1) != CHAT_OK) return CHAT_ENOMEM;
+    b->data[b->len] = '\0';
+    req->has_name = 1;
+    return CHAT_OK;
+}
+
 CHATDEF void chat_server_free(chat_server *srv) {
     unsigned i;
     int k;
@@ -2686,13 +3322,15 @@ CHATDEF void chat_server_free(chat_server *srv) {
         chat__queue_clear(c);
         CHAT_FREE(c->rx);
         CHAT_FREE(c->name);
-        close(c->fd);
+        chat__socket_close(c->fd, 0);
         CHAT_FREE(c);
     }
+    chat__peers_prune(srv, 1);
+    CHAT_FREE(srv->peers);
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     if (srv->wake_rd >= 0) {
         srv->phase = CHAT__STOPPED; /* posts still in the pipe are freed, not sent */
-        chat__drain_wakeups(srv);
+        chat__drain_wakeups_ex(srv, 1);
         close(srv->wake_rd);
     }
     if (srv->wake_wr >= 0) close(srv->wake_wr);
