@@ -6,7 +6,10 @@
 #define CHAT_IMPLEMENTATION
 #include "chat.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,30 +260,79 @@ static const char public_app_js[] =
 /* --- end of embedded public/ --- */
 
 static chat_server *server; /* for the signal handler */
-static int verbosity = 1;   /* 0: errors only (-q), 1: the tutorial's log lines, 2: debug (-v) */
+static int verbosity = 1;   /* 0: warnings and errors (-q), 1: also info and the tutorial's lines, 2: debug (-v) */
 
 static void on_signal(int sig) {
     (void)sig;
     chat_server_stop(server);
 }
 
+/* --- log lines, which must never stop the loop ------------------------------------------------ */
+
+/* A pipe takes a write of up to PIPE_BUF bytes (at least 512, POSIX) whole or not at all, so a
+   line is cut to this: one write() of it either goes through at once or is not tried. */
+#define LOG_LINE_MAX 512
+
+typedef struct log_stream {
+    int fd;
+    const char *name;
+    unsigned long dropped; /* lines lost since the last one that went out */
+} log_stream;
+
+static log_stream log_stdout = {1, "stdout", 0}, log_stderr = {2, "stderr", 0};
+
+#if defined(__GNUC__) || defined(__clang__)
+static void log_line(log_stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#endif
+
+/* Writes one line (the newline is added) with a single write(), and only when the descriptor can
+   take it now: a stdout or stderr that nobody reads (a full pipe) must not block the server.
+   Otherwise the line is dropped and counted, and the next line that goes out on that stream is
+   preceded by the count. No stdio buffering: a buffered line could block in a later flush. */
+static void log_line(log_stream *s, const char *fmt, ...) {
+    char line[LOG_LINE_MAX];
+    size_t n = 0, room;
+    int k;
+    va_list ap;
+    struct pollfd p;
+    p.fd = s->fd, p.events = POLLOUT, p.revents = 0;
+    if (poll(&p, 1, 0) != 1 || (p.revents & (POLLERR | POLLHUP | POLLNVAL)) || !(p.revents & POLLOUT)) {
+        s->dropped++;
+        return;
+    }
+    if (s->dropped) {
+        k = snprintf(line, sizeof line, "chat: warning: %lu lines dropped (%s was full)\n", s->dropped, s->name);
+        n = k > 0 ? (size_t)k : 0;
+    }
+    room = sizeof line - 1 - n; /* 1 for the newline */
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, room, fmt, ap);
+    va_end(ap);
+    if (k > 0) n += (size_t)k < room ? (size_t)k : room - 1;
+    line[n++] = '\n';
+    if (write(s->fd, line, n) == (ssize_t)n) s->dropped = 0;
+    else s->dropped++; /* EINTR, or a short write to something that is not a pipe */
+}
+
 /* The tutorial's log lines. */
 static int on_join(void *user, chat_server *srv, const char *name, size_t len) {
     (void)user, (void)srv, (void)len;
-    if (verbosity > 0) printf("新客户端连接：%s\n", name);
+    if (verbosity > 0) log_line(&log_stdout, "新客户端连接：%s", name);
     return 0;
 }
 
 static void on_leave(void *user, chat_server *srv, const char *name, size_t len) {
     (void)user, (void)srv, (void)len;
-    if (verbosity > 0) printf("客户端 %s 已断开连接\n", name);
+    if (verbosity > 0) log_line(&log_stdout, "客户端 %s 已断开连接", name);
 }
 
 static void on_log(void *user, int level, const char *line) {
-    static const char *const names[] = {"", "error", "warning", "info", "debug"};
+    static const char *const names[] = {"log", "error", "warning", "info", "debug"};
     (void)user;
-    fprintf(stderr, "chat: %s: %s\n", names[level], line);
+    log_line(&log_stderr, "chat: %s: %s", names[level >= 1 && level <= 4 ? level : 0], line);
 }
+
+/* --- start-up --------------------------------------------------------------------------------- */
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
@@ -377,7 +429,6 @@ int main(int argc, char **argv) {
         nofile.rlim_cur = nofile.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    setvbuf(stdout, NULL, _IOLBF, 0); /* log lines appear at once, also in a pipe */
 
     config.on_join = on_join;
     config.on_leave = on_leave;
@@ -408,8 +459,10 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* a log reader that goes away gets EPIPE, the server goes on */
+    sigaction(SIGPIPE, &sa, NULL);
 
-    printf("Listening at http://%s:%d\n", address ? address : "localhost", chat_server_port(server));
+    log_line(&log_stdout, "Listening at http://%s:%d", address ? address : "localhost", chat_server_port(server));
     r = chat_server_run(server);
     chat_server_free(server);
     if (r != CHAT_OK) {
