@@ -6,7 +6,10 @@
 #define CHAT_IMPLEMENTATION
 #include "chat.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* --- public/ embedded by `make embed` (tests/embed.sh): edit public/, not this block --- */
@@ -334,6 +338,43 @@ static void on_log(void *user, int level, const char *line) {
 
 /* --- start-up --------------------------------------------------------------------------------- */
 
+/* "Listening at" lines with the addresses people can open: the one address it is bound to, or,
+   bound to every interface, each address of this machine that is not loopback (on a board that
+   is what its users need; IPv6 link-local ones are left out: a browser cannot open them without
+   a zone), IPv4 first, then localhost. Scripts read the port from the first line. */
+static void print_addresses(const char *address, int port) {
+    struct ifaddrs *list, *ifa;
+    char host[INET6_ADDRSTRLEN];
+    int v6 = 1, pass;
+    if (address && *address && strcmp(address, "::") != 0 && strcmp(address, "0.0.0.0") != 0) {
+        int ipv6 = strchr(address, ':') != NULL;
+        log_line(&log_stdout, "Listening at http://%s%s%s:%d", ipv6 ? "[" : "", address, ipv6 ? "]" : "", port);
+        return;
+    }
+    if (address && strcmp(address, "0.0.0.0") == 0) v6 = 0;
+    if (getifaddrs(&list) == 0) {
+        for (pass = 0; pass < 2; pass++) {
+            for (ifa = list; ifa; ifa = ifa->ifa_next) {
+                const struct sockaddr *sa = ifa->ifa_addr;
+                if (!sa) continue;
+                if (pass == 0 && sa->sa_family == AF_INET) {
+                    const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+                    if ((ntohl(in4->sin_addr.s_addr) >> 24) == 127) continue;
+                    if (inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host))
+                        log_line(&log_stdout, "Listening at http://%s:%d", host, port);
+                } else if (pass == 1 && v6 && sa->sa_family == AF_INET6) {
+                    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+                    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr)) continue;
+                    if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
+                        log_line(&log_stdout, "Listening at http://[%s]:%d", host, port);
+                }
+            }
+        }
+        freeifaddrs(list);
+    }
+    log_line(&log_stdout, "Listening at http://localhost:%d", port);
+}
+
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-o ORIGIN]... [-s] [-t PROXY] [-q] [-v]\n"
@@ -462,7 +503,7 @@ int main(int argc, char **argv) {
     sa.sa_handler = SIG_IGN; /* a log reader that goes away gets EPIPE, the server goes on */
     sigaction(SIGPIPE, &sa, NULL);
 
-    log_line(&log_stdout, "Listening at http://%s:%d", address ? address : "localhost", chat_server_port(server));
+    print_addresses(address, chat_server_port(server));
     r = chat_server_run(server);
     chat_server_free(server);
     if (r != CHAT_OK) {
