@@ -385,8 +385,8 @@ static void usage(FILE *out, const char *argv0) {
             "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
             "                  repeatable; * for any). Default: only this server's own pages\n"
             "  -s              serve counters as JSON at /stats\n"
-            "  -t PROXY        the address of a reverse proxy whose X-Forwarded-For is logged\n"
-            "  -q              quiet: errors only\n"
+            "  -t PROXY        the IP address of a reverse proxy whose X-Forwarded-For is logged\n"
+            "  -q              quiet: warnings and errors only (no join and leave lines)\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
             argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE);
@@ -400,6 +400,16 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
     return 0;
 }
 
+/* An IPv4 or IPv6 address, written to out the way the server prints a peer's (inet_ntop's form,
+   an IPv4-mapped one as plain IPv4), so that -t ::ffff:127.0.0.1 or 0:0::1 still match. */
+static int parse_address(const char *s, char *out, size_t cap) {
+    unsigned char bin[16];
+    if (inet_pton(AF_INET, s, bin) == 1) return inet_ntop(AF_INET, bin, out, (socklen_t)cap) ? 0 : -1;
+    if (inet_pton(AF_INET6, s, bin) != 1 || !inet_ntop(AF_INET6, bin, out, (socklen_t)cap)) return -1;
+    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.')) memmove(out, out + 7, strlen(out + 7) + 1);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *path, *type, *body;
@@ -410,6 +420,7 @@ int main(int argc, char **argv) {
         {"/public/style.css", "text/css; charset=UTF-8", public_style_css, sizeof public_style_css - 1},
         {"/public/app.js", "text/javascript; charset=UTF-8", public_app_js, sizeof public_app_js - 1},
     };
+    static char proxy[INET6_ADDRSTRLEN];
     const char *address = NULL, *env_port = getenv("PORT"), *origins[33] = {NULL};
     chat_config config;
     struct sigaction sa;
@@ -453,7 +464,13 @@ int main(int argc, char **argv) {
             config.origins = origins;
             break;
         case 's': config.stats_path = "/stats"; break;
-        case 't': config.trusted_proxy = optarg; break;
+        case 't':
+            if (parse_address(optarg, proxy, sizeof proxy) < 0) {
+                fprintf(stderr, "chat: -t needs the proxy's IPv4 or IPv6 address (e.g. 127.0.0.1), not '%s'\n", optarg);
+                return 2;
+            }
+            config.trusted_proxy = proxy;
+            break;
         case 'q': verbosity = 0; break;
         case 'v': verbosity = 2; break;
         case 'h': usage(stdout, argv[0]); return 0;
@@ -489,8 +506,8 @@ int main(int argc, char **argv) {
     }
     r = chat_server_listen(server, address, port);
     if (r != CHAT_OK) {
-        fprintf(stderr, "chat: cannot listen on %s port %d: %s%s%s\n", address ? address : "every interface", port,
-                chat_strerror(r), r == CHAT_ESYS ? ": " : "", r == CHAT_ESYS ? strerror(errno) : "");
+        fprintf(stderr, "chat: cannot listen on %s, port %d: %s\n", address && *address ? address : "every interface",
+                port, r == CHAT_ESYS ? strerror(errno) : chat_strerror(r));
         chat_server_free(server);
         return 1;
     }

@@ -366,6 +366,28 @@ static void test_deploy_binary_log_never_blocks(void) {
     DONE_SERVER(&s);
 }
 
+/* The example's -t takes any spelling of the proxy's address: here the IPv4-mapped form of
+   127.0.0.1, which the server compares as plain 127.0.0.1, so X-Forwarded-For is believed. */
+static void test_deploy_binary_proxy_address_any_spelling(void) {
+    static const char *const args[] = {"-v", "-t", "::ffff:127.0.0.1", NULL};
+    test_server s;
+    char name[64], want[160], line[700];
+    int seen = 0;
+    long long deadline;
+    wsc a;
+    binary_stderr_to_pipe = 1;
+    CHECK_INT(use_binary(&s, args), 0);
+    binary_stderr_to_pipe = 0;
+    tagged(name, sizeof name, "mapped");
+    CHECK_INT(join_with_headers(&a, name, "X-Forwarded-For: 203.0.113.9\r\n"), 101);
+    snprintf(want, sizeof want, "chat: debug: join: %s from 203.0.113.9", name);
+    deadline = wsc_now_ms() + WAIT_MS;
+    while (!seen && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) seen = strncmp(line, want, strlen(want)) == 0;
+    CHECKF(seen, "no log line '%s'", want);
+    leave(&a);
+    DONE_SERVER(&s);
+}
+
 static void deploy_tests(void) {
     RUN(test_deploy_origin_policy);
     RUN(test_deploy_history_for_newcomers);
@@ -375,4 +397,5 @@ static void deploy_tests(void) {
     RUN(test_deploy_shutdown_flushes_queued_output);
     RUN(test_deploy_forwarded_for_only_from_trusted_proxy);
     RUN(test_deploy_binary_log_never_blocks);
+    RUN(test_deploy_binary_proxy_address_any_spelling);
 }

@@ -883,6 +883,27 @@ static void test_binary_banner_names_openable_addresses(void) {
     DONE_SERVER(&s);
 }
 
+/* A -t that is not an IP address would never match a peer: it is refused, not ignored. */
+static void test_binary_refuses_bad_proxy_address(void) {
+    static const char *const bad[] = {"-t", "notanip", NULL};
+    test_server s;
+    int status = -1;
+    binary_stderr_to_pipe = 1;
+    binary_line[0] = '\0';
+    if (start_binary(&s, bad) == 0) {
+        CHECKF(0, "started anyway: '%s'", binary_line);
+        stop_server(&s);
+    } else {
+        CHECKF(strstr(binary_line, "-t needs the proxy's IPv4 or IPv6 address") && strstr(binary_line, "'notanip'"),
+               "message: '%s'", binary_line);
+        kill(s.pid, SIGKILL); /* only matters if it hangs instead of exiting */
+        waitpid(s.pid, &status, 0);
+        close(s.pipe_fd);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit status %d, not 2", status);
+    }
+    binary_stderr_to_pipe = 0;
+}
+
 /* ============================================================================================ */
 /* library servers with a test configuration                                                    */
 /* ============================================================================================ */
@@ -1114,6 +1135,7 @@ static void integration_tests(void) {
     RUN(test_binary_logs_joins_and_leaves_like_the_tutorial);
     RUN(test_binary_log_levels);
     RUN(test_binary_banner_names_openable_addresses);
+    RUN(test_binary_refuses_bad_proxy_address);
     RUN(test_callbacks_veto_and_broadcast);
     RUN(test_limits_message_size_and_clients);
     RUN(test_join_burst_coalesces_user_lists);
