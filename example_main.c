@@ -1,6 +1,6 @@
 /* example_main.c - the chat.h example: the tutorial's chat app, page included, in one binary.
 
-   Build and run:   cc -O2 -o chat example_main.c && ./chat      then open http://localhost:8080
+   Build and run:   cc -O2 -o chat example_main.c && ./chat      then open an address it prints
    Options:         ./chat -h
 */
 #define CHAT_IMPLEMENTATION
