@@ -382,7 +382,8 @@ static void test_deploy_binary_proxy_address_any_spelling(void) {
     CHECK_INT(join_with_headers(&a, name, "X-Forwarded-For: 203.0.113.9\r\n"), 101);
     snprintf(want, sizeof want, "chat: debug: join: %s from 203.0.113.9", name);
     deadline = wsc_now_ms() + WAIT_MS;
-    while (!seen && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) seen = strncmp(line, want, strlen(want)) == 0;
+    while (!seen && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0)
+        seen = strncmp(line, want, strlen(want)) == 0;
     CHECKF(seen, "no log line '%s'", want);
     leave(&a);
     DONE_SERVER(&s);
