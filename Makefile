@@ -23,13 +23,24 @@ tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tes
 		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
-test: chat tests/run_tests
+test: chat tests/run_tests include-order
 	./tests/run_tests
 
-clean:
-	rm -f chat tests/run_tests
+# <stdio.h> before chat.h under -std=c99 (tests/include_order.c): it builds, or it stops at
+# chat.h's own #error (which says what to do) and at nothing else; with _POSIX_C_SOURCE first
+# it builds clean.
+include-order:
+	@if $(CC) $(CFLAGS) -o tests/include_order tests/include_order.c 2>tests/include_order.err; then :; \
+	elif [ "$$(grep -c 'error:' tests/include_order.err)" = 1 ] && grep -q 'error: .*chat.h: with -std=c99' tests/include_order.err; then :; \
+	else echo "FAIL include order: stdio.h before chat.h does not stop at chat.h's #error:"; cat tests/include_order.err; exit 1; fi
+	@$(CC) $(CFLAGS) -Werror -D_POSIX_C_SOURCE=200809L -o tests/include_order tests/include_order.c || \
+		{ echo "FAIL include order: with _POSIX_C_SOURCE first it does not build"; exit 1; }
+	@rm -f tests/include_order tests/include_order.err
 
-.PHONY: all run embed test clean
+clean:
+	rm -f chat tests/run_tests tests/include_order tests/include_order.err
+
+.PHONY: all run embed test include-order clean
 
 # --- heavier layers (CI runs them too) ---------------------------------------------------------
 

@@ -100,10 +100,15 @@
 #error "chat.h needs POSIX sockets and poll(): Windows (WSAPoll, closesocket, no MSG_NOSIGNAL) is not supported yet; use WSL or Cygwin"
 #endif
 
-/* glibc hides POSIX under -std=c99 unless asked; this only works when chat.h is included before
-   any system header in the implementation file, as the example does. */
+/* glibc hides POSIX under -std=c99 unless asked before its first header: defining it here works
+   only when chat.h comes before any system header in the implementation file. After one, glibc
+   has already decided (__GLIBC__ is set), so say what to do instead of failing on addrinfo. */
 #if defined(CHAT_IMPLEMENTATION) && defined(__linux__) && !defined(_POSIX_C_SOURCE) && \
     !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#ifdef __GLIBC__
+#error "chat.h: with -std=c99 the implementation needs POSIX: include chat.h before any system header in the file that defines CHAT_IMPLEMENTATION, or put #define _POSIX_C_SOURCE 200809L at the top of that file (or -D_POSIX_C_SOURCE=200809L on the command line)"
+#define CHAT_IMPLEMENTATION_ONCE /* skip the implementation: this error, not a cascade of others */
+#endif
 #define _POSIX_C_SOURCE 200809L
 #endif
 

@@ -1,16 +1,23 @@
 /* example_main.c - the chat.h example: the tutorial's chat app, page included, in one binary.
 
-   Build and run:   cc -O2 -o chat example_main.c && ./chat      then open http://localhost:8080
+   Build and run:   cc -O2 -o chat example_main.c && ./chat      then open an address it prints
    Options:         ./chat -h
 */
 #define CHAT_IMPLEMENTATION
 #include "chat.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* --- public/ embedded by `make embed` (tests/embed.sh): edit public/, not this block --- */
@@ -257,29 +264,115 @@ static const char public_app_js[] =
 /* --- end of embedded public/ --- */
 
 static chat_server *server; /* for the signal handler */
-static int verbosity = 1;   /* 0: errors only (-q), 1: the tutorial's log lines, 2: debug (-v) */
+static int verbosity = 1;   /* 0: warnings and errors (-q), 1: also info and the tutorial's lines, 2: debug (-v) */
 
 static void on_signal(int sig) {
     (void)sig;
     chat_server_stop(server);
 }
 
+/* --- log lines, which must never stop the loop ------------------------------------------------ */
+
+/* A pipe takes a write of up to PIPE_BUF bytes (at least 512, POSIX) whole or not at all, so a
+   line is cut to this: one write() of it either goes through at once or is not tried. */
+#define LOG_LINE_MAX 512
+
+typedef struct log_stream {
+    int fd;
+    const char *name;
+    unsigned long dropped; /* lines lost since the last one that went out */
+} log_stream;
+
+static log_stream log_stdout = {1, "stdout", 0}, log_stderr = {2, "stderr", 0};
+
+#if defined(__GNUC__) || defined(__clang__)
+static void log_line(log_stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#endif
+
+/* Writes one line (the newline is added) with a single write(), and only when the descriptor can
+   take it now: a stdout or stderr that nobody reads (a full pipe) must not block the server.
+   Otherwise the line is dropped and counted, and the next line that goes out on that stream is
+   preceded by the count. No stdio buffering: a buffered line could block in a later flush. */
+static void log_line(log_stream *s, const char *fmt, ...) {
+    char line[LOG_LINE_MAX];
+    size_t n = 0, room;
+    int k;
+    va_list ap;
+    struct pollfd p;
+    p.fd = s->fd, p.events = POLLOUT, p.revents = 0;
+    if (poll(&p, 1, 0) != 1 || (p.revents & (POLLERR | POLLHUP | POLLNVAL)) || !(p.revents & POLLOUT)) {
+        s->dropped++;
+        return;
+    }
+    if (s->dropped) {
+        k = snprintf(line, sizeof line, "chat: warning: %lu lines dropped (%s was full)\n", s->dropped, s->name);
+        n = k > 0 ? (size_t)k : 0;
+    }
+    room = sizeof line - 1 - n; /* 1 for the newline */
+    va_start(ap, fmt);
+    k = vsnprintf(line + n, room, fmt, ap);
+    va_end(ap);
+    if (k > 0) n += (size_t)k < room ? (size_t)k : room - 1;
+    line[n++] = '\n';
+    if (write(s->fd, line, n) == (ssize_t)n) s->dropped = 0;
+    else s->dropped++; /* EINTR, or a short write to something that is not a pipe */
+}
+
 /* The tutorial's log lines. */
 static int on_join(void *user, chat_server *srv, const char *name, size_t len) {
     (void)user, (void)srv, (void)len;
-    if (verbosity > 0) printf("新客户端连接：%s\n", name);
+    if (verbosity > 0) log_line(&log_stdout, "新客户端连接：%s", name);
     return 0;
 }
 
 static void on_leave(void *user, chat_server *srv, const char *name, size_t len) {
     (void)user, (void)srv, (void)len;
-    if (verbosity > 0) printf("客户端 %s 已断开连接\n", name);
+    if (verbosity > 0) log_line(&log_stdout, "客户端 %s 已断开连接", name);
 }
 
 static void on_log(void *user, int level, const char *line) {
-    static const char *const names[] = {"", "error", "warning", "info", "debug"};
+    static const char *const names[] = {"log", "error", "warning", "info", "debug"};
     (void)user;
-    fprintf(stderr, "chat: %s: %s\n", names[level], line);
+    log_line(&log_stderr, "chat: %s: %s", names[level >= 1 && level <= 4 ? level : 0], line);
+}
+
+/* --- start-up --------------------------------------------------------------------------------- */
+
+/* "Listening at" lines with the addresses people can open: the one address it is bound to, or,
+   bound to every interface, each address of this machine that is not loopback (on a board that
+   is what its users need; IPv6 link-local ones are left out: a browser cannot open them without
+   a zone), IPv4 first, then localhost. Scripts read the port from the first line. */
+static void print_addresses(const char *address, int port) {
+    struct ifaddrs *list, *ifa;
+    char host[INET6_ADDRSTRLEN];
+    int v6 = 1, pass;
+    if (address && *address && strcmp(address, "::") != 0 && strcmp(address, "0.0.0.0") != 0) {
+        int ipv6 = strchr(address, ':') != NULL;
+        log_line(&log_stdout, "Listening at http://%s%s%s:%d", ipv6 ? "[" : "", address, ipv6 ? "]" : "", port);
+        return;
+    }
+    if (address && strcmp(address, "0.0.0.0") == 0) v6 = 0;
+    if (getifaddrs(&list) == 0) {
+        for (pass = 0; pass < 2; pass++) {
+            for (ifa = list; ifa; ifa = ifa->ifa_next) {
+                const struct sockaddr *sa = ifa->ifa_addr;
+                if (!sa) continue;
+                if (pass == 0 && sa->sa_family == AF_INET) {
+                    const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+                    if ((ntohl(in4->sin_addr.s_addr) >> 24) == 127) continue;
+                    if (inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host))
+                        log_line(&log_stdout, "Listening at http://%s:%d", host, port);
+                } else if (pass == 1 && v6 && sa->sa_family == AF_INET6) {
+                    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+                    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr)) continue;
+                    if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
+                        log_line(&log_stdout, "Listening at http://[%s]:%d", host, port);
+                }
+            }
+        }
+        freeifaddrs(list);
+    }
+    log_line(&log_stdout, "Listening at http://localhost:%d", port);
 }
 
 static void usage(FILE *out, const char *argv0) {
@@ -292,8 +385,8 @@ static void usage(FILE *out, const char *argv0) {
             "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
             "                  repeatable; * for any). Default: only this server's own pages\n"
             "  -s              serve counters as JSON at /stats\n"
-            "  -t PROXY        the address of a reverse proxy whose X-Forwarded-For is logged\n"
-            "  -q              quiet: errors only\n"
+            "  -t PROXY        the IP address of a reverse proxy whose X-Forwarded-For is logged\n"
+            "  -q              quiet: warnings and errors only (no join and leave lines)\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
             argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE);
@@ -307,6 +400,16 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
     return 0;
 }
 
+/* An IPv4 or IPv6 address, written to out the way the server prints a peer's (inet_ntop's form,
+   an IPv4-mapped one as plain IPv4), so that -t ::ffff:127.0.0.1 or 0:0::1 still match. */
+static int parse_address(const char *s, char *out, size_t cap) {
+    unsigned char bin[16];
+    if (inet_pton(AF_INET, s, bin) == 1) return inet_ntop(AF_INET, bin, out, (socklen_t)cap) ? 0 : -1;
+    if (inet_pton(AF_INET6, s, bin) != 1 || !inet_ntop(AF_INET6, bin, out, (socklen_t)cap)) return -1;
+    if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.')) memmove(out, out + 7, strlen(out + 7) + 1);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct {
         const char *path, *type, *body;
@@ -317,6 +420,7 @@ int main(int argc, char **argv) {
         {"/public/style.css", "text/css; charset=UTF-8", public_style_css, sizeof public_style_css - 1},
         {"/public/app.js", "text/javascript; charset=UTF-8", public_app_js, sizeof public_app_js - 1},
     };
+    static char proxy[INET6_ADDRSTRLEN];
     const char *address = NULL, *env_port = getenv("PORT"), *origins[33] = {NULL};
     chat_config config;
     struct sigaction sa;
@@ -360,7 +464,13 @@ int main(int argc, char **argv) {
             config.origins = origins;
             break;
         case 's': config.stats_path = "/stats"; break;
-        case 't': config.trusted_proxy = optarg; break;
+        case 't':
+            if (parse_address(optarg, proxy, sizeof proxy) < 0) {
+                fprintf(stderr, "chat: -t needs the proxy's IPv4 or IPv6 address (e.g. 127.0.0.1), not '%s'\n", optarg);
+                return 2;
+            }
+            config.trusted_proxy = proxy;
+            break;
         case 'q': verbosity = 0; break;
         case 'v': verbosity = 2; break;
         case 'h': usage(stdout, argv[0]); return 0;
@@ -377,7 +487,6 @@ int main(int argc, char **argv) {
         nofile.rlim_cur = nofile.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    setvbuf(stdout, NULL, _IOLBF, 0); /* log lines appear at once, also in a pipe */
 
     config.on_join = on_join;
     config.on_leave = on_leave;
@@ -397,8 +506,8 @@ int main(int argc, char **argv) {
     }
     r = chat_server_listen(server, address, port);
     if (r != CHAT_OK) {
-        fprintf(stderr, "chat: cannot listen on %s port %d: %s%s%s\n", address ? address : "every interface", port,
-                chat_strerror(r), r == CHAT_ESYS ? ": " : "", r == CHAT_ESYS ? strerror(errno) : "");
+        fprintf(stderr, "chat: cannot listen on %s, port %d: %s\n", address && *address ? address : "every interface",
+                port, r == CHAT_ESYS ? strerror(errno) : chat_strerror(r));
         chat_server_free(server);
         return 1;
     }
@@ -408,8 +517,10 @@ int main(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN; /* a log reader that goes away gets EPIPE, the server goes on */
+    sigaction(SIGPIPE, &sa, NULL);
 
-    printf("Listening at http://%s:%d\n", address ? address : "localhost", chat_server_port(server));
+    print_addresses(address, chat_server_port(server));
     r = chat_server_run(server);
     chat_server_free(server);
     if (r != CHAT_OK) {

@@ -314,6 +314,81 @@ static void test_deploy_forwarded_for_only_from_trusted_proxy(void) {
     }
 }
 
+/* The example's log lines never block its loop. With stdout and stderr a pipe that nobody reads
+   any more (64 KiB fill up after a few hundred joins), 1,500 sequential join + leave cycles with
+   60-byte names must all still get in; lines are dropped instead, and once the pipe is read
+   again the next line of each stream says how many were lost. */
+static void test_deploy_binary_log_never_blocks(void) {
+    static const char *const verbose[] = {"-v", NULL};
+    enum { CYCLES = 1500 };
+    test_server s;
+    char name[64], line[700], want_out[128], want_err[128];
+    int i, stuck = -1, seen_out = 0, seen_err = 0, dropped_out = 0, dropped_err = 0;
+    long long deadline;
+    binary_stderr_to_pipe = 1;
+    CHECK_INT(use_binary(&s, verbose), 0);
+    binary_stderr_to_pipe = 0;
+    for (i = 0; i < CYCLES && stuck < 0; i++) {
+        wsc c;
+        snprintf(name, sizeof name, "%.4s-%055d", TAG, i); /* 60 bytes */
+        if (join(&c, name) != 101 || !wait_users(&c, name)) {
+            stuck = i;
+            wsc_close(&c);
+        } else
+            leave(&c);
+    }
+    CHECKF(stuck < 0, "join %d of %d did not get in: the server is blocked writing a log line", stuck + 1, CYCLES);
+    /* read the pipe again: what it holds now, then the lines of one more join */
+    tagged(name, sizeof name, "after");
+    snprintf(want_out, sizeof want_out, "新客户端连接：%s", name);
+    snprintf(want_err, sizeof want_err, "chat: debug: join: %s from", name);
+    while (read_line(s.pipe_fd, line, sizeof line, wsc_now_ms() + 50) >= 0) {
+        if (strstr(line, "lines dropped (stdout was full)")) dropped_out = 1;
+        if (strstr(line, "lines dropped (stderr was full)")) dropped_err = 1;
+    }
+    if (stuck < 0) {
+        wsc c;
+        CHECK_INT(join(&c, name), 101);
+        CHECK(wait_users(&c, name));
+        leave(&c);
+        deadline = wsc_now_ms() + WAIT_MS;
+        while ((!seen_out || !seen_err) && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) {
+            if (strstr(line, "lines dropped (stdout was full)")) dropped_out = 1;
+            if (strstr(line, "lines dropped (stderr was full)")) dropped_err = 1;
+            if (strcmp(line, want_out) == 0) seen_out = 1;
+            if (strncmp(line, want_err, strlen(want_err)) == 0) seen_err = 1;
+        }
+        CHECKF(seen_out && seen_err, "after the pipe was read again: join line on stdout %s, on stderr %s",
+               seen_out ? "seen" : "missing", seen_err ? "seen" : "missing");
+        CHECKF(dropped_out && dropped_err, "no count of dropped lines for %s%s", dropped_out ? "" : "stdout ",
+               dropped_err ? "" : "stderr");
+    }
+    DONE_SERVER(&s);
+}
+
+/* The example's -t takes any spelling of the proxy's address: here the IPv4-mapped form of
+   127.0.0.1, which the server compares as plain 127.0.0.1, so X-Forwarded-For is believed. */
+static void test_deploy_binary_proxy_address_any_spelling(void) {
+    static const char *const args[] = {"-v", "-t", "::ffff:127.0.0.1", NULL};
+    test_server s;
+    char name[64], want[160], line[700];
+    int seen = 0;
+    long long deadline;
+    wsc a;
+    binary_stderr_to_pipe = 1;
+    CHECK_INT(use_binary(&s, args), 0);
+    binary_stderr_to_pipe = 0;
+    tagged(name, sizeof name, "mapped");
+    CHECK_INT(join_with_headers(&a, name, "X-Forwarded-For: 203.0.113.9\r\n"), 101);
+    snprintf(want, sizeof want, "chat: debug: join: %s from 203.0.113.9", name);
+    deadline = wsc_now_ms() + WAIT_MS;
+    while (!seen && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0)
+        seen = strncmp(line, want, strlen(want)) == 0;
+    CHECKF(seen, "no log line '%s'", want);
+    leave(&a);
+    DONE_SERVER(&s);
+}
+
 static void deploy_tests(void) {
     RUN(test_deploy_origin_policy);
     RUN(test_deploy_history_for_newcomers);
@@ -322,4 +397,6 @@ static void deploy_tests(void) {
     RUN(test_deploy_post_and_stop_from_another_thread);
     RUN(test_deploy_shutdown_flushes_queued_output);
     RUN(test_deploy_forwarded_for_only_from_trusted_proxy);
+    RUN(test_deploy_binary_log_never_blocks);
+    RUN(test_deploy_binary_proxy_address_any_spelling);
 }

@@ -5,6 +5,7 @@
    Servers are the example binary (./chat) or a library server forked with a test config. */
 #include "wsclient.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -42,6 +43,7 @@ static int read_line(int fd, char *out, size_t cap, long long deadline) {
 }
 
 static int binary_stderr_to_pipe; /* start_binary: read the log lines too */
+static char binary_line[256];     /* the last line start_binary read: the banner, or why it exited */
 
 /* Starts ./chat -p 0 -b 127.0.0.1 plus `args`, and waits for its "Listening at" line. */
 static int start_binary(test_server *s, const char *const *args) {
@@ -78,6 +80,7 @@ static int start_binary(test_server *s, const char *const *args) {
     s->pipe_fd = p[0];
     while (read_line(s->pipe_fd, line, sizeof line, deadline) >= 0) {
         const char *colon = strrchr(line, ':');
+        snprintf(binary_line, sizeof binary_line, "%s", line);
         if (strncmp(line, "Listening at http://", 20) == 0 && colon) {
             s->port = atoi(colon + 1);
             return s->port > 0 ? 0 : -1;
@@ -821,6 +824,86 @@ static void test_binary_logs_joins_and_leaves_like_the_tutorial(void) {
     DONE_SERVER(&s);
 }
 
+static int has_ipv6_loopback(void) {
+    struct sockaddr_in6 a;
+    int fd = socket(AF_INET6, SOCK_STREAM, 0), ok;
+    memset(&a, 0, sizeof a);
+    a.sin6_family = AF_INET6, a.sin6_addr = in6addr_loopback;
+    ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0) close(fd);
+    return ok;
+}
+
+/* The banner names addresses people can open: the bound one (IPv6 in brackets), or on every
+   interface each non-loopback address of the machine and then localhost, all with the port. */
+static void test_binary_banner_names_openable_addresses(void) {
+    static const char *const v6[] = {"-b", "::1", NULL}, *const any[] = {"-b", "", NULL}, *const v4[] = {NULL};
+    test_server s;
+    char want[128], line[256], a[64], host[64];
+    unsigned char bin[16];
+    int lines = 0, last_local = 0;
+    wsc c;
+    long long deadline;
+    CHECK_INT(use_binary(&s, v4), 0);
+    snprintf(want, sizeof want, "Listening at http://127.0.0.1:%d", s.port);
+    CHECK_STR(binary_line, want);
+    DONE_SERVER(&s);
+    if (has_ipv6_loopback()) { /* machines without it skip this part */
+        CHECK_INT(use_binary(&s, v6), 0);
+        snprintf(want, sizeof want, "Listening at http://[::1]:%d", s.port);
+        CHECK_STR(binary_line, want);
+        DONE_SERVER(&s);
+    }
+    /* every interface: lines until the join line of a client that comes after the banner */
+    CHECK_INT(use_binary(&s, any), 0);
+    tagged(a, sizeof a, "banner");
+    CHECK_INT(join(&c, a), 101);
+    CHECK(wait_users(&c, a));
+    snprintf(want, sizeof want, "新客户端连接：%s", a);
+    snprintf(line, sizeof line, "%s", binary_line);
+    deadline = wsc_now_ms() + WAIT_MS;
+    do {
+        const char *h = line + 20, *colon = strrchr(line, ':');
+        size_t n = colon ? (size_t)(colon - h) : 0;
+        CHECKF(strncmp(line, "Listening at http://", 20) == 0 && colon && atoi(colon + 1) == s.port && !last_local,
+               "banner line '%s' (port %d)", line, s.port);
+        if (!colon || n < 1 || n >= sizeof host) continue;
+        lines++;
+        if (h[0] == '[' && h[n - 1] == ']') memcpy(host, h + 1, n - 2), host[n - 2] = '\0';
+        else memcpy(host, h, n), host[n] = '\0';
+        last_local = strcmp(host, "localhost") == 0;
+        if (last_local) continue;
+        CHECKF(h[0] == '[' ? inet_pton(AF_INET6, host, bin) == 1 && strcmp(host, "::1") != 0
+                           : inet_pton(AF_INET, host, bin) == 1 && strncmp(host, "127.", 4) != 0,
+               "banner address '%s' is not an IPv4 or [IPv6] address other than loopback", host);
+    } while (read_line(s.pipe_fd, line, sizeof line, deadline) >= 0 && strcmp(line, want) != 0);
+    CHECK(lines >= 1);
+    CHECKF(last_local, "the banner does not end with localhost");
+    leave(&c);
+    DONE_SERVER(&s);
+}
+
+/* A -t that is not an IP address would never match a peer: it is refused, not ignored. */
+static void test_binary_refuses_bad_proxy_address(void) {
+    static const char *const bad[] = {"-t", "notanip", NULL};
+    test_server s;
+    int status = -1;
+    binary_stderr_to_pipe = 1;
+    binary_line[0] = '\0';
+    if (start_binary(&s, bad) == 0) {
+        CHECKF(0, "started anyway: '%s'", binary_line);
+        stop_server(&s);
+    } else {
+        CHECKF(strstr(binary_line, "-t needs the proxy's IPv4 or IPv6 address") && strstr(binary_line, "'notanip'"),
+               "message: '%s'", binary_line);
+        kill(s.pid, SIGKILL); /* only matters if it hangs instead of exiting */
+        waitpid(s.pid, &status, 0);
+        close(s.pipe_fd);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 2, "exit status %d, not 2", status);
+    }
+    binary_stderr_to_pipe = 0;
+}
+
 /* ============================================================================================ */
 /* library servers with a test configuration                                                    */
 /* ============================================================================================ */
@@ -1051,6 +1134,8 @@ static void integration_tests(void) {
     RUN(test_sigterm_closes_clients_1001_and_exits_0);
     RUN(test_binary_logs_joins_and_leaves_like_the_tutorial);
     RUN(test_binary_log_levels);
+    RUN(test_binary_banner_names_openable_addresses);
+    RUN(test_binary_refuses_bad_proxy_address);
     RUN(test_callbacks_veto_and_broadcast);
     RUN(test_limits_message_size_and_clients);
     RUN(test_join_burst_coalesces_user_lists);

@@ -91,20 +91,48 @@ chat_extra=()
 if [ $chat_ok = 1 ] && "$work/chat" -h 2>&1 | grep -q -- '-r RATE'; then chat_extra=(-r 0); fi
 
 # --- the reference peers (npm only; shared/ is read-only: work on a copy) ----------------------
-peers_ok=0
+# The maintainers' reference servers, not part of this repository and not needed to use chat.h.
+# A peer that cannot run is skipped with a line that names it and says why (here and after the
+# table); chat.h still runs.
+declare -A peer_title=([node]="Node + ws" [deno]="the Deno tutorial")
+declare -A skipped=() # peer -> why
+peers_why=""
 case " $servers " in
 *" node "* | *" deno "*)
-    if [ ! -d "$peers" ] && [ -d "$peers_src" ]; then
-        cp -r "$peers_src" "$peers" && chmod -R u+w "$peers"
-    fi
-    if [ -x "$peers/setup.sh" ] && "$peers/setup.sh" >"$work/setup.txt" 2>&1; then
-        peers_ok=1
+    if [ ! -d "$peers" ] && [ ! -d "$peers_src" ]; then
+        peers_why="no reference peers at $peers_src (the maintainers' reference servers; chat.h does not need them; PEERS_SRC=DIR uses a copy)"
+    elif ! { command -v node && command -v npm; } >/dev/null; then
+        peers_why="node and npm are not installed (the peers install from npm)"
     else
-        say "bench: the reference peers are not available (from $peers_src into $peers); their rows are skipped"
-        [ -f "$work/setup.txt" ] && tail -5 "$work/setup.txt" >&2
+        if [ ! -d "$peers" ]; then
+            cp -r "$peers_src" "$peers" && chmod -R u+w "$peers"
+        fi
+        if ! { [ -x "$peers/setup.sh" ] && "$peers/setup.sh" >"$work/setup.txt" 2>&1; }; then
+            peers_why="their setup failed ($peers/setup.sh: $(tail -1 "$work/setup.txt" 2>/dev/null))"
+        fi
     fi
     ;;
 esac
+skip_peer() { # PEER WHY
+    skipped[$1]=$2
+    say "bench: skipped $1 (${peer_title[$1]}): $2"
+}
+for srv in $servers; do
+    case $srv in
+    node | deno) ;;
+    *) continue ;;
+    esac
+    if [ -n "$peers_why" ]; then
+        skip_peer "$srv" "$peers_why"
+    elif [ "$srv" = node ]; then
+        [ -f "$peers/node-ws/node_modules/ws/package.json" ] ||
+            skip_peer node "ws is not installed in $peers/node-ws (setup.sh did not install it)"
+    else
+        deno_bin=$("$peers/run-seed.sh" --which-deno 2>/dev/null) || deno_bin=""
+        { [ -n "$deno_bin" ] && [ -x "$peers/$deno_bin" ]; } ||
+            skip_peer deno "no Deno binary for this machine in $peers/seed-deno (its npm package brings one for linux-x64)"
+    fi
+done
 
 # --- servers ----------------------------------------------------------------------------------
 # Ports below the ephemeral range, so that no client socket of an earlier run holds one.
@@ -189,8 +217,8 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT
         R[$key/status]="FAIL" R[$key/flags]="build-failed"
         return
     fi
-    if [ "$srv" != chat.h ] && [ $peers_ok = 0 ]; then
-        R[$key/status]="skipped" R[$key/flags]="no-peers"
+    if [ -n "${skipped[$srv]:-}" ]; then
+        R[$key/status]="skipped" R[$key/flags]="see-below"
         return
     fi
     if ! start_server "$srv" $heap; then
@@ -322,6 +350,13 @@ for entry in "${scenarios[@]}"; do
         ratio "$sc" bytes lower "bytes to converge"
         ;;
     esac
+done
+
+gap=$'\n'
+for srv in $servers; do
+    [ -n "${skipped[$srv]:-}" ] || continue
+    printf '%sskipped %s (%s): %s\n' "$gap" "$srv" "${peer_title[$srv]}" "${skipped[$srv]}"
+    gap=""
 done
 
 elapsed=$(awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "%.0f", e - s }')
