@@ -1627,24 +1627,32 @@ struct chat_server {
 #define CHAT__LOG_PER_SECOND 10
 
 #ifndef CHAT_NO_LOG
+static void chat__log_refill(chat_server *srv) {
+    chat__ms step = 1000 / CHAT__LOG_PER_SECOND, steps = (srv->now - srv->log_refilled) / step;
+    if (steps <= 0) return;
+    srv->log_tokens = (int)CHAT__MIN((chat__ms)CHAT__LOG_BURST, srv->log_tokens + steps);
+    srv->log_refilled += steps * step;
+}
+
+/* Says how many lines the rate limit left out, once there is room (also from the sweep). */
+static void chat__log_dropped_note(chat_server *srv) {
+    char line[64];
+    chat__log_refill(srv);
+    if (!srv->log_dropped || srv->log_tokens < 1) return;
+    snprintf(line, sizeof line, "(%lu log lines dropped: too many)", srv->log_dropped);
+    srv->log_dropped = 0, srv->log_tokens--;
+    srv->cfg.on_log(srv->cfg.user, CHAT_LOG_WARN, line);
+}
+
 /* Rate limited, so a flood of refusals cannot become a flood of log lines (on a board's flash). */
 static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
     char line[256];
     va_list ap;
     if (!srv->cfg.on_log || level > srv->cfg.log_level) return;
-    if (srv->now - srv->log_refilled >= 1000 / CHAT__LOG_PER_SECOND) {
-        chat__ms steps = (srv->now - srv->log_refilled) / (1000 / CHAT__LOG_PER_SECOND);
-        srv->log_tokens = (int)CHAT__MIN((chat__ms)CHAT__LOG_BURST, srv->log_tokens + steps);
-        srv->log_refilled += steps * (1000 / CHAT__LOG_PER_SECOND);
-    }
-    if (srv->log_tokens < (srv->log_dropped ? 2 : 1)) {
+    chat__log_dropped_note(srv);
+    if (srv->log_tokens < 1 || srv->log_dropped) {
         srv->log_dropped++, srv->stats.log_dropped++;
         return;
-    }
-    if (srv->log_dropped) {
-        snprintf(line, sizeof line, "(%lu log lines dropped: too many)", srv->log_dropped);
-        srv->log_dropped = 0, srv->log_tokens--;
-        srv->cfg.on_log(srv->cfg.user, CHAT_LOG_WARN, line);
     }
     srv->log_tokens--;
     va_start(ap, fmt);
@@ -1652,11 +1660,13 @@ static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
     va_end(ap);
     srv->cfg.on_log(srv->cfg.user, level, line);
 }
+#define CHAT__LOG_NOTE(srv) do { if ((srv)->cfg.on_log) chat__log_dropped_note(srv); } while (0)
 #define CHAT__LOG(args) chat__log args
 #define CHAT__LOGGING(srv, level) ((srv)->cfg.on_log && (level) <= (srv)->cfg.log_level)
 #else
 #define CHAT__LOG(args) ((void)0)
 #define CHAT__LOGGING(srv, level) 0
+#define CHAT__LOG_NOTE(srv) ((void)0)
 #endif
 
 /* A frame of head + body, allocated in one block with one reference (the creator's). */
@@ -2212,7 +2222,7 @@ static void chat__ws_refuse(chat_server *srv, chat__conn *c, int code, const cha
     if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
         char addr[64];
         chat__conn_address(c, addr, sizeof addr);
-        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a client from %s: %s", addr, problem));
+        CHAT__LOG((srv, CHAT_LOG_INFO, "refused a name from %s: %s", addr, problem));
     }
     chat__ws_close(srv, c, code, problem);
 }
@@ -2864,6 +2874,7 @@ static void chat__sweep(chat_server *srv) {
         }
     }
     if (srv->peers_idle) chat__peers_prune(srv, 0);
+    CHAT__LOG_NOTE(srv);
     if (srv->accept_paused && srv->now >= srv->accept_resume) {
         srv->accept_paused = 0;
         srv->pfds[0].events = POLLIN;

@@ -377,11 +377,18 @@ static void print_addresses(const char *address, int port) {
 
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
-            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-o ORIGIN]... [-s] [-t PROXY] [-q] [-v]\n"
+            "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-R BYTES] [-a CONNECTIONS] [-j JOINS]\n"
+            "          [-o ORIGIN]... [-s] [-t PROXY] [-q] [-v]\n"
             "  -p PORT         port to listen on (default: $PORT, else 8080; 0 picks a free one)\n"
             "  -b ADDRESS      address to listen on (default: every interface, IPv6 and IPv4)\n"
             "  -c MAX_CLIENTS  chat clients at once (default %d)\n"
-            "  -r RATE         messages per second one client may send (default %d; 0: no limit)\n"
+            "  -r RATE         frames (messages, pings) and HTTP requests per second one connection may\n"
+            "                  send; more close it (default %d; 0: no limit)\n"
+            "  -R BYTES        bytes per second read from one connection; past it, reading waits for\n"
+            "                  the next second (default %d; 0: no limit)\n"
+            "  -a CONNECTIONS  connections from one address (behind -t: the forwarded one; default %d;\n"
+            "                  0: no limit)\n"
+            "  -j JOINS        chat joins per minute from one address (default %d; 0: no limit)\n"
             "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
             "                  repeatable; * for any). Default: only this server's own pages\n"
             "  -s              serve counters as JSON at /stats\n"
@@ -389,7 +396,7 @@ static void usage(FILE *out, const char *argv0) {
             "  -q              quiet: warnings and errors only (no join and leave lines)\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
-            argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE);
+            argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE, CHAT_MAX_BYTE_RATE, CHAT_MAX_PER_ADDRESS, CHAT_MAX_JOIN_RATE);
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out) {
@@ -397,6 +404,16 @@ static int parse_int(const char *s, long lo, long hi, int *out) {
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < lo || v > hi) return -1;
     *out = (int)v;
+    return 0;
+}
+
+/* A limit option: 0 on the command line is "no limit", which chat_config spells -1. */
+static int parse_limit(int opt, const char *s, int *out) {
+    if (parse_int(s, 0, 1000000000, out) < 0) {
+        fprintf(stderr, "chat: -%c needs a number from 0 (no limit) to 1000000000, not '%s'\n", opt, s);
+        return -1;
+    }
+    if (*out == 0) *out = -1;
     return 0;
 }
 
@@ -433,7 +450,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
         return 2;
     }
-    while ((opt = getopt(argc, argv, "p:b:c:r:o:st:qvh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:b:c:r:R:a:j:o:st:qvh")) != -1) {
         switch (opt) {
         case 'p':
             if (parse_int(optarg, 0, 65535, &port) < 0) {
@@ -449,11 +466,16 @@ int main(int argc, char **argv) {
             }
             break;
         case 'r':
-            if (parse_int(optarg, 0, 1000000, &config.max_rate) < 0) {
-                fprintf(stderr, "chat: -r needs a number from 0 (no limit) to 1000000, not '%s'\n", optarg);
-                return 2;
-            }
-            if (config.max_rate == 0) config.max_rate = -1;
+            if (parse_limit(opt, optarg, &config.max_rate) < 0) return 2;
+            break;
+        case 'R':
+            if (parse_limit(opt, optarg, &config.max_byte_rate) < 0) return 2;
+            break;
+        case 'a':
+            if (parse_limit(opt, optarg, &config.max_per_address) < 0) return 2;
+            break;
+        case 'j':
+            if (parse_limit(opt, optarg, &config.max_join_rate) < 0) return 2;
             break;
         case 'o':
             if (norigins + 1 >= (int)(sizeof origins / sizeof origins[0])) {

@@ -304,9 +304,10 @@ static void test_deploy_forwarded_for_only_from_trusted_proxy(void) {
         snprintf(want, sizeof want, "join: %s from %s", na, pass ? "198.51.100.1" : "127.0.0.1");
         CHECKF(wait_log(&s, want), "no log line '%s'", want);
         leave(&a);
-        /* a forged header cannot put anything but an address into the log */
+        /* a forged header cannot put anything but an address into the log: what is not an
+           address is not believed, and the proxy's own address stands */
         CHECK_INT(join_with_headers(&a, "", "X-Forwarded-For: 1.2.3.4<script>evil\r\n"), 101);
-        snprintf(want, sizeof want, "refused a name from %s:", pass ? "1.2.3.4" : "127.0.0.1");
+        snprintf(want, sizeof want, "refused a name from %s:", "127.0.0.1");
         CHECKF(wait_log(&s, want), "no log line '%s'", want);
         expect_close(&a, 1008, NULL);
         wsc_close(&a);
@@ -344,7 +345,7 @@ static void test_deploy_binary_log_never_blocks(void) {
     snprintf(want_err, sizeof want_err, "chat: debug: join: %s from", name);
     while (read_line(s.pipe_fd, line, sizeof line, wsc_now_ms() + 50) >= 0) {
         if (strstr(line, "lines dropped (stdout was full)")) dropped_out = 1;
-        if (strstr(line, "lines dropped (stderr was full)")) dropped_err = 1;
+        if (strstr(line, "lines dropped (stderr was full)") || strstr(line, "log lines dropped")) dropped_err = 1;
     }
     if (stuck < 0) {
         wsc c;
@@ -352,13 +353,15 @@ static void test_deploy_binary_log_never_blocks(void) {
         CHECK(wait_users(&c, name));
         leave(&c);
         deadline = wsc_now_ms() + WAIT_MS;
-        while ((!seen_out || !seen_err) && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) {
+        while ((!seen_out || !(seen_err || dropped_err)) && read_line(s.pipe_fd, line, sizeof line, deadline) >= 0) {
             if (strstr(line, "lines dropped (stdout was full)")) dropped_out = 1;
-            if (strstr(line, "lines dropped (stderr was full)")) dropped_err = 1;
+            /* chat.h's own rate limit may have dropped them before stderr filled: that counts too */
+            if (strstr(line, "lines dropped (stderr was full)") || strstr(line, "log lines dropped")) dropped_err = 1;
             if (strcmp(line, want_out) == 0) seen_out = 1;
             if (strncmp(line, want_err, strlen(want_err)) == 0) seen_err = 1;
         }
-        CHECKF(seen_out && seen_err, "after the pipe was read again: join line on stdout %s, on stderr %s",
+        /* stderr's join line may be one that chat.h's log rate limit dropped (and said so) */
+        CHECKF(seen_out && (seen_err || dropped_err), "after the pipe was read again: join line on stdout %s, on stderr %s",
                seen_out ? "seen" : "missing", seen_err ? "seen" : "missing");
         CHECKF(dropped_out && dropped_err, "no count of dropped lines for %s%s", dropped_out ? "" : "stdout ",
                dropped_err ? "" : "stderr");

@@ -372,7 +372,7 @@ static void test_fault_churn_leaves_the_heap_where_it_started(void) {
 }
 
 /* The compiled-in limits (e.g. the small-board build of `make test-small`) are refused
-   gracefully: 503 when full while pages are still served, 1009 when a message is too big, and a
+   gracefully: 1013 when full while pages are still served, 1009 when a message is too big, and a
    message of exactly the limit still goes through. */
 static void test_fault_compiled_limits_refused_gracefully(void) {
     enum { FILL = CHAT_MAX_CLIENTS <= 64 ? CHAT_MAX_CLIENTS : 0 }; /* default builds: 1024, too many to open here */
@@ -392,7 +392,8 @@ static void test_fault_compiled_limits_refused_gracefully(void) {
         CHECK_INT(join(&c[i], name), 101);
     }
     if (FILL) {
-        CHECK_INT(join(&extra, "one-too-many"), 503);
+        CHECK_INT(join(&extra, "one-too-many"), 101);
+        expect_close(&extra, 1013, "room is full");
         wsc_close(&extra);
         CHECK_INT(wsc_http(T_HOST, T_PORT, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", &h, &body, NULL), 200);
         free(body);

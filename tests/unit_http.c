@@ -227,7 +227,8 @@ static void test_http_parse_malformed_is_bad(void) {
         "GET / HTTP/1.1 \r\nHost: a\r\n\r\n",
         "GET index.html HTTP/1.1\r\nHost: a\r\n\r\n",      /* target not starting with '/' */
         "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
-        "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",        /* absolute-form, but not http(s) */
+        "GET http:/a HTTP/1.1\r\nHost: a\r\n\r\n",
         "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
         " GET / HTTP/1.1\r\nHost: a\r\n\r\n",
         "GE(T / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -260,10 +261,8 @@ static void test_http_parse_malformed_is_bad(void) {
         "GET / HTTP/1.1\r\nHost: a\r\n: empty-name\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nBad(Name: x\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nBad/Name: x\r\n\r\n",
-        "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",            /* empty request line */
-        "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
-        "\r\n\r\n",
-        "\n\n",
+        "\r\n GET / HTTP/1.1\r\nHost: a\r\n\r\n",          /* empty lines before it are fine; this is not */
+        "\n\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
     };
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
