@@ -456,6 +456,231 @@ static void test_limits_methods_are_case_sensitive(void) {
     DONE_SERVER(&s);
 }
 
+/* --- caps on connections of every kind, per address, and on joins ----------------------- */
+
+static void test_limits_connections_of_every_kind_are_capped(void) {
+    enum { CAP = 8, TRY = 20 };
+    chat_config cfg;
+    test_server s;
+    int fd[TRY], i, reset = 0;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_connections = CAP;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    for (i = 0; i < TRY; i++) fd[i] = tcp_from("127.0.0.1", 0);
+    for (i = CAP; i < TRY; i++) reset += wait_end(fd[i], WAIT_MS) >= 0; /* ended at once, not after a timeout */
+    CHECKF(reset == TRY - CAP, "%d of the %d connections over the cap were ended", reset, TRY - CAP);
+    for (i = 0; i < TRY; i++) close(fd[i]);
+    DONE_SERVER(&s);
+}
+
+static void test_limits_connections_per_address(void) {
+    chat_config cfg;
+    test_server s;
+    wsc c[4], other;
+    char name[64];
+    int i;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_per_address = 3;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    for (i = 0; i < 3; i++) {
+        char base[16];
+        snprintf(base, sizeof base, "hoard%d", i);
+        tagged(name, sizeof name, base);
+        CHECK_INT(join_from(&c[i], name, "127.0.0.1", 0), 101);
+    }
+    tagged(name, sizeof name, "hoard3");
+    CHECK_INT(join_from(&c[3], name, "127.0.0.1", 0), -1); /* reset before any answer */
+    wsc_close(&c[3]);
+    tagged(name, sizeof name, "elsewhere");
+    CHECK_INT(join_from(&other, name, "127.0.0.2", 0), 101); /* another address is not affected */
+    leave(&other);
+    leave(&c[0]); /* a slot of the first address is free again */
+    tagged(name, sizeof name, "hoard4");
+    CHECK_INT(join_from(&c[0], name, "127.0.0.1", 0), 101);
+    for (i = 0; i < 3; i++) leave(&c[i]);
+    DONE_SERVER(&s);
+}
+
+static void test_limits_joins_per_minute_per_address(void) {
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    char name[64];
+    int i;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_join_rate = 5;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(name, sizeof name, "churn");
+    for (i = 0; i < 5; i++) {
+        CHECK_INT(join_from(&c, name, "127.0.0.1", 0), 101);
+        leave(&c);
+    }
+    CHECK_INT(join_from(&c, name, "127.0.0.1", 0), 429);
+    CHECK(strstr(c.head, "Retry-After: 60") != NULL);
+    wsc_close(&c);
+    CHECK_INT(join_from(&c, name, "127.0.0.3", 0), 101);
+    leave(&c);
+    DONE_SERVER(&s);
+}
+
+/* Behind the trusted proxy, the per-address limit counts the forwarded address. */
+static void test_limits_per_address_behind_the_proxy(void) {
+    chat_config cfg;
+    test_server s;
+    wsc c[3];
+    char name[64];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_per_address = 1, cfg.trusted_proxy = "127.0.0.1";
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(name, sizeof name, "fwd-a");
+    CHECK_INT(join_with_headers(&c[0], name, "X-Forwarded-For: 198.51.100.1\r\n"), 101);
+    tagged(name, sizeof name, "fwd-b");
+    CHECK_INT(join_with_headers(&c[1], name, "X-Forwarded-For: 198.51.100.1\r\n"), 429);
+    wsc_close(&c[1]);
+    CHECK_INT(join_with_headers(&c[2], name, "X-Forwarded-For: 198.51.100.2\r\n"), 101);
+    leave(&c[0]), leave(&c[2]);
+    DONE_SERVER(&s);
+}
+
+/* The byte rate delays a fast sender (TCP pushes back on it); it loses nothing and the readers
+   are not flooded. */
+static void test_limits_byte_rate_holds_a_fast_sender_back(void) {
+    enum { N = 10, SIZE = 50000 };
+    chat_config cfg;
+    test_server s;
+    wsc sender, reader;
+    char a[64], b[64], *text = (char *)malloc(SIZE + 1);
+    long long started;
+    int i, early = 0, got = 0;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_byte_rate = 100000, cfg.max_message = 65536;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    join_pair(&sender, a, "bytes", &reader, b, "watcher");
+    quoted_run(text, SIZE, 'b');
+    started = wsc_now_ms();
+    for (i = 0; i < N; i++) CHECK_INT(say(&sender, text), 0); /* the kernel's buffers take them all */
+    for (got = 0; got < N; got++) {
+        char *m = next_chat(&reader, 3 * WAIT_MS);
+        if (!m) break;
+        if (wsc_now_ms() - started < 500) early++;
+        free(m);
+    }
+    CHECKF(got == N, "the reader got %d of %d", got, N);
+    /* 100,000 bytes a second (plus one read): at most 3 of the 50,000-byte messages in 0.5 s */
+    CHECKF(early <= 3, "%d messages of %d bytes went through in the first half second", early, SIZE);
+    free(text);
+    leave(&sender), leave(&reader);
+    DONE_SERVER(&s);
+}
+
+/* --- who may connect: on_upgrade, reserved names, the welcome, on_joined ------------------ */
+
+static int upgrade_verdict(void *user, chat_server *srv, chat_request *req) {
+    size_t n;
+    const char *name = chat_request_username(req, &n), *cookie = chat_request_header(req, "cookie", NULL);
+    const char *target = chat_request_target(req, NULL), *addr = chat_request_address(req);
+    (void)user, (void)srv;
+    if (!target || strncmp(target, "/start_web_socket", 17) != 0 || !addr) return 403;
+    if (!name) return 401;
+    if (strstr(name, "please-wait")) return 429;
+    if (strstr(name, "anyone")) return 0;
+    if (cookie && strcmp(cookie, "session=s3cret") == 0) {
+        char real[128];
+        snprintf(real, sizeof real, "carol-from-cookie-%s", addr);
+        chat_request_set_username(req, real, strlen(real));
+        return 0;
+    }
+    return 403;
+}
+
+static void test_limits_on_upgrade_decides_who_joins(void) {
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    char name[64], want[128];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.on_upgrade = upgrade_verdict;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    tagged(name, sizeof name, "anyone");
+    CHECK_INT(join(&c, name), 101);
+    CHECK(wait_users(&c, name));
+    leave(&c);
+    CHECK_INT(wsc_connect(&c, T_HOST, T_PORT, "/start_web_socket"), 401);
+    wsc_close(&c);
+    tagged(name, sizeof name, "please-wait");
+    CHECK_INT(join(&c, name), 429);
+    wsc_close(&c);
+    tagged(name, sizeof name, "mallory");
+    CHECK_INT(join(&c, name), 403);
+    wsc_close(&c);
+    CHECK_INT(join_with_headers(&c, name, "Cookie:   session=s3cret  \r\n"), 101); /* the value is trimmed */
+    leave(&c);
+    CHECK_INT(join_with_headers(&c, name, "Cookie: session=s3cret\r\n"), 101);
+    snprintf(want, sizeof want, "carol-from-cookie-%s", "127.0.0.1");
+    {
+        wsc_msg m;
+        int seen = 0, i;
+        for (i = 0; i < 5 && !seen && wsc_recv(&c, &m, WAIT_MS) == WSC_TEXT; i++) {
+            seen = strstr(m.data, want) != NULL;
+            wsc_msg_free(&m);
+        }
+        CHECKF(seen, "the name set by on_upgrade (%s) is not in the user list", want);
+    }
+    leave(&c);
+    DONE_SERVER(&s);
+}
+
+static void test_limits_reserved_names(void) {
+    static const char *const reserved[] = {"server", "Admin", NULL};
+    chat_config cfg;
+    test_server s;
+    wsc c;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.reserved_names = reserved;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    CHECK_INT(join(&c, "server"), 101);
+    expect_close(&c, 1008, "username is reserved");
+    wsc_close(&c);
+    CHECK_INT(join(&c, "ADMIN"), 101); /* ASCII case does not matter */
+    expect_close(&c, 1008, "username is reserved");
+    wsc_close(&c);
+    DONE_SERVER(&s);
+}
+
+static void greet(void *user, chat_server *srv, const char *name, size_t len) {
+    (void)user, (void)len;
+    chat_server_send(srv, name, "server", "welcome, you", 12);
+}
+
+static void test_limits_welcome_then_history_then_on_joined(void) {
+    chat_config cfg;
+    test_server s;
+    wsc a, b;
+    wsc_msg m;
+    char na[64], nb[64];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.on_joined = greet, cfg.max_message = 5000, cfg.max_rate = 7;
+    CHECK_INT(use_library(&s, &cfg), 0);
+    wsc_keep_welcome = 1;
+    tagged(na, sizeof na, "first");
+    CHECK_INT(join(&a, na), 101);
+    CHECK_INT(wsc_recv(&a, &m, WAIT_MS), WSC_TEXT);
+    CHECK_STR(m.data, "{\"event\":\"welcome\",\"limits\":{\"max_message\":5000,\"max_name\":64,\"max_rate\":7}}");
+    wsc_msg_free(&m);
+    wsc_keep_welcome = 0;
+    EXPECT_CHAT(&a, "server", "\"welcome, you\"");
+    say(&a, "\"before b\"");
+    EXPECT_CHAT(&a, na, "\"before b\"");
+    tagged(nb, sizeof nb, "second");
+    CHECK_INT(join(&b, nb), 101);
+    EXPECT_CHAT(&b, na, "\"before b\""); /* the history, then the greeting: to b only */
+    EXPECT_CHAT(&b, "server", "\"welcome, you\"");
+    say(&b, "\"hi\"");
+    EXPECT_CHAT(&a, nb, "\"hi\""); /* a got no second greeting before this */
+    leave(&a), leave(&b);
+    DONE_SERVER(&s);
+}
+
 static void limits_tests(void) {
     RUN(test_limits_origin_is_read_within_its_span);
     RUN(test_limits_post_flood_is_bounded_per_turn);
@@ -471,4 +696,12 @@ static void limits_tests(void) {
     RUN(test_limits_pipelined_requests_count_toward_the_rate);
     RUN(test_limits_request_line_rfc9112);
     RUN(test_limits_methods_are_case_sensitive);
+    RUN(test_limits_connections_of_every_kind_are_capped);
+    RUN(test_limits_connections_per_address);
+    RUN(test_limits_joins_per_minute_per_address);
+    RUN(test_limits_per_address_behind_the_proxy);
+    RUN(test_limits_byte_rate_holds_a_fast_sender_back);
+    RUN(test_limits_on_upgrade_decides_who_joins);
+    RUN(test_limits_reserved_names);
+    RUN(test_limits_welcome_then_history_then_on_joined);
 }
