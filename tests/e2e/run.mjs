@@ -4,7 +4,7 @@
 // Every test starts its own server on a free loopback port and its own browser contexts; no test
 // sleeps: each waits, at most E2E_WAIT_MS (10 s), for a condition in the page.
 import {
-  WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, poll, until, users,
+  WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, startFront, poll, until, users,
   state, waitUsers, waitMessages, waitState, ready, join, send,
 } from "./lib.mjs";
 
@@ -45,14 +45,32 @@ class Ctx {
     this.relays.push(r);
     return r;
   }
+  async front(srv, files) {
+    const f = await startFront(srv.port, files);
+    this.relays.push(f);
+    return f;
+  }
   allow(re) { this.allowed.push(re); }
-  async page(srv, { label = "page", locale = "zh-CN", device = DESKTOP } = {}) {
-    const ctx = await this.browser.newContext({ ...device, locale });
-    ctx.setDefaultTimeout(WAIT);
-    this.contexts.push(ctx);
+  // A page of srv in a new browser context (a new profile), or in `context` (another tab of that
+  // profile). `before(page)` runs before the page is loaded (routes); `wait: false` skips the
+  // wait for this page's own script. page.sockets records every WebSocket and its text frames.
+  async page(srv, { label = "page", locale = "zh-CN", device = DESKTOP, context, before, wait = true } = {}) {
+    let ctx = context;
+    if (!ctx) {
+      ctx = await this.browser.newContext({ ...device, locale });
+      ctx.setDefaultTimeout(WAIT);
+      this.contexts.push(ctx);
+    }
     const page = await ctx.newPage();
     page.label = label;
     page.responses = [];
+    page.sockets = [];
+    page.on("websocket", (ws) => {
+      const s = { url: ws.url(), received: [], sent: [] };
+      page.sockets.push(s);
+      ws.on("framereceived", (f) => { if (typeof f.payload === "string") s.received.push(f.payload); });
+      ws.on("framesent", (f) => { if (typeof f.payload === "string") s.sent.push(f.payload); });
+    });
     const bad = (s) => this.problems.push(`${label}: ${s}`);
     page.on("console", (m) => { if (m.type() === "error") bad(`console error: ${m.text()}`); });
     page.on("pageerror", (e) => bad(`uncaught: ${e.message}`));
@@ -61,8 +79,9 @@ class Ctx {
       page.responses.push(r);
       if (r.status() >= 400) bad(`HTTP ${r.status()} for ${r.url()}`);
     });
+    if (before) await before(page);
     await page.goto(srv.url);
-    await ready(page);
+    if (wait) await ready(page);
     return page;
   }
   unexpected() {
