@@ -9,7 +9,8 @@ import {
 } from "./lib.mjs";
 
 const TEST_TIMEOUT = Number(process.env.E2E_TEST_TIMEOUT_MS) || 90_000;
-const BAD_ZH = "名字需 1–64 字节，不含控制字符"; // the page's own message for a name it refuses
+const BLANK_ZH = "请输入名字"; // the page's own words for a blank name
+const CJK = /[\u3000-\u9fff\uff00-\uffef]/;
 const WS_DOWN = /WebSocket connection to '.*' failed/; // logged by Chromium while the server is down
 
 const tests = [];
@@ -22,6 +23,18 @@ function eq(got, want, what) {
 function check(cond, what) {
   if (!cond) throw new Error(what);
 }
+// the notice above the input: why the page is not connected, or why a message was not sent
+const notice = (page) => page.evaluate(() => ({
+  text: document.getElementById("notice-text").textContent, countdown: document.getElementById("countdown").textContent,
+  shown: !document.getElementById("notice").hidden, state: document.body.dataset.s,
+}));
+// the limits of the server's welcome frame as the page received it, or null
+const welcomeLimits = (page) => {
+  for (const s of page.sockets) for (const f of s.received) {
+    try { const d = JSON.parse(f); if (d.event === "welcome") return d.limits ?? null; } catch {}
+  }
+  return null;
+};
 
 // What one test owns: its servers and browser contexts, closed after it; and everything that
 // went wrong in its pages (console errors, uncaught exceptions, failed or 4xx/5xx requests),
@@ -221,21 +234,22 @@ test("a name that needs URL encoding is shown exactly in the other user's list",
   eq(got[0].user, odd, "sender shown to B");
 });
 
-test("a taken name shows the server's reason and a new prompt; the first user stays listed once", async (t) => {
+test("a taken name is explained in the page's words with a suggestion and a new prompt; the first user stays listed once", async (t) => {
   const srv = await t.server();
   const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
   const taken = "Alice 🦕";
   await join(a, taken);
   await b.locator("#name").fill(taken);
   await b.locator("#name").press("Enter");
-  // the page lets it through; the server refuses with 1008 and its reason; the page asks again
+  // the page lets it through; the server refuses with 1008 and the tutorial's words; the page
+  // says it in its own, suggests another name and asks again
   await until(b, "B shows a reason", () => document.getElementById("why").textContent !== "",
     undefined, { show: () => b.textContent("#status") });
-  eq(await b.textContent("#why"), `用户名 ${taken} 已被占用`, "reason shown to B");
+  eq(await b.textContent("#why"), `名字“${taken}”已被占用，换成“${taken} 2”如何？`, "reason shown to B");
   check(await b.locator("#why").isVisible(), "the reason is not visible");
   check(await b.locator("#join").isVisible(), "the name form is not shown again");
-  eq(await b.evaluate(() => document.activeElement.id), "name", "B's focused element");
-  eq(await b.locator("#name").inputValue(), taken, "B's name field");
+  const sel = await b.evaluate(() => { const n = document.getElementById("name"); return [document.activeElement.id, n.value, n.selectionStart, n.selectionEnd]; });
+  eq(sel, ["name", `${taken} 2`, 0, `${taken} 2`.length], "B's name field: the suggestion, selected");
   eq(await state(b), "idle", "B's state (a refused name is not retried)");
   eq(await b.textContent("#status"), "未连接", "B's status line");
   check(await b.locator("#send").isDisabled(), "B's send button is enabled");
@@ -265,7 +279,7 @@ test("an empty name gets visible feedback and a new prompt; the first user stays
   await b.locator("#name").fill("   ");
   await b.locator("#join button").click();
   await until(b, "B shows why", () => document.getElementById("why").textContent !== "");
-  eq(await b.textContent("#why"), BAD_ZH, "message for a blank name");
+  eq(await b.textContent("#why"), BLANK_ZH, "message for a blank name");
   check(await b.locator("#why").isVisible(), "the message is not visible");
   check(await b.locator("#join").isVisible(), "the name form is not shown");
   eq(await b.evaluate(() => document.activeElement.id), "name", "B's focused element");
@@ -274,15 +288,15 @@ test("an empty name gets visible feedback and a new prompt; the first user stays
   await waitUsers(a, ["Alice", "Bob"], "A's list");
 });
 
-test("a too-long name gets visible feedback and a new prompt; a 64-byte one is accepted", async (t) => {
-  const srv = await t.server();
+test("a too-long name gets the server's limit in the page's words and a new prompt; a 64-byte one is accepted", async (t) => {
+  const srv = await t.server(); // the default name limit: 64 bytes (CHAT_MAX_NAME)
   const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
   await join(a, "Alice");
   const long = "名".repeat(22); // 22 characters, 66 bytes of UTF-8
   await b.locator("#name").fill(long);
   await b.locator("#name").press("Enter");
   await until(b, "B shows why", () => document.getElementById("why").textContent !== "");
-  eq(await b.textContent("#why"), BAD_ZH, "message for a 66-byte name");
+  eq(await b.textContent("#why"), "名字太长：最多 64 字节（一个汉字占 3 字节）", "message for a 66-byte name");
   check(await b.locator("#why").isVisible(), "the message is not visible");
   check(await b.locator("#join").isVisible(), "the name form is not shown");
   const sel = await b.evaluate(() => { const n = document.getElementById("name"); return [document.activeElement.id, n.value.length, n.selectionStart, n.selectionEnd]; });
@@ -379,6 +393,10 @@ test("a reconnect that finds its old connection still holding the name keeps try
   const pageState = () => a.evaluate(() => `${document.body.dataset.s} ${JSON.stringify(document.getElementById("why").textContent)}`);
   await poll("A retried twice", async () => relay.accepted() >= before + 2 && (await state(a)) === "reconnecting", { show: pageState });
   check(await a.locator("#join").isHidden(), `A was asked for a name again: ${await pageState()}`);
+  // and says why it is not back yet, with a way out
+  await until(a, "A explains the wait", () => document.getElementById("notice-text").textContent === "你之前的连接仍占用着“Alice”"
+    && !document.getElementById("notice-action").hidden, undefined, { show: () => notice(a) });
+  eq(await a.textContent("#notice-action"), "换个名字", "the notice's button");
   await waitUsers(c, ["Alice", "Carol"], "C's list (the ghost)");
   // the server notices the old connection is gone (as its ping would): A gets in by itself
   relay.release();
@@ -392,7 +410,7 @@ test("a reconnect that finds its old connection still holding the name keeps try
   eq((await waitMessages(a, 2, "A's conversation")).map((m) => m.text), ["before", "after"], "A's conversation");
 });
 
-test("a client closed for flooding (-r 2) sees the server's reason and the name prompt; the others stay", async (t) => {
+test("a client closed for flooding (-r 2) is told so in its language and comes back by itself; the others stay", async (t) => {
   const srv = await t.server({ args: ["-r", "2"] });
   const a = await t.page(srv, { label: "A", locale: "en-US" }), c = await t.page(srv, { label: "C" });
   await join(a, "Alice");
@@ -401,13 +419,19 @@ test("a client closed for flooding (-r 2) sees the server's reason and the name 
     const input = document.getElementById("data"), form = document.getElementById("form");
     for (let i = 1; i <= 30; i++) { input.value = `flood ${i}`; form.requestSubmit(); }
   });
-  await until(a, "A shows why", () => document.getElementById("why").textContent !== "", undefined, { show: () => state(a) });
-  eq(await a.textContent("#why"), "too many messages", "reason shown to A");
-  check(await a.locator("#join").isVisible(), "the name form is not shown");
-  eq(await state(a), "idle", "A's state (not reconnecting by itself)");
-  await waitUsers(c, ["Carol"], "C's list");
-  await join(a, "Alice");
-  await waitUsers(c, ["Carol", "Alice"], "C's list after A rejoined");
+  await until(a, "A says why it was closed", () => /too fast/.test(document.getElementById("notice-text").textContent),
+    undefined, { show: () => notice(a) });
+  const said = await a.textContent("#notice-text");
+  check(!said.includes("too many messages") && !CJK.test(said), `A shows the server's words, not its own: ${said}`);
+  check(await a.locator("#notice").isVisible(), "the notice is not visible");
+  check(await a.locator("#join").isHidden(), "A was asked for its name again");
+  await waitUsers(c, ["Carol", "Alice"], "C's list once A is back");
+  await waitState(a, "connected", "A");
+  check(/too fast/.test(await a.textContent("#notice-text")), "the explanation went away when A reconnected");
+  await a.locator("#data").fill("calmer now");
+  check(await a.locator("#notice").isHidden(), "the explanation stays while A types again");
+  await a.locator("#data").press("Enter");
+  await until(c, "C gets A's next message", () => [...document.querySelectorAll("#conversation p")].some((p) => p.textContent === "calmer now"));
 });
 
 test("a newcomer gets the recent messages", async (t) => {
@@ -550,7 +574,7 @@ test("en-US locale: English labels and lang=en", async (t) => {
   const labels = () => a.evaluate(() => ({
     h1: document.querySelector("h1").textContent,
     join: [document.querySelector("#login h2").textContent, document.querySelector("label[for=name]").textContent, document.querySelector("#login button").textContent],
-    online: document.querySelector("aside h2").textContent,
+    online: document.querySelector("aside h2 span").textContent,
     message: [document.querySelector("label[for=data]").textContent, document.getElementById("data").placeholder, document.getElementById("send").textContent],
     status: document.getElementById("status").textContent,
   }));
@@ -574,7 +598,7 @@ test("zh-CN locale: the tutorial's Chinese labels", async (t) => {
   const labels = await a.evaluate(() => ({
     h1: document.querySelector("h1").textContent,
     join: [document.querySelector("#login h2").textContent, document.querySelector("label[for=name]").textContent, document.querySelector("#login button").textContent],
-    online: document.querySelector("aside h2").textContent,
+    online: document.querySelector("aside h2 span").textContent,
     message: [document.querySelector("label[for=data]").textContent, document.getElementById("data").placeholder, document.getElementById("send").textContent],
     status: document.getElementById("status").textContent,
   }));
