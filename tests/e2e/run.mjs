@@ -3,8 +3,10 @@
 // One line per test, "ok NAME" or "FAIL NAME: reason"; the last line is "N passed, M failed".
 // Every test starts its own server on a free loopback port and its own browser contexts; no test
 // sleeps: each waits, at most E2E_WAIT_MS (10 s), for a condition in the page.
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import {
-  WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, startFront, poll, until, users,
+  HERE, WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, startFront, poll, until, users,
   state, waitUsers, waitMessages, waitState, ready, join, send,
 } from "./lib.mjs";
 
@@ -410,6 +412,27 @@ test("a reconnect that finds its old connection still holding the name keeps try
   eq((await waitMessages(a, 2, "A's conversation")).map((m) => m.text), ["before", "after"], "A's conversation");
 });
 
+test("while its old connection holds the name, \"Change name\" stops the retries and asks for another name", async (t) => {
+  t.allow(WS_DOWN);
+  const srv = await t.server();
+  const relay = await t.relay(srv);
+  const a = await t.page(relay, { label: "A", locale: "en-US" }), c = await t.page(srv, { label: "C" });
+  await join(a, "Alice");
+  await join(c, "Carol");
+  relay.drop({ ghost: true });
+  await until(a, "A explains the wait", () => document.getElementById("notice-text").textContent === "Your previous connection still holds the name “Alice”.",
+    undefined, { show: () => notice(a) });
+  await a.getByRole("button", { name: "Change name", exact: true }).click();
+  check(await a.locator("#join").isVisible(), "the name form is not shown");
+  const sel = await a.evaluate(() => { const n = document.getElementById("name"); return [document.activeElement.id, n.value, n.selectionStart, n.selectionEnd]; });
+  eq(sel, ["name", "Alice", 0, 5], "the name field: the old name, selected");
+  eq(await notice(a), { text: "", countdown: "", shown: false, state: "idle" }, "A's notice and state");
+  await join(a, "Alice again");
+  await waitUsers(c, ["Alice", "Carol", "Alice again"], "C's list (the ghost, then A)");
+  relay.release();
+  await waitUsers(c, ["Carol", "Alice again"], "C's list once the ghost is gone");
+});
+
 test("a client closed for flooding (-r 2) is told so in its language and comes back by itself; the others stay", async (t) => {
   const srv = await t.server({ args: ["-r", "2"] });
   const a = await t.page(srv, { label: "A", locale: "en-US" }), c = await t.page(srv, { label: "C" });
@@ -609,6 +632,229 @@ test("zh-CN locale: the tutorial's Chinese labels", async (t) => {
   await join(a, "小明");
   eq(await a.textContent("#status"), "已连接 · 小明", "status line");
   eq(await a.textContent("#alone"), "还没有其他人", "alone line");
+});
+
+// --- issue 13: two tabs, and every refusal in the page's own words ----------------------------------
+
+test("two tabs of one browser profile both join: the second suggests a name of its own; a reload keeps each tab's name", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "tab 1", locale: "en-US" });
+  await join(a, "Alice");
+  const b = await t.page(srv, { label: "tab 2", context: a.context() });
+  await until(b, "tab 2 suggests a name other than tab 1's", () => document.getElementById("name").value === "Alice 2",
+    undefined, { show: () => b.locator("#name").inputValue() });
+  await b.locator("#name").press("Enter"); // the suggestion, as it stands
+  await waitState(b, "connected", "tab 2");
+  for (const [p, n] of [[a, "tab 1"], [b, "tab 2"]]) await waitUsers(p, ["Alice", "Alice 2"], `${n}'s list`);
+  await send(b, "from tab 2");
+  eq((await waitMessages(a, 1, "tab 1's conversation")).map((m) => `${m.user}: ${m.text}`), ["Alice 2: from tab 2"], "tab 1's conversation");
+  // a third tab starts from the last name chosen, which tab 2 holds
+  const c = await t.page(srv, { label: "tab 3", context: a.context() });
+  await until(c, "tab 3 suggests a free name", () => document.getElementById("name").value === "Alice 3",
+    undefined, { show: () => c.locator("#name").inputValue() });
+  await c.close();
+  // a reload keeps the tab's own name
+  await b.reload();
+  await ready(b);
+  await waitUsers(a, ["Alice"], "tab 1's list after tab 2 reloaded");
+  eq(await b.locator("#name").inputValue(), "Alice 2", "tab 2's name field after a reload");
+  await b.locator("#name").press("Enter");
+  await waitUsers(a, ["Alice", "Alice 2"], "tab 1's list after tab 2 joined again");
+  await a.reload();
+  await ready(a);
+  eq(await a.locator("#name").inputValue(), "Alice", "tab 1's name field after a reload");
+});
+
+test("an English page explains a taken name in English (not the server's Chinese) and its suggestion joins", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B", locale: "en-US" });
+  await join(a, "Alice");
+  await b.locator("#name").fill("Alice");
+  await b.locator("#name").press("Enter");
+  await until(b, "B shows why", () => document.getElementById("why").textContent !== "", undefined, { show: () => notice(b) });
+  const why = await b.textContent("#why");
+  eq(why, "The name “Alice” is already taken. How about “Alice 2”?", "reason shown to B");
+  check(!CJK.test(why), `Chinese in the English page's reason: ${why}`);
+  eq(await state(b), "idle", "B's state");
+  await b.locator("#name").press("Enter");
+  await waitUsers(a, ["Alice", "Alice 2"], "A's list");
+});
+
+// Every close the server documents, from a stand-in server (routeWebSocket), in both languages.
+test("every close reason the server gives is said in the page's own words (en, zh); an unknown one as the server wrote it", async (t) => {
+  const srv = await t.server();
+  const RETRY = { en: /^Trying again in \d+ s\.$/, zh: /^\d+ 秒后重试$/ };
+  const cases = [ // code, reason, where the page says it, English, Chinese
+    [1008, "用户名 Kay 已被占用", "why", "The name “Kay” is already taken. How about “Kay 2”?", "名字“Kay”已被占用，换成“Kay 2”如何？"],
+    [1008, "username is missing", "why", "The server got no name.", "服务器没有收到名字"],
+    [1008, "username is empty", "why", "Please enter a name", "请输入名字"],
+    [1008, "username is too long (max 32 bytes)", "why", "That name is too long: at most 32 bytes (letters outside English take 2–4 each).", "名字太长：最多 32 字节（一个汉字占 3 字节）"],
+    [1008, "username is not valid UTF-8", "why", "That name is not valid UTF-8 text.", "名字不是有效的 UTF-8 文本"],
+    [1008, "username contains control characters", "why", "A name cannot contain control characters.", "名字不能包含控制字符"],
+    [1008, "username refused", "why", "The server does not accept this name. Please pick another one.", "服务器不接受这个名字，请换一个"],
+    [1008, "username is reserved", "why", "This name is reserved by the server. Please pick another one.", "这个名字被服务器保留，请换一个"],
+    [1008, "too many messages", "notice", "You sent messages too fast, so the server closed the connection.", "你发送得太快，服务器断开了连接"],
+    [1009, "message too big", "notice", "The server refused that message as too long; the text is back in the box.", "服务器因消息太长拒绝了它，文字已放回输入框"],
+    [1013, "room is full (1 clients at most)", "notice", "The room is full.", "聊天室已满"],
+    [1001, "server shutting down", "notice", "The server is shutting down or restarting.", "服务器正在关闭或重启"],
+    [1001, "no response to ping", "notice", "The connection went quiet and the server closed it.", "连接没有响应，服务器关闭了它"],
+    [1008, "you are not on the list", "why", "you are not on the list", "you are not on the list"],
+    [4000, "something new", "notice", "something new", "something new"],
+  ];
+  let now = cases[0];
+  const standIn = (page) => page.routeWebSocket(/start_web_socket/, (ws) => ws.close({ code: now[0], reason: now[1] }));
+  for (const locale of ["en-US", "zh-CN"]) {
+    const lang = locale.slice(0, 2);
+    const a = await t.page(srv, { label: locale, locale, before: standIn });
+    for (const c of cases) {
+      now = c;
+      const [code, reason, where, en, zh] = c, want = lang === "en" ? en : zh;
+      await a.reload();
+      await ready(a);
+      await a.locator("#name").fill("Kay");
+      await a.locator("#name").press("Enter");
+      const sel = where === "why" ? "#why" : "#notice-text";
+      await until(a, `${locale}, close ${code} "${reason}": the page says why`, (s) => document.querySelector(s).textContent !== "", sel,
+        { show: () => notice(a) });
+      eq(await a.textContent(sel), want, `${locale}, close ${code} "${reason}"`);
+      if (where === "why") {
+        check(await a.locator("#join").isVisible(), `${locale}, ${reason}: the name form is not shown`);
+      } else {
+        check(await a.locator("#notice").isVisible(), `${locale}, ${reason}: the notice is not visible`);
+        await until(a, `${locale}, ${reason}: when the page tries again`, (re) => new RegExp(re).test(document.getElementById("countdown").textContent),
+          RETRY[lang].source, { show: () => notice(a) });
+      }
+    }
+  }
+});
+
+// --- never silent -------------------------------------------------------------------------------------
+
+// Needs the server's 1013 close for a full room (an older server answers the upgrade with 503,
+// which a page cannot see: the page then says it cannot reach the server, and this test fails).
+test("a full room (-c 1) is explained with a countdown; the page keeps trying and gets in when there is room", async (t) => {
+  t.allow(WS_DOWN); // an older server's 503
+  const srv = await t.server({ args: ["-c", "1"] });
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B", locale: "en-US" });
+  await join(a, "Alice");
+  await b.locator("#name").fill("Bob");
+  await b.locator("#name").press("Enter");
+  const full = () => {
+    const text = document.getElementById("notice-text").textContent, when = document.getElementById("countdown").textContent;
+    return !document.getElementById("notice").hidden && text === "The room is full." && /^Trying again in \d+ s\.$/.test(when);
+  };
+  await until(b, "B says the room is full and when it tries again", full, undefined, { show: () => notice(b) });
+  check((await state(b)) !== "connected", "B says it is connected");
+  check(await b.locator("#join").isHidden(), "B was asked for another name");
+  await poll("B tried again", () => b.sockets.length >= 3, { timeout: 2 * WAIT, show: () => b.sockets.length });
+  await until(b, "B still says the room is full", full, undefined, { show: () => notice(b) });
+  await a.close();
+  await until(b, "B got in once Alice left", () => document.body.dataset.s === "connected", undefined,
+    { timeout: 2 * WAIT, show: () => notice(b) });
+  await waitUsers(b, ["Bob"], "B's list");
+  check(await b.locator("#notice").isHidden(), "the notice stayed after B got in");
+});
+
+test("a server the page cannot reach is said so with a countdown, never only \"Connecting…\"; the page gets in once it can", async (t) => {
+  t.allow(WS_DOWN);
+  const srv = await t.server();
+  const relay = await t.relay(srv);
+  const a = await t.page(relay, { label: "A", locale: "en-US" });
+  relay.block(true);
+  const before = relay.accepted();
+  await a.locator("#name").fill("Alice");
+  await a.locator("#name").press("Enter");
+  const said = () => !document.getElementById("notice").hidden
+    && document.getElementById("notice-text").textContent === "The server cannot be reached, or it refuses the connection."
+    && /^Trying again in \d+ s\.$|^Trying again…$/.test(document.getElementById("countdown").textContent);
+  await until(a, "A says it cannot reach the server", said, undefined, { show: () => notice(a) });
+  await poll("A keeps trying", () => relay.accepted() >= before + 3, { timeout: 2 * WAIT, show: () => relay.accepted() - before });
+  await until(a, "A still says it cannot reach the server", said, undefined, { show: () => notice(a) });
+  relay.block(false);
+  await until(a, "A got in", () => document.body.dataset.s === "connected", undefined, { timeout: 2 * WAIT, show: () => notice(a) });
+  check(await a.locator("#notice").isHidden(), "the notice stayed after A got in");
+});
+
+const frameBytes = (text) => Buffer.byteLength(JSON.stringify({ event: "send-message", message: text }));
+
+// Needs the server's welcome with its limits.
+test("a message over the server's limit (from its welcome) stays in the input with the reason and is not sent; one that just fits is", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A", locale: "en-US" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await poll("A got the server's welcome with its limits", () => welcomeLimits(a)?.max_message > 0,
+    { show: () => a.sockets.map((s) => s.received.slice(0, 2)) });
+  const max = welcomeLimits(a).max_message;
+  // quotes and CJK: the page must count the encoded frame, not the characters
+  let over = "";
+  while (frameBytes(over) <= max) over += "名\"";
+  const sockets = a.sockets.length, sent = a.sockets.at(-1).sent.length;
+  await a.locator("#data").fill(over);
+  await a.locator("#data").press("Enter");
+  await until(a, "A explains", () => /too long/.test(document.getElementById("notice-text").textContent), undefined, { show: () => notice(a) });
+  const fmt = (n) => n.toLocaleString("en-US");
+  eq(await a.textContent("#notice-text"), `This message is too long: ${fmt(frameBytes(over))} bytes, the server takes at most ${fmt(max)}.`, "A's explanation");
+  eq((await a.locator("#data").inputValue()) === over, true, "A's input still holds the message");
+  eq([a.sockets.length, a.sockets.at(-1).sent.length, await state(a)], [sockets, sent, "connected"], "sockets, frames sent, state");
+  // exactly the limit goes through
+  const fits = "x".repeat(max - frameBytes(""));
+  await send(a, fits);
+  check(await a.locator("#notice").isHidden(), "the explanation stays after a message that fits");
+  await until(b, "B gets the message that just fits", (n) => [...document.querySelectorAll("#conversation p")].some((p) => p.textContent.length === n),
+    fits.length, { show: () => notice(a) });
+  eq([a.sockets.length, await state(a)], [sockets, "connected"], "A's sockets and state after sending");
+});
+
+// A stand-in for an older server (or the tutorial's): chat with the welcome frame taken out.
+const withoutWelcome = (page) => page.routeWebSocket(/start_web_socket/, (ws) => {
+  const server = ws.connectToServer();
+  server.onMessage((m) => {
+    let d = null;
+    try { d = JSON.parse(String(m)); } catch {}
+    if (d?.event !== "welcome") ws.send(m);
+  });
+  server.onClose((code, reason) => ws.close({ code, reason }));
+});
+
+test("against a server without the welcome, the page enforces no limit of its own: a message the server finds too big comes back, explained", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A", locale: "en-US", before: withoutWelcome }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await send(a, "small first");
+  const big = "y".repeat(70_000); // over chat's default of 65,536 bytes: only the server says so
+  await a.locator("#data").fill(big);
+  await a.locator("#data").press("Enter");
+  await until(a, "A explains", () => document.getElementById("notice-text").textContent === "The server refused that message as too long; the text is back in the box.",
+    undefined, { show: () => notice(a) });
+  eq((await a.locator("#data").inputValue()) === big, true, "A's input holds the message again");
+  await until(a, "A is back", () => document.body.dataset.s === "connected", undefined, { timeout: 2 * WAIT, show: () => notice(a) });
+  await waitUsers(b, ["Bob", "Alice"], "B's list");
+  await send(a, "still here");
+  const got = await waitMessages(b, 2, "B's conversation");
+  eq(got.map((m) => m.text), ["small first", "still here"], "B's conversation");
+});
+
+test("the tutorial's own page works against chat.h beside ours (the server's additions ignored)", async (t) => {
+  const srv = await t.server();
+  // the tutorial's index.html and app.js (tests/e2e/tutorial/, as the Deno tutorial has them), from
+  // the same origin as the WebSocket they open
+  const file = (f) => readFileSync(path.join(HERE, "tutorial", f));
+  const front = await t.front(srv, {
+    "/": ["text/html; charset=UTF-8", file("index.html")], "/public/app.js": ["text/javascript", file("app.js")],
+    "/public/style.css": ["text/css", ""],
+  });
+  const tut = await t.page(front, { label: "tutorial", wait: false, before: (p) => p.on("dialog", (d) => d.accept("Tut")) });
+  const b = await t.page(srv, { label: "B" });
+  await join(b, "Bob");
+  await waitUsers(b, ["Tut", "Bob"], "B's list");
+  await waitUsers(tut, ["Tut", "Bob"], "the tutorial page's list");
+  await tut.locator("#data").fill("hello from the tutorial");
+  await tut.locator("#data").press("Enter");
+  eq((await waitMessages(b, 1, "B's conversation")).map((m) => `${m.user}: ${m.text}`), ["Tut: hello from the tutorial"], "B's conversation");
+  await send(b, "hi Tut");
+  await until(tut, "the tutorial page shows B's message", () => [...document.querySelectorAll("#conversation p")].some((p) => p.textContent === "hi Tut"));
 });
 
 // ---------------------------------------------------------------------------------------------
