@@ -857,6 +857,264 @@ test("the tutorial's own page works against chat.h beside ours (the server's add
   await until(tut, "the tutorial page shows B's message", () => [...document.querySelectorAll("#conversation p")].some((p) => p.textContent === "hi Tut"));
 });
 
+// --- reading a busy room ----------------------------------------------------------------------------
+
+// n messages from one page as fast as it can send them
+const burst = (page, n, prefix) => page.evaluate(([k, w]) => {
+  const input = document.getElementById("data"), form = document.getElementById("form");
+  for (let i = 1; i <= k; i++) { input.value = `${w} ${i}`; form.requestSubmit(); }
+}, [n, prefix]);
+// the newest message is wholly inside the conversation's box and the window
+const LAST_IN_VIEW = (height) => {
+  if (height && innerHeight !== height) return false;
+  const log = document.getElementById("conversation"), last = log.lastElementChild;
+  if (!last) return false;
+  const r = last.getBoundingClientRect(), box = log.getBoundingClientRect();
+  return r.top >= box.top - 1 && r.bottom <= box.bottom + 1 && r.bottom <= innerHeight + 1;
+};
+
+test("scrolled up, a new message shows a \"new messages\" button instead of moving the view; the button brings the newest into view", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A", locale: "en-US" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await burst(b, 40, "line");
+  await waitMessages(a, 40, "A's conversation");
+  await until(a, "A follows the conversation to the newest", LAST_IN_VIEW);
+  check(await a.locator("#jump").isHidden(), "the button shows while A is at the bottom");
+  await a.locator("#conversation").evaluate((e) => { e.scrollTop = 0; });
+  await send(b, "news while reading");
+  await waitMessages(a, 41, "A's conversation");
+  await until(a, "A shows the new-messages button", () => !document.getElementById("jump").hidden);
+  eq(await a.locator("#conversation").evaluate((e) => e.scrollTop), 0, "A's view moved");
+  eq(await a.textContent("#jump"), "New messages ↓", "the button's text");
+  await a.locator("#jump").click();
+  await until(a, "the newest message is in view", LAST_IN_VIEW);
+  check(await a.locator("#jump").isHidden(), "the button stays after it was used");
+  await send(b, "and more");
+  await waitMessages(a, 42, "A's conversation");
+  await until(a, "at the bottom again, A follows by itself", LAST_IN_VIEW);
+  check(await a.locator("#jump").isHidden(), "the button shows while A is at the bottom");
+});
+
+const setHidden = (page, hidden) => page.evaluate((h) => {
+  if (h) {
+    Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+    Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+  } else {
+    delete document.visibilityState; // back to Document.prototype's
+    delete document.hidden;
+  }
+  document.dispatchEvent(new Event("visibilitychange"));
+}, hidden);
+
+test("while the tab is hidden the title counts unread messages from others; seeing the tab clears it", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A", locale: "en-US" }), b = await t.page(srv, { label: "B" });
+  const title = "chat.h · Deno chat app";
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await send(b, "seen");
+  await waitMessages(a, 1, "A's conversation");
+  eq(await a.title(), title, "title while visible");
+  await setHidden(a, true);
+  await send(b, "one");
+  await send(b, "two");
+  await until(a, "A's title counts 2", (w) => document.title === w, `(2) ${title}`, { show: () => a.title() });
+  await setHidden(a, false);
+  await until(a, "A's title without a count", (w) => document.title === w, title, { show: () => a.title() });
+  await send(b, "three");
+  await waitMessages(a, 4, "A's conversation");
+  eq(await a.title(), title, "title after a message while visible");
+});
+
+test("when the viewport shrinks (a phone keyboard opens) the conversation stays at the bottom", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "phone", device: PHONE }), b = await t.page(srv, { label: "B" });
+  await join(a, "Phone");
+  await join(b, "Bob");
+  await burst(b, 30, "message");
+  await waitMessages(a, 30, "phone's conversation");
+  await until(a, "the phone shows the newest message", LAST_IN_VIEW);
+  for (const height of [330, 667, 400]) {
+    await a.setViewportSize({ width: 375, height });
+    await until(a, `the newest message in view at 375x${height}`, LAST_IN_VIEW, height, {
+      show: () => a.evaluate(() => { const l = document.getElementById("conversation"); return [innerHeight, l.scrollTop, l.scrollHeight, l.clientHeight]; }),
+    });
+  }
+});
+
+test("user list: a 64-character name ends in an ellipsis, whole on hover and keyboard focus; it counts who is online; the phone strip shows it scrolls", async (t) => {
+  const srv = await t.server();
+  const p = await t.page(srv, { label: "phone", device: PHONE, locale: "en-US" });
+  await join(p, "Pat");
+  const mask = () => p.$eval("aside", (e) => getComputedStyle(e).maskImage);
+  eq(await mask(), "none", "the strip's edge with nothing to scroll");
+  const a = await t.page(srv, { label: "A", locale: "en-US" });
+  await join(a, "Ann");
+  const long = "Maximilian".repeat(6) + "Wolf"; // 64 characters
+  const b = await t.page(srv, { label: "B" });
+  await join(b, long);
+  await waitUsers(a, ["Pat", "Ann", long], "A's list");
+  eq(await a.textContent("#count"), "3", "A's count of users online");
+  const look = await a.$$eval("#users li", (l) => l.map((li) => {
+    const s = li.firstElementChild;
+    return { cut: s.scrollWidth > s.clientWidth, overflow: getComputedStyle(s).textOverflow, title: li.title, focusable: li.hasAttribute("tabindex") && li.tabIndex === 0 };
+  }));
+  eq(look[2], { cut: true, overflow: "ellipsis", title: long, focusable: true }, "the long name");
+  eq(look[1], { cut: false, overflow: "ellipsis", title: "Ann", focusable: false }, "a short name");
+  // the keyboard reaches it (the first thing Tab finds from the top) and shows it whole
+  await a.locator("h1").click();
+  await a.keyboard.press("Tab");
+  eq(await a.evaluate(() => document.activeElement.title), long, "focused after one Tab");
+  check(await a.$eval("#users li:nth-child(3) span", (s) => s.scrollWidth <= s.clientWidth), "the focused name is still cut");
+  // the phone strip: a faded edge while names are off to the side, none at the end
+  await waitUsers(p, ["Pat", "Ann", long], "phone's list");
+  eq(await p.textContent("#count"), "3", "phone's count");
+  await until(p, "the strip shows it scrolls", () => getComputedStyle(document.querySelector("aside")).maskImage !== "none");
+  await p.$eval("aside", (e) => { e.scrollLeft = e.scrollWidth; });
+  await until(p, "the strip scrolled to its end has no faded edge", () => getComputedStyle(document.querySelector("aside")).maskImage === "none");
+});
+
+test("http and https links are clickable (new tab, noopener noreferrer); other schemes and markup stay text", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  const texts = [
+    "docs: https://example.com/a?b=1&c=(2). and http://ok.test/x, not javascript:alert(1) nor ftp://files.test or data:text/html,hi",
+    "<a href=\"javascript:alert(1)\">x</a> https://e.test/\"onmouseover=alert(1) 看https://例子.测试/路径。",
+  ];
+  for (const s of texts) await send(b, s);
+  await waitMessages(a, 2, "A's conversation");
+  const links = await a.$$eval("#conversation p", (ps) => ps.map((p) => ({
+    text: p.textContent,
+    links: [...p.querySelectorAll("a")].map((l) => [l.getAttribute("href"), l.textContent, l.target, l.rel, l.attributes.length]),
+    other: p.querySelectorAll(":not(a)").length,
+  })));
+  const l = (href, text) => [href, text, "_blank", "noopener noreferrer", 3];
+  eq(links, [
+    { text: texts[0], links: [l("https://example.com/a?b=1&c=(2)", "https://example.com/a?b=1&c=(2)"), l("http://ok.test/x", "http://ok.test/x")], other: 0 },
+    { text: texts[1], links: [l("https://e.test/", "https://e.test/"), l("https://xn--fsqu00a.xn--0zwm56d/%E8%B7%AF%E5%BE%84", "https://例子.测试/路径")], other: 0 },
+  ], "messages and their links");
+});
+
+// contrast of every visible text in the page against what is behind it (WCAG 2 ratios)
+const contrasts = (page, sels) => page.evaluate((list) => {
+  const rgba = (c) => { const v = (c.match(/[\d.]+/g) || []).map(Number); return v.length === 3 ? [...v, 1] : v.length === 4 ? v : [0, 0, 0, 0]; };
+  const lum = (c) => c.slice(0, 3).map((v) => (v /= 255) <= 0.04045 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4).reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const back = (el) => { for (; el; el = el.parentElement) { const c = rgba(getComputedStyle(el).backgroundColor); if (c[3] === 1) return c; } return [255, 255, 255, 1]; };
+  const out = [];
+  for (const sel of list) for (const el of document.querySelectorAll(sel)) {
+    if (!el.getClientRects().length || !el.textContent.trim()) continue;
+    const bg = back(el), f = rgba(getComputedStyle(el).color);
+    const fg = f.slice(0, 3).map((v, i) => v * f[3] + bg[i] * (1 - f[3]));
+    const [x, y] = [lum(fg), lum(bg)].sort((p, q) => q - p);
+    out.push({ sel, text: el.textContent.slice(0, 20), color: getComputedStyle(el).color, ratio: Math.round(((x + 0.05) / (y + 0.05)) * 100) / 100 });
+  }
+  return out;
+}, sels);
+const TEXTS = ["#conversation span", "#conversation p", "#conversation a", "#conversation time", "aside h2 span", "#count", "#users li span",
+  "h1", "#status", "#data", "#send", "#notice-text"];
+
+test("senders get their own colours, 4.5:1 against their bubble in the light and the dark scheme; all text readable in both", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A", locale: "en-US" });
+  const names = ["Alice", "Bob", "Carol", "小明", "Dave", "Eve"];
+  await join(a, names[0]);
+  for (const n of names.slice(1)) {
+    const p = await t.page(srv, { label: n });
+    await join(p, n);
+    await send(p, `hello from ${n}, see https://example.com/${n}`);
+  }
+  await send(a, "and me");
+  await waitMessages(a, names.length, "A's conversation");
+  for (const scheme of ["light", "dark"]) {
+    await a.emulateMedia({ colorScheme: scheme });
+    await until(a, `the ${scheme} scheme applies`, (dark) => (getComputedStyle(document.body).backgroundColor === "rgb(244, 245, 247)") !== dark,
+      scheme === "dark", { show: () => a.evaluate(() => getComputedStyle(document.body).backgroundColor) });
+    // the names are painted for the scheme they are seen in
+    let all = [];
+    await poll(`${scheme}: all text has 4.5:1`, async () => (all = await contrasts(a, TEXTS)).every((c) => c.ratio >= 4.5),
+      { show: () => all.filter((c) => c.ratio < 4.5) });
+    check(all.filter((c) => c.sel === "#conversation span").length === names.length, `${scheme}: names measured ${JSON.stringify(all)}`);
+    const colours = await a.$$eval("#conversation > div:not(.me) span", (l) => l.map((s) => getComputedStyle(s).color));
+    eq(new Set(colours).size, colours.length, `${scheme}: distinct sender colours ${JSON.stringify(colours)}`);
+  }
+});
+
+test("Shift+Enter starts a new line, Enter sends; the keyboard focus is visible but light", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  const ring = (sel) => a.$eval(sel, (e) => [getComputedStyle(e).outlineStyle, getComputedStyle(e).outlineWidth]);
+  await a.keyboard.press("Tab");
+  eq(await a.evaluate(() => document.activeElement.textContent), "加入", "focused after Tab from the name");
+  eq(await ring("#login button"), ["solid", "2px"], "the Join button's focus ring");
+  await a.keyboard.press("Shift+Tab");
+  await join(a, "Alice");
+  await join(b, "Bob");
+  eq(await a.evaluate(() => document.activeElement.tagName), "TEXTAREA", "the message box");
+  await a.keyboard.type("line one");
+  await a.keyboard.press("Shift+Enter");
+  await a.keyboard.type("line two");
+  eq(await a.locator("#data").inputValue(), "line one\nline two", "A's input after Shift+Enter");
+  await a.keyboard.press("Enter");
+  eq((await waitMessages(b, 1, "B's conversation"))[0].text, "line one\nline two", "B's message");
+  eq(await a.locator("#data").inputValue(), "", "A's input after Enter");
+  await a.keyboard.press("Tab");
+  eq(await a.evaluate(() => document.activeElement.id), "send", "focused after Tab from the message");
+  eq(await ring("#send"), ["solid", "2px"], "the Send button's focus ring");
+  // the mouse gives no ring
+  await a.keyboard.press("Shift+Tab");
+  await a.locator("#send").click();
+  eq((await ring("#send"))[0], "none", "the Send button's ring after a click");
+});
+
+// --- the page's code -------------------------------------------------------------------------------------
+
+test("a long-running tab keeps at most 500 messages in the page", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await burst(b, 520, "m");
+  await until(a, "A shows the newest 500", () => {
+    const l = document.querySelectorAll("#conversation > div");
+    return l.length === 500 && l[499].querySelector("p").textContent === "m 520";
+  }, undefined, { show: () => a.evaluate(() => document.querySelectorAll("#conversation > div").length) });
+  eq(await a.$eval("#conversation > div p", (p) => p.textContent), "m 21", "A's oldest message");
+});
+
+test("the page's script: strict comparisons only, and nothing kept on its WebSocket objects", async (t) => {
+  const srv = await t.server();
+  const src = await (await fetch(srv.url + "public/app.js")).text();
+  const code = src.replace(/\/\*[^]*?\*\//g, "").replace(/(^|\s)\/\/.*$/gm, "$1");
+  const loose = code.split("\n").filter((l) => /(^|[^=!<>])==(?!=)|!=(?!=)/.test(l));
+  eq(loose, [], "lines of app.js with == or !=");
+  const watch = (p) => p.addInitScript(() => {
+    const Native = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Native {
+      constructor(...args) { super(...args); window.__sockets.push(this); }
+    };
+  });
+  const a = await t.page(srv, { label: "A", before: watch });
+  await join(a, "Alice");
+  await send(a, "hi");
+  await waitMessages(a, 1, "A's conversation");
+  eq(await a.evaluate(() => window.__sockets.map((s) => Object.keys(s))), [[]], "properties the page put on its WebSocket");
+});
+
+// Needs the server (example_main.c) to reserve the name "server".
+test("a name the server reserves (\"server\") is refused in the page's words", async (t) => {
+  const srv = await t.server();
+  const a = await t.page(srv, { label: "A", locale: "en-US" });
+  await a.locator("#name").fill("server");
+  await a.locator("#name").press("Enter");
+  await until(a, "A shows why", () => document.getElementById("why").textContent !== "", undefined, { show: () => state(a) });
+  eq(await a.textContent("#why"), "This name is reserved by the server. Please pick another one.", "reason shown to A");
+});
+
 // ---------------------------------------------------------------------------------------------
 
 const only = process.argv.slice(2);
