@@ -110,10 +110,12 @@ e2e: chat
 	sh tests/e2e/setup.sh
 	cd tests/e2e && CHAT_BIN=../../chat node run.mjs
 
-# tests/e2e/screenshot-desktop.png and screenshot-phone.png of a conversation (adds CJK/emoji fonts).
+# Screenshots of a conversation: desktop, phone and dark scheme (adds CJK/emoji fonts). They go to
+# a scratch folder, printed at the end (SCREENSHOT_DIR=... to choose it); `make screenshot UPDATE=1`
+# rewrites the committed tests/e2e/screenshot-desktop.png, -phone.png and -dark.png instead.
 screenshot: chat
 	sh tests/e2e/setup.sh --fonts
-	cd tests/e2e && CHAT_BIN=../../chat node screenshot.mjs
+	cd tests/e2e && CHAT_BIN=../../chat SCREENSHOT_UPDATE=$(UPDATE) node screenshot.mjs
 
 # Stripped sizes per target (Markdown table) and the memory footprint with idle clients.
 size:

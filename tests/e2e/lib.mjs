@@ -216,3 +216,48 @@ export async function poll(what, fn, { timeout = WAIT, show } = {}) {
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+// An HTTP front on 127.0.0.1 that serves other pages' files itself (files: path -> [type, body])
+// and passes WebSocket requests (/start_web_socket...) to a chat server: another page, such as
+// the tutorial's own, from the same origin as the chat it talks to. Other paths: 204.
+export function startFront(targetPort, files) {
+  return new Promise((resolve, reject) => {
+    const socks = new Set();
+    const server = net.createServer((down) => {
+      socks.add(down);
+      down.on("close", () => socks.delete(down));
+      down.on("error", () => down.destroy());
+      let head = Buffer.alloc(0);
+      const onData = (d) => {
+        head = Buffer.concat([head, d]);
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        down.off("data", onData);
+        const target = head.subarray(0, end).toString("latin1").split(" ")[1] || "/";
+        if (target.startsWith("/start_web_socket")) {
+          const up = net.connect(targetPort, "127.0.0.1", () => { up.write(head); down.pipe(up); up.pipe(down); });
+          socks.add(up);
+          up.on("close", () => { socks.delete(up); down.destroy(); });
+          up.on("error", () => down.destroy());
+          down.on("close", () => up.destroy());
+          return;
+        }
+        const [type, body] = files[target.split("?")[0]] || ["text/plain", null];
+        const b = body === null ? Buffer.alloc(0) : Buffer.from(body);
+        down.end(`HTTP/1.1 ${body === null ? "204 No Content" : "200 OK"}\r\nContent-Type: ${type}\r\nContent-Length: ${b.length}\r\nConnection: close\r\n\r\n${b.toString("latin1")}`, "latin1");
+      };
+      down.on("data", onData);
+    });
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = server.address().port;
+      resolve({
+        port, url: `http://127.0.0.1:${port}/`,
+        close() {
+          for (const s of socks) s.destroy();
+          return new Promise((r) => server.close(() => r()));
+        },
+      });
+    });
+  });
+}

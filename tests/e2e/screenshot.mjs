@@ -1,19 +1,27 @@
 // Screenshots of a realistic conversation against the real ./chat binary:
 //   screenshot-desktop.png  1280x800, Alice in English
 //   screenshot-phone.png    375x667, 小明 in Chinese
-// A third user, Bob, chats from a context that is not photographed.
+//   screenshot-dark.png     1280x800, Bob in English with the dark colour scheme
+// Written to a scratch folder (SCREENSHOT_DIR, else a new one under the system's temporary
+// directory), printed at the end; SCREENSHOT_UPDATE=1 writes the committed ones beside this file.
+import os from "node:os";
 import path from "node:path";
-import { statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, statSync } from "node:fs";
 import { HERE, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, ready, join, send, waitUsers, waitMessages } from "./lib.mjs";
 
 const problem = checkSetup();
 if (problem) { console.error(`screenshot: ${problem}`); process.exit(1); }
 
+const update = /^(1|yes|true)$/i.test(process.env.SCREENSHOT_UPDATE || "");
+const dir = update ? HERE
+  : process.env.SCREENSHOT_DIR ? (mkdirSync(process.env.SCREENSHOT_DIR, { recursive: true }), path.resolve(process.env.SCREENSHOT_DIR))
+  : mkdtempSync(path.join(os.tmpdir(), "chat-screenshots-"));
+
 const srv = await startChat();
 const browser = await launchBrowser();
 try {
-  const open = async (device, locale) => {
-    const ctx = await browser.newContext({ ...device, locale });
+  const open = async (device, locale, colorScheme = "light") => {
+    const ctx = await browser.newContext({ ...device, locale, colorScheme });
     const page = await ctx.newPage();
     page.on("pageerror", (e) => { throw e; });
     await page.goto(srv.url);
@@ -22,7 +30,7 @@ try {
   };
   const alice = await open(DESKTOP, "en-US");
   const ming = await open(PHONE, "zh-CN");
-  const bob = await open(DESKTOP, "en-US");
+  const bob = await open(DESKTOP, "en-US", "dark");
   await join(alice, "Alice");
   await join(bob, "Bob");
   await join(ming, "小明");
@@ -32,7 +40,7 @@ try {
     [bob, "Morning! Is the new build on the router yet?"],
     [alice, "Yes — chat.h is up on the MIPS box, page and all 🎉"],
     [ming, "太好了！我在手机上也能聊天 👍"],
-    [bob, "Feels instant over Wi-Fi. Reconnects by itself after a restart, too."],
+    [bob, "Feels instant over Wi-Fi. Reconnects by itself after a restart, too.\nNotes: https://example.com/chat-h/notes"],
     [alice, "小明, how does it look on your phone?"],
     [ming, "很清楚，中文和表情都没问题 🦕"],
   ];
@@ -42,13 +50,19 @@ try {
     n++;
     for (const p of [alice, bob, ming]) await waitMessages(p, n);
   }
-  for (const p of [alice, ming]) await p.locator("#data").blur();
+  for (const p of [alice, bob, ming]) await p.locator("#data").blur();
 
-  const out = (f) => path.join(HERE, f);
-  await alice.screenshot({ path: out("screenshot-desktop.png"), type: "png" });
-  await ming.screenshot({ path: out("screenshot-phone.png"), type: "png", scale: "css" });
-  for (const f of ["screenshot-desktop.png", "screenshot-phone.png"])
-    console.log(`${path.relative(process.cwd(), out(f)) || f}: ${Math.round(statSync(out(f)).size / 1024)} KB`);
+  const shots = [
+    ["screenshot-desktop.png", alice, {}],
+    ["screenshot-phone.png", ming, { scale: "css" }],
+    ["screenshot-dark.png", bob, {}],
+  ];
+  for (const [file, page, opts] of shots) {
+    const out = path.join(dir, file);
+    await page.screenshot({ path: out, type: "png", ...opts });
+    console.log(`${update ? path.relative(process.cwd(), out) || file : out}: ${Math.round(statSync(out).size / 1024)} KB`);
+  }
+  if (!update) console.log(`screenshots in ${dir} (make screenshot UPDATE=1 replaces the committed ones)`);
 } finally {
   await browser.close();
   await srv.stop();
