@@ -86,7 +86,7 @@ test-small:
 # Issue 10, bounded memory and fair service: every attack at once (pipelining, ping floods, slow
 # readers, keep-alive trickle, join churn, cheap-frame floods, hoarding; from many 127.0.0.x source
 # addresses) against ./chat and the small-board build, while a probe acts as a real user; checks
-# the server's peak RSS and the kernel memory of its sockets (tests/attack/run.sh; about 45 s).
+# the server's peak RSS and the kernel memory of its sockets (tests/attack/run.sh; about 35 s).
 # The talker's message size follows the build's CHAT_MAX_MESSAGE.
 test-memory: chat
 	$(CC) $(CFLAGS) $(SMALL_BOARD) -o chat-small example_main.c

@@ -11,7 +11,7 @@
 #
 # Each build: a fresh server on 127.0.0.1 (`CHAT_BIN -p PORT -b 127.0.0.1 SERVER_ARGS`), the
 # probe joins, ATTACK_MS of attack, the attack clients close, DRAIN_MS at most for the server's
-# socket memory to fall, a fresh join; about 20 s (at most ~35 s) per build. One line per check,
+# socket memory to fall, a fresh join; about 16 s (bounded near 40 s) per build. One line per check,
 # the last line "N passed, M failed"; exit 1 if any failed.
 #
 # Environment:
@@ -72,29 +72,36 @@ profile() {
 
 # --- work directory, cleanup --------------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/chat-attack.XXXXXX") || exit 1
+main_pid=$BASHPID # a subshell signalled before it has reset its traps runs ours: they check this
 server_pid=""
 drain_pid=""
-stop_server() { # TERM; wait for the exit, with a watchdog that KILLs after 5 s; sets server_rc
-    local watchdog
+stop_server() { # TERM, then wait for the exit, at most 5 s (then KILL); sets server_rc
+    local timer done_pid="" rc
     server_rc=""
     [ -n "$server_pid" ] || return 0
     kill -TERM "$server_pid" 2>/dev/null
-    (sleep 5; kill -KILL "$server_pid" 2>/dev/null) &
-    watchdog=$!
-    wait "$server_pid" 2>/dev/null
-    server_rc=$?
-    kill "$watchdog" 2>/dev/null
-    wait "$watchdog" 2>/dev/null
+    sleep 5 & # the deadline; it ends by itself
+    timer=$!
+    wait -n -p done_pid "$server_pid" "$timer" 2>/dev/null # bash 5.1+
+    rc=$?
+    if [ "$done_pid" = "$server_pid" ]; then
+        server_rc=$rc
+    else
+        kill -KILL "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+        server_rc="$? (killed: no exit within 5 s of SIGTERM)"
+    fi
     server_pid=""
     if [ -n "$drain_pid" ]; then wait "$drain_pid" 2>/dev/null; drain_pid=""; fi
 }
 cleanup() {
+    [ "$BASHPID" = "$main_pid" ] || return 0
     stop_server
     exec 3<&- 2>/dev/null
     if [ "${ATTACK_KEEP:-0}" = 1 ]; then echo "attack: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-trap 'echo "attack: interrupted" >&2; exit 130' INT TERM HUP
+trap '[ "$BASHPID" = "$main_pid" ] || exit 143; echo "attack: interrupted" >&2; exit 130' INT TERM HUP
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 4096 2>/dev/null || true
 CC=${CC:-cc}
