@@ -94,6 +94,16 @@ test-small:
 	$(CC) $(CFLAGS) $(SMALL_BOARD) -pthread -o tests/run_tests-small tests/main.c tests/api_only.c
 	CHAT_TEST_BIN=./chat-small ./tests/run_tests-small
 
+# Issue 10, bounded memory and fair service: every attack at once (pipelining, ping floods, slow
+# readers, keep-alive trickle, join churn, cheap-frame floods, hoarding; from many 127.0.0.x source
+# addresses) against ./chat and the small-board build, while a probe acts as a real user; checks
+# the server's peak RSS and the kernel memory of its sockets (tests/attack/run.sh; about 35 s).
+# The talker's message size follows the build's CHAT_MAX_MESSAGE.
+test-memory: chat
+	$(CC) $(CFLAGS) $(SMALL_BOARD) -o chat-small example_main.c
+	SMALL_MAX_MESSAGE=$(patsubst -DCHAT_MAX_MESSAGE=%,%,$(filter -DCHAT_MAX_MESSAGE=%,$(SMALL_BOARD))) \
+		bash tests/attack/run.sh
+
 # The plain POSIX paths that other systems take: accept() + fcntl(), no MSG_NOSIGNAL (SIGPIPE
 # ignored instead), strict -std=c99 -D_POSIX_C_SOURCE=200809L; and a compile check of the macOS
 # path (SO_NOSIGPIPE).
@@ -124,7 +134,7 @@ size:
 footprint:
 	bash tests/footprint.sh
 
-.PHONY: test-asan test-tsan test-valgrind compat tls cross bench bench-smoke test-small test-posix size footprint e2e screenshot
+.PHONY: test-asan test-tsan test-valgrind compat tls cross bench bench-smoke test-small test-memory test-posix size footprint e2e screenshot
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.
