@@ -23,8 +23,13 @@ tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tes
 		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
-test: chat tests/run_tests include-order
+test: chat tests/run_tests include-order tests/embed_example
 	./tests/run_tests
+
+# README's embedding example, as a program of its own (C and C++, -Werror).
+tests/embed_example: tests/embed_example.c chat.h
+	$(CC) $(CFLAGS) -Werror -I. -o $@ tests/embed_example.c
+	$(CXX) -x c++ -Wall -Wextra -Werror -I. -fsyntax-only tests/embed_example.c
 
 # <stdio.h> before chat.h under -std=c99 (tests/include_order.c): it builds, or it stops at
 # chat.h's own #error (which says what to do) and at nothing else; with _POSIX_C_SOURCE first
@@ -38,7 +43,7 @@ include-order:
 	@rm -f tests/include_order tests/include_order.err
 
 clean:
-	rm -f chat tests/run_tests tests/include_order tests/include_order.err
+	rm -f chat tests/run_tests tests/include_order tests/include_order.err tests/embed_example
 
 .PHONY: all run embed test include-order clean
 

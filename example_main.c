@@ -827,6 +827,7 @@ static int parse_address(const char *s, char *out, size_t cap) {
 }
 
 int main(int argc, char **argv) {
+    static const char *const reserved[] = {"server", NULL};
     static const struct {
         const char *path, *type, *body;
         size_t len;
@@ -909,6 +910,7 @@ int main(int argc, char **argv) {
         (void)setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
+    config.reserved_names = reserved; /* nobody may speak as the system */
     config.on_join = on_join;
     config.on_leave = on_leave;
     config.on_log = on_log;
