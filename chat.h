@@ -50,7 +50,8 @@
        CHAT_MAX_CLIENTS            1024     WebSocket clients at once; more close with 1013
        CHAT_MAX_CONNECTIONS        0        TCP connections of every kind (0: CHAT_MAX_CLIENTS
                                             * 5/4 + 16); more are reset at once
-       CHAT_MAX_PER_ADDRESS        32       connections from one address; more are reset
+       CHAT_MAX_PER_ADDRESS        0        connections from one address; more are reset (0: a
+                                            quarter of max_clients, from 4 to 32)
        CHAT_MAX_JOIN_RATE          60       upgrades per minute from one address; more get 429
        CHAT_MAX_NAME               64       bytes of UTF-8 in a username
        CHAT_MAX_HEADER             8192     bytes of an HTTP request head; more get 431
@@ -157,7 +158,8 @@ typedef struct chat_config {
     int max_connections;      /* TCP connections of every kind at once (0: max_clients * 5/4 + 16);
                                  more are reset at once */
     int max_per_address;      /* connections from one address (the forwarded one behind
-                                 trusted_proxy); more are reset (HTTP: 429). Negative: no limit */
+                                 trusted_proxy); more are reset (HTTP: 429). 0: max_clients / 4,
+                                 from 4 to 32. Negative: no limit */
     int max_join_rate;        /* upgrades per minute from one address; more get 429. Negative: none */
     int max_name;             /* bytes of a username */
     size_t max_header;        /* bytes of an HTTP request head */
@@ -353,7 +355,7 @@ CHATDEF const char *chat_strerror(int err);
 #define CHAT_MAX_CONNECTIONS 0
 #endif
 #ifndef CHAT_MAX_PER_ADDRESS
-#define CHAT_MAX_PER_ADDRESS 32
+#define CHAT_MAX_PER_ADDRESS 0
 #endif
 #ifndef CHAT_MAX_JOIN_RATE
 #define CHAT_MAX_JOIN_RATE 60
@@ -2791,13 +2793,30 @@ static void chat__accept_pause(chat_server *srv) {
     srv->pfds[0].events = 0;
 }
 
+/* At max_connections a newcomer takes the place of the connection that has waited longest
+   for its next HTTP request: a page loads in a moment, so whoever holds an HTTP connection
+   for long (a trickle of requests, a half-sent head) gives way rather than lock others out.
+   Returns 1 when one was evicted. */
+static int chat__evict_http(chat_server *srv, const chat__conn *newcomer) {
+    chat__conn *victim = NULL;
+    unsigned i;
+    for (i = 2; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        if (c != newcomer && c->state == CHAT__HTTP && (!victim || c->deadline < victim->deadline)) victim = c;
+    }
+    if (!victim) return 0;
+    srv->stats.closed_idle++;
+    chat__conn_abort(srv, victim);
+    return 1;
+}
+
 /* A new connection counts against its address (unless it comes from the trusted proxy: then
    against the address the proxy forwards, once its request says which) and against
    max_connections. Returns 0, or -1 when it must be refused. */
 static int chat__conn_admit(chat_server *srv, chat__conn *c) {
     chat__addr a;
     chat__peer *p;
-    if (srv->nfds - 2 > (unsigned)srv->cfg.max_connections) { /* this one is already in the set */
+    if (srv->nfds - 2 - srv->dead_count > (unsigned)srv->cfg.max_connections && !chat__evict_http(srv, c)) {
         srv->stats.refused_full++;
         CHAT__LOG((srv, CHAT_LOG_WARN, "refused a connection: %d connections is the limit", srv->cfg.max_connections));
         return -1;
@@ -3023,7 +3042,9 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
 #define CHAT__DEFAULT_SIGNED(field, value) if (srv->cfg.field == 0) srv->cfg.field = value
     CHAT__DEFAULT_SIGNED(max_rate, CHAT_MAX_RATE);
     CHAT__DEFAULT_SIGNED(max_byte_rate, CHAT_MAX_BYTE_RATE);
-    CHAT__DEFAULT_SIGNED(max_per_address, CHAT_MAX_PER_ADDRESS);
+    if (srv->cfg.max_per_address == 0)
+        srv->cfg.max_per_address = CHAT_MAX_PER_ADDRESS > 0 ? CHAT_MAX_PER_ADDRESS
+                                   : srv->cfg.max_clients / 4 < 4 ? 4 : CHAT__MIN(srv->cfg.max_clients / 4, 32);
     CHAT__DEFAULT_SIGNED(max_join_rate, CHAT_MAX_JOIN_RATE);
     CHAT__DEFAULT_SIGNED(sndbuf, CHAT_SNDBUF);
     CHAT__DEFAULT_SIGNED(rcvbuf, CHAT_RCVBUF);

@@ -785,8 +785,8 @@ static void usage(FILE *out, const char *argv0) {
             "                  send; more close it (default %d; 0: no limit)\n"
             "  -R BYTES        bytes per second read from one connection; past it, reading waits for\n"
             "                  the next second (default %d; 0: no limit)\n"
-            "  -a CONNECTIONS  connections from one address (behind -t: the forwarded one; default %d;\n"
-            "                  0: no limit)\n"
+            "  -a CONNECTIONS  connections from one address (behind -t: the forwarded one; default:\n"
+            "                  a quarter of -c, from 4 to 32; 0: no limit)\n"
             "  -j JOINS        chat joins per minute from one address (default %d; 0: no limit)\n"
             "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
             "                  repeatable; * for any). Default: only this server's own pages\n"
@@ -795,7 +795,7 @@ static void usage(FILE *out, const char *argv0) {
             "  -q              quiet: warnings and errors only (no join and leave lines)\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
-            argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE, CHAT_MAX_BYTE_RATE, CHAT_MAX_PER_ADDRESS, CHAT_MAX_JOIN_RATE);
+            argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE, CHAT_MAX_BYTE_RATE, CHAT_MAX_JOIN_RATE);
 }
 
 static int parse_int(const char *s, long lo, long hi, int *out) {

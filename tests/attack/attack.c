@@ -878,16 +878,18 @@ typedef struct sample {
 /* The kernel memory of the server's sockets, from ss (skmem on the socket's own line or the next). */
 static sample ss_sample(void) {
     char cmd[160], line[1024], state[32] = "";
+    int orphan = 0; /* closed by the server and so no longer its own: what a plain close() leaves */
     sample s;
     FILE *f;
     memset(&s, 0, sizeof s);
-    snprintf(cmd, sizeof cmd, "ss -tmnH state all '( sport = :%d )' 2>/dev/null", O.port);
+    snprintf(cmd, sizeof cmd, "ss -tmnpH state all '( sport = :%d )' 2>/dev/null", O.port);
     if (!(f = popen(cmd, "r"))) return s;
     while (fgets(line, sizeof line, f)) {
         const char *m;
         if (line[0] != ' ' && line[0] != '\t' && line[0] != '\n') {
             if (sscanf(line, "%31s", state) == 1) s.sockets++;
-            if (strcmp(state, "FIN-WAIT-1") == 0) s.fw1++;
+            orphan = strcmp(state, "FIN-WAIT-1") == 0 && !strstr(line, "users:(");
+            if (orphan) s.fw1++;
         }
         if ((m = strstr(line, "skmem:(")) != NULL) {
             long long r = 0, t = 0, w = 0;
@@ -896,7 +898,7 @@ static sample ss_sample(void) {
             if ((p = strstr(m, ",t")) != NULL) t = strtoll(p + 2, NULL, 10);
             if ((p = strstr(m, ",w")) != NULL) w = strtoll(p + 2, NULL, 10);
             s.r += r, s.t += t, s.w += w;
-            if (strcmp(state, "FIN-WAIT-1") == 0) s.fw1_rw += r + w;
+            if (orphan) s.fw1_rw += r + w;
         }
     }
     s.ok = pclose(f) == 0;
@@ -1146,7 +1148,7 @@ int main(int argc, char **argv) {
     measure("sock_mem_peak_r_kb", peak.ok ? peak.r / 1024 : -1, "  of which unread input (r)");
     measure("sock_mem_peak_w_kb", peak.ok ? peak.w / 1024 : -1, "  of which queued output (w)");
     measure("sock_mem_peak_t_kb", peak.ok ? peak.t / 1024 : -1, "  wmem_alloc (t) at that sample, not added");
-    measure("sock_finwait1_peak", peak.ok ? peak.fw1 : -1, "server sockets in FIN-WAIT-1, max");
+    measure("sock_finwait1_peak", peak.ok ? peak.fw1 : -1, "orphaned server sockets in FIN-WAIT-1, max");
     measure("sock_finwait1_mem_peak_kb", peak.ok ? peak.fw1_rw / 1024 : -1, "their r+w, max");
     measure("sock_count_peak", peak.ok ? peak.sockets : -1, "server sockets (all states), max");
     measure("sock_samples", peak.ok, "samples taken during the attack");

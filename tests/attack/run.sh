@@ -203,7 +203,7 @@ run_build() { # BUILD
         "r+w $(m sock_mem_peak_kb) KiB (r $(m sock_mem_peak_r_kb), w $(m sock_mem_peak_w_kb)); system-wide TCP $(m tcp_mem_before_kb) -> $(m tcp_mem_peak_kb) KiB"
     # The attack clients' close resets the server's orphans, so the two checks after it cannot see
     # orphans that hold memory while an attacker keeps its end open (and never reads): this one can.
-    check "[$b] FIN-WAIT-1 sockets never held more than $after_max_kb KiB during the attack" \
+    check "[$b] orphaned FIN-WAIT-1 sockets never held more than $after_max_kb KiB during the attack" \
         "$(le "$(m sock_finwait1_mem_peak_kb)" "$after_max_kb")" \
         "up to $(m sock_finwait1_peak) sockets, up to $(m sock_finwait1_mem_peak_kb) KiB"
     check "[$b] socket memory <= $after_max_kb KiB once the attack clients closed" \
