@@ -50,8 +50,9 @@
        CHAT_MAX_CLIENTS            1024     WebSocket clients at once; more close with 1013
        CHAT_MAX_CONNECTIONS        0        TCP connections of every kind (0: CHAT_MAX_CLIENTS
                                             * 5/4 + 16); more are reset at once
-       CHAT_MAX_PER_ADDRESS        0        connections from one address; more are reset (0: a
-                                            quarter of max_clients, from 4 to 32)
+       CHAT_MAX_PER_ADDRESS        0        connections from one address; more are reset (0:
+                                            half of max_clients, from 16 to 32: a browser opens
+                                            a few connections per tab)
        CHAT_MAX_JOIN_RATE          60       upgrades per minute from one address; more get 429
        CHAT_MAX_NAME               64       bytes of UTF-8 in a username
        CHAT_MAX_HEADER             8192     bytes of an HTTP request head; more get 431
@@ -158,8 +159,8 @@ typedef struct chat_config {
     int max_connections;      /* TCP connections of every kind at once (0: max_clients * 5/4 + 16);
                                  more are reset at once */
     int max_per_address;      /* connections from one address (the forwarded one behind
-                                 trusted_proxy); more are reset (HTTP: 429). 0: max_clients / 4,
-                                 from 4 to 32. Negative: no limit */
+                                 trusted_proxy); more are reset (HTTP: 429). 0: max_clients / 2,
+                                 from 16 to 32. Negative: no limit */
     int max_join_rate;        /* upgrades per minute from one address; more get 429. Negative: none */
     int max_name;             /* bytes of a username */
     size_t max_header;        /* bytes of an HTTP request head */
@@ -1163,6 +1164,7 @@ static int chat__http_origin_form(chat__span *t) {
         return -1;
     for (i += 3; i < t->n && t->p[i] != '/' && t->p[i] != '?'; i++) {}
     if (i == t->n) t->p = root, t->n = 1; /* no path: the root */
+    else if (t->p[i] == '?') return -1;    /* a query without a path: no span says "/?..." */
     else t->p += i, t->n -= i;
     return 0;
 }
@@ -3044,7 +3046,7 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     CHAT__DEFAULT_SIGNED(max_byte_rate, CHAT_MAX_BYTE_RATE);
     if (srv->cfg.max_per_address == 0)
         srv->cfg.max_per_address = CHAT_MAX_PER_ADDRESS > 0 ? CHAT_MAX_PER_ADDRESS
-                                   : srv->cfg.max_clients / 4 < 4 ? 4 : CHAT__MIN(srv->cfg.max_clients / 4, 32);
+                                   : srv->cfg.max_clients / 2 < 16 ? 16 : CHAT__MIN(srv->cfg.max_clients / 2, 32);
     CHAT__DEFAULT_SIGNED(max_join_rate, CHAT_MAX_JOIN_RATE);
     CHAT__DEFAULT_SIGNED(sndbuf, CHAT_SNDBUF);
     CHAT__DEFAULT_SIGNED(rcvbuf, CHAT_RCVBUF);

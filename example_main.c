@@ -786,7 +786,7 @@ static void usage(FILE *out, const char *argv0) {
             "  -R BYTES        bytes per second read from one connection; past it, reading waits for\n"
             "                  the next second (default %d; 0: no limit)\n"
             "  -a CONNECTIONS  connections from one address (behind -t: the forwarded one; default:\n"
-            "                  a quarter of -c, from 4 to 32; 0: no limit)\n"
+            "                  half of -c, from 16 to 32; 0: no limit)\n"
             "  -j JOINS        chat joins per minute from one address (default %d; 0: no limit)\n"
             "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
             "                  repeatable; * for any). Default: only this server's own pages\n"

@@ -34,3 +34,22 @@ CHAT__FN size_t fuzz_next(fuzz_chunker *k, const unsigned char **chunk) {
 }
 
 #define FUZZ_CHECK(cond) do { if (!(cond)) abort(); } while (0)
+
+/* The unused part of every buffer handed to chat.h is poisoned, so a read past a span (a str*
+   call on bytes that are not a string) faults under ASan instead of reading stale zeros. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#if !defined(FUZZ_ASAN) && defined(__SANITIZE_ADDRESS__)
+#define FUZZ_ASAN 1
+#endif
+#ifdef FUZZ_ASAN
+#include <sanitizer/asan_interface.h>
+#define FUZZ_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define FUZZ_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define FUZZ_POISON(p, n) ((void)(p), (void)(n))
+#define FUZZ_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif

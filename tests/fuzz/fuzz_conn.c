@@ -36,10 +36,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         char sink[4096];
         if (conn->state != CHAT__DEAD) {
             size_t room;
-            unsigned char *space = chat__conn_rx_space(srv, conn, &room);
+            unsigned char *space = chat__conn_rx_space(srv, &room);
             if (n > room) n = room;
             if (!space) abort();
+            FUZZ_UNPOISON(space, room);
             memcpy(space, chunk, n);
+            FUZZ_POISON(space + n, room - n); /* what a read did not fill is not input */
             if (chunk[0] == 0xFF && n == 1) chat__conn_eof(srv, conn); /* sometimes the peer hangs up */
             else chat__conn_received(srv, conn, n);
         }
@@ -47,6 +49,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
             srv->now += (k.state >> 8) & 0xFFFF;
             chat__sweep(srv);
         }
+        FUZZ_UNPOISON(srv->rxbuf, CHAT_READ_CHUNK);
+        if (srv->resume_pending) chat__resume_held(srv); /* input held back behind a reply */
         chat__room_publish_users(srv);
         chat__flush_all(srv);
         for (i = 0; i < 2; i++)

@@ -13,8 +13,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     int failed = 0;
     memset(&d, 0, sizeof d);
     fuzz_chunker_init(&k, data, size);
+    FUZZ_POISON(buf, size + 1);
     while (!failed && (n = fuzz_next(&k, &chunk)) > 0) {
         size_t pos = msg;
+        FUZZ_UNPOISON(buf + have, n);
         memcpy(buf + have, chunk, n);
         have += n;
         for (;;) {
@@ -46,8 +48,10 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         }
         memmove(buf + msg, buf + pos, have - pos);
         have = msg + have - pos;
+        FUZZ_POISON(buf + have, size + 1 - have);
         FUZZ_CHECK(failed || msg == d.message_len);
     }
+    FUZZ_UNPOISON(buf, size + 1);
     free(buf);
     return 0;
 }
