@@ -93,7 +93,7 @@ bench-smoke:
 # The small-board configuration of README.md, built into the example and the suite, which must
 # pass with it (limits refused gracefully: 503 when full, 1009 when too big).
 SMALL_BOARD = -DCHAT_MAX_CLIENTS=32 -DCHAT_MAX_MESSAGE=4096 -DCHAT_MAX_BACKLOG=65536 \
-	-DCHAT_MAX_HEADER=2048 -DCHAT_HISTORY=10 -DCHAT_READ_CHUNK=4096
+	-DCHAT_MAX_HEADER=2048 -DCHAT_HISTORY=10 -DCHAT_READ_CHUNK=4096 -DCHAT_SNDBUF=16384 -DCHAT_RCVBUF=16384
 test-small:
 	$(CC) $(CFLAGS) $(SMALL_BOARD) -o chat-small example_main.c
 	$(CC) $(CFLAGS) $(SMALL_BOARD) -pthread -o tests/run_tests-small tests/main.c tests/api_only.c

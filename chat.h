@@ -2962,7 +2962,7 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
         (srv->phase == CHAT__STOPPING && srv->nfds == 2)) /* nothing left to close: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
-    if (srv->nfds > 2 || srv->accept_paused) CHAT__DUE(srv->next_sweep);
+    if (srv->nfds > 2 || srv->accept_paused || srv->log_dropped) CHAT__DUE(srv->next_sweep);
     if (srv->users_frame_version != srv->users_version) CHAT__DUE(srv->users_not_before);
     if (srv->phase == CHAT__STOPPING) CHAT__DUE(srv->stop_deadline);
 #undef CHAT__DUE
