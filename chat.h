@@ -1,4 +1,4 @@
-/* chat.h - v0.1.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
+/* chat.h - v0.2.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
 
    The chat app of Deno's "chat app with WebSockets" tutorial, rebuilt as a dependency-free
    C99 library for small Linux boards: libc + POSIX only, one poll() loop, one thread.
@@ -27,10 +27,13 @@
        client -> server {"event":"send-message","message":"TEXT"}
        server -> all   {"event":"send-message","username":"NAME","message":"TEXT"}
        GET <asset>      the bytes registered with chat_server_add_asset(); anything else: 404
-   A refused name (missing, empty, too long, invalid UTF-8, control characters, taken, vetoed)
-   completes the upgrade and then closes with 1008 and a reason; a taken name's reason is the
-   tutorial's "用户名 NAME 已被占用". Other events and invalid JSON are ignored; binary messages
-   close with 1003; a message over the limit closes with 1009.
+   server -> joined {"event":"welcome","limits":{"max_message":N,"max_name":N,"max_rate":N}}
+                    first (an addition; the tutorial's page ignores it)
+   A refused name (missing, empty, too long, invalid UTF-8, control characters, reserved, taken,
+   vetoed) completes the upgrade and then closes with 1008 and a reason; a taken name's reason is
+   the tutorial's "用户名 NAME 已被占用"; a full room closes with 1013 "room is full". Other
+   events and invalid JSON are ignored; binary messages close with 1003; a message over the limit
+   closes with 1009.
 
    HOW IT BEHAVES
    - Each broadcast is encoded once into a reference-counted frame shared by all recipients.
@@ -88,9 +91,16 @@
 
    THREADS
    A server is used from one thread. The exceptions: chat_server_stop() may be called from a
-   signal handler or any thread, and chat_server_post() (a broadcast) from any thread.
+   signal handler or any thread, and chat_server_post() (a broadcast) from any thread; the loop
+   takes at most 64 posts a turn, so a thread posting without pause cannot hold it.
 
    REVISION HISTORY
+       0.2.0  (2026-12-01)  bounded under attack: a peer's answers hold back its input; caps on
+                            connections (every kind, per address), joins per address, frames,
+                            requests and bytes per second; slow readers reset; kernel buffers
+                            bounded; rate-limited log; on_upgrade, on_joined, reserved names,
+                            chat_server_send; the welcome event; 1013 for a full room; RFC 9112
+                            absolute-form targets and leading empty lines, case-sensitive methods
        0.1.0  (2026-11-26)  first release: HTTP/1.1 assets, RFC 6455, the tutorial's chat room;
                             origin policy, history for newcomers, /stats, rate limit,
                             chat_server_post from other threads
@@ -562,7 +572,15 @@ typedef volatile sig_atomic_t chat__flag;
 
 static int chat__would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EINTR; }
 
-/* The self-wakeup pipe: chat_server_post and chat_server_stop write one pointer per call. */
+/* The self-wakeup pipes: chat_server_post writes one pointer per call into one, chat_server_stop
+   a byte into the other (a stop must not wait behind thousands of posts). */
+static int chat__wake_pipe(int *rd, int *wr) {
+    int p[2];
+    if (pipe(p) < 0) return -1;
+    *rd = p[0], *wr = p[1];
+    return chat__set_nonblock_cloexec(p[0]) < 0 || chat__set_nonblock_cloexec(p[1]) < 0 ? -1 : 0;
+}
+
 static ssize_t chat__wake_read(int fd, void *p, size_t n) { return read(fd, p, n); }
 static int chat__wake_write(int fd, const void *p, size_t n) { return write(fd, p, n) == (ssize_t)n ? 0 : -1; }
 
@@ -1287,7 +1305,6 @@ static const char *chat__http_reason(int status) {
     case 429: return "Too Many Requests";
     case 501: return "Not Implemented";
     case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
     default: return "Internal Server Error";
     }
 }
@@ -1507,6 +1524,11 @@ typedef struct chat__frame {
 
 /* What queuing a frame costs besides its bytes: the frame's header, the allocator's own header
    and the queue slot. Counted in the backlog, so a flood of tiny frames is bounded too. */
+#define CHAT__SLOT_LISTEN 0 /* the poll set's fixed slots */
+#define CHAT__SLOT_POSTS 1
+#define CHAT__SLOT_STOP 2
+#define CHAT__SLOT_CONNS 3 /* the first connection */
+
 #define CHAT__FRAME_COST ((uint32_t)(sizeof(chat__frame) + 2 * sizeof(void *) + 16))
 
 typedef enum chat__state {
@@ -1588,11 +1610,11 @@ enum { CHAT__RUNNING, CHAT__STOPPING, CHAT__STOPPED };
 
 struct chat_server {
     chat_config cfg; /* with defaults filled in */
-    int listen_fd, port, wake_rd, wake_wr;
-    chat__flag stop_requested; /* set by chat_server_stop when the wake-up pipe is full */
+    int listen_fd, port, wake_rd, wake_wr, stop_rd, stop_wr;
+    chat__flag stop_requested; /* set by chat_server_stop when its pipe is full */
     int phase, in_poll, accept_paused, resume_pending;
     chat__ms now, next_sweep, stop_deadline, accept_resume;
-    /* The poll set: [0] the listener, [1] the wake-up pipe, [2..] connections, compact. */
+    /* The poll set: the listener, the posts' pipe, the stop pipe, then connections, compact. */
     struct pollfd *pfds;
     chat__conn **conns;
     unsigned nfds, cap, dead_count;
@@ -2144,12 +2166,12 @@ static void chat__http_respond(chat_server *srv, chat__conn *c, const chat__http
 }
 
 /* An error response; `keep` only where the request itself was fine (404, 405). Refusals with a
-   counter of their own (403 origin, 429, 503) are counted by the caller. */
+   counter of their own (403, 429) are counted by the caller. */
 static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
                              const char *extra, int keep) {
     char text[64];
     snprintf(text, sizeof text, "%d %s\n", status, chat__http_reason(status));
-    if (status != 404 && status != 403 && status != 429 && status != 503) srv->stats.refused_http++;
+    if (status != 404 && status != 403 && status != 429) srv->stats.refused_http++;
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
     chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
 }
@@ -2770,7 +2792,7 @@ static chat__conn *chat__conn_new(chat_server *srv, int fd) {
 static void chat__reap(chat_server *srv) {
     unsigned i;
     if (!srv->dead_count) return;
-    for (i = srv->nfds; i-- > 2;) {
+    for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
         chat__conn *c = srv->conns[i];
         if (c->state != CHAT__DEAD) continue;
         chat__socket_close(c->fd, (c->flags & CHAT__C_RESET) != 0);
@@ -2785,14 +2807,14 @@ static void chat__reap(chat_server *srv) {
     srv->dead_count = 0;
     if (srv->accept_paused) { /* descriptors were freed: try again */
         srv->accept_paused = 0;
-        srv->pfds[0].events = POLLIN;
+        srv->pfds[CHAT__SLOT_LISTEN].events = POLLIN;
     }
 }
 
 static void chat__accept_pause(chat_server *srv) {
     srv->accept_paused = 1;
     srv->accept_resume = srv->now + CHAT__ACCEPT_BACKOFF_MS;
-    srv->pfds[0].events = 0;
+    srv->pfds[CHAT__SLOT_LISTEN].events = 0;
 }
 
 /* At max_connections a newcomer takes the place of the connection that has waited longest
@@ -2802,7 +2824,7 @@ static void chat__accept_pause(chat_server *srv) {
 static int chat__evict_http(chat_server *srv, const chat__conn *newcomer) {
     chat__conn *victim = NULL;
     unsigned i;
-    for (i = 2; i < srv->nfds; i++) {
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if (c != newcomer && c->state == CHAT__HTTP && (!victim || c->deadline < victim->deadline)) victim = c;
     }
@@ -2818,7 +2840,7 @@ static int chat__evict_http(chat_server *srv, const chat__conn *newcomer) {
 static int chat__conn_admit(chat_server *srv, chat__conn *c) {
     chat__addr a;
     chat__peer *p;
-    if (srv->nfds - 2 - srv->dead_count > (unsigned)srv->cfg.max_connections && !chat__evict_http(srv, c)) {
+    if (srv->nfds - CHAT__SLOT_CONNS - srv->dead_count > (unsigned)srv->cfg.max_connections && !chat__evict_http(srv, c)) {
         srv->stats.refused_full++;
         CHAT__LOG((srv, CHAT_LOG_WARN, "refused a connection: %d connections is the limit", srv->cfg.max_connections));
         return -1;
@@ -2873,7 +2895,7 @@ static void chat__accept_all(chat_server *srv) {
 static void chat__sweep(chat_server *srv) {
     uint32_t second = (uint32_t)(srv->now / 1000);
     unsigned i;
-    for (i = 2; i < srv->nfds; i++) {
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if ((c->flags & CHAT__C_THROTTLED) && c->rate_second != second) {
             c->flags &= ~CHAT__C_THROTTLED;
@@ -2898,7 +2920,7 @@ static void chat__sweep(chat_server *srv) {
     CHAT__LOG_NOTE(srv);
     if (srv->accept_paused && srv->now >= srv->accept_resume) {
         srv->accept_paused = 0;
-        srv->pfds[0].events = POLLIN;
+        srv->pfds[CHAT__SLOT_LISTEN].events = POLLIN;
     }
     srv->next_sweep = srv->now + CHAT__SWEEP_MS;
 }
@@ -2912,9 +2934,9 @@ static void chat__begin_shutdown(chat_server *srv) {
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     srv->listen_fd = -1;
-    srv->pfds[0].fd = -1;
+    srv->pfds[CHAT__SLOT_LISTEN].fd = -1;
     CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->nusers, srv->nusers == 1 ? "" : "s"));
-    for (i = 2; i < srv->nfds; i++) {
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if (c->state == CHAT__OPEN) chat__ws_close(srv, c, 1001, "server shutting down");
         else if (c->state == CHAT__HTTP && !c->q_count) chat__conn_kill(srv, c);
@@ -2922,9 +2944,9 @@ static void chat__begin_shutdown(chat_server *srv) {
     }
 }
 
-/* The wake-up pipe carries one pointer per write(): NULL from chat_server_stop, or a message from
-   chat_server_post. A pointer is written in one piece (far below PIPE_BUF), so reads of a
-   multiple of its size always see whole records. */
+/* The posts' pipe carries one pointer per write(), a message from chat_server_post. A pointer is
+   written in one piece (far below PIPE_BUF), so reads of a multiple of its size always see whole
+   records. */
 typedef struct chat__post {
     size_t name_len, text_len; /* the name, then the text, follow the struct */
 } chat__post;
@@ -2939,10 +2961,6 @@ static void chat__drain_wakeups_ex(chat_server *srv, int all) {
         size_t i;
         for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
             chat__post *p = posts[i];
-            if (!p) {
-                CHAT__FLAG_SET(srv->stop_requested);
-                continue;
-            }
             if (srv->phase == CHAT__RUNNING)
                 chat__room_say(srv, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len, p->text_len);
             CHAT_FREE(p);
@@ -2953,16 +2971,21 @@ static void chat__drain_wakeups_ex(chat_server *srv, int all) {
 
 static void chat__drain_wakeups(chat_server *srv) { chat__drain_wakeups_ex(srv, 0); }
 
+static void chat__drain_stops(chat_server *srv) {
+    char bytes[64];
+    while (chat__wake_read(srv->stop_rd, bytes, sizeof bytes) > 0) CHAT__FLAG_SET(srv->stop_requested);
+}
+
 /* How long poll() may sleep: until the next deadline, at most timeout_ms (-1: no limit). */
 static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
     if (srv->flush_head || srv->users_handout || srv->resume_pending ||
         (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
-        (srv->phase == CHAT__STOPPING && srv->nfds == 2)) /* nothing left to close: stop now */
+        (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS)) /* nothing left to close: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
-    if (srv->nfds > 2 || srv->accept_paused || srv->log_dropped) CHAT__DUE(srv->next_sweep);
+    if (srv->nfds > CHAT__SLOT_CONNS || srv->accept_paused || srv->log_dropped) CHAT__DUE(srv->next_sweep);
     if (srv->users_frame_version != srv->users_version) CHAT__DUE(srv->users_not_before);
     if (srv->phase == CHAT__STOPPING) CHAT__DUE(srv->stop_deadline);
 #undef CHAT__DUE
@@ -3023,7 +3046,7 @@ static int chat__copy_strings(chat_server *srv) {
 
 CHATDEF chat_server *chat_server_create(const chat_config *config) {
     chat_server *srv = (chat_server *)CHAT_MALLOC(sizeof *srv);
-    int p[2];
+    int i;
     if (!srv) return NULL;
     memset(srv, 0, sizeof *srv);
     if (config) srv->cfg = *config;
@@ -3054,7 +3077,7 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
 #undef CHAT__DEFAULT_SIGNED
     CHAT__DEFAULT(log_level, CHAT_LOG_INFO);
 #undef CHAT__DEFAULT
-    srv->listen_fd = srv->wake_rd = srv->wake_wr = -1;
+    srv->listen_fd = srv->wake_rd = srv->wake_wr = srv->stop_rd = srv->stop_wr = -1;
     srv->started = srv->now = srv->log_refilled = chat__now_ms();
     srv->log_tokens = CHAT__LOG_BURST;
 #ifdef CHAT__IGNORE_SIGPIPE
@@ -3071,19 +3094,16 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
         srv->history = (chat__frame **)CHAT_MALLOC((size_t)srv->cfg.history * sizeof *srv->history);
     if (!srv->pfds || !srv->conns || !srv->rxbuf || (srv->cfg.history > 0 && !srv->history) ||
         chat__copy_strings(srv) != CHAT_OK ||
-        (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) || pipe(p) < 0) {
+        (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) ||
+        chat__wake_pipe(&srv->wake_rd, &srv->wake_wr) < 0 || chat__wake_pipe(&srv->stop_rd, &srv->stop_wr) < 0) {
         chat_server_free(srv);
         return NULL;
     }
-    srv->wake_rd = p[0], srv->wake_wr = p[1];
-    if (chat__set_nonblock_cloexec(p[0]) < 0 || chat__set_nonblock_cloexec(p[1]) < 0) {
-        chat_server_free(srv);
-        return NULL;
-    }
-    srv->pfds[0].fd = -1, srv->pfds[0].events = POLLIN, srv->pfds[0].revents = 0;
-    srv->pfds[1].fd = srv->wake_rd, srv->pfds[1].events = POLLIN, srv->pfds[1].revents = 0;
-    srv->conns[0] = srv->conns[1] = NULL;
-    srv->nfds = 2;
+    srv->pfds[CHAT__SLOT_LISTEN].fd = -1;
+    srv->pfds[CHAT__SLOT_POSTS].fd = srv->wake_rd;
+    srv->pfds[CHAT__SLOT_STOP].fd = srv->stop_rd;
+    for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].events = POLLIN, srv->pfds[i].revents = 0, srv->conns[i] = NULL;
+    srv->nfds = CHAT__SLOT_CONNS;
     return srv;
 }
 
@@ -3144,7 +3164,7 @@ CHATDEF int chat_server_listen(chat_server *srv, const char *address, int port) 
     if (getsockname(fd, &addr.sa, &len) == 0)
         srv->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
     srv->listen_fd = fd;
-    srv->pfds[0].fd = fd;
+    srv->pfds[CHAT__SLOT_LISTEN].fd = fd;
     CHAT__LOG((srv, CHAT_LOG_INFO, "listening on port %d", srv->port));
     return CHAT_OK;
 }
@@ -3177,7 +3197,7 @@ CHATDEF int chat_server_add_asset(chat_server *srv, const char *path, const char
 static void chat__resume_held(chat_server *srv) {
     unsigned i;
     srv->resume_pending = 0;
-    for (i = 2; i < srv->nfds; i++) {
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if ((c->flags & CHAT__C_HELD) && !c->replies && c->state != CHAT__DEAD) {
             chat__conn_received(srv, c, 0);
@@ -3203,7 +3223,7 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
     srv->now = chat__now_ms();
     if (srv->resume_pending) chat__resume_held(srv);
     if (n > 0) {
-        for (i = srv->nfds; i-- > 2;) {
+        for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
             chat__conn *c = srv->conns[i];
             short re = srv->pfds[i].revents;
             if (!re || c->state == CHAT__DEAD) continue;
@@ -3216,16 +3236,17 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
                 chat__conn_kill(srv, c);
             }
         }
-        if (srv->pfds[1].revents) chat__drain_wakeups(srv);
-        if (srv->pfds[0].revents & POLLIN) chat__accept_all(srv);
+        if (srv->pfds[CHAT__SLOT_STOP].revents) chat__drain_stops(srv);
+        if (srv->pfds[CHAT__SLOT_POSTS].revents) chat__drain_wakeups(srv);
+        if (srv->pfds[CHAT__SLOT_LISTEN].revents & POLLIN) chat__accept_all(srv);
     }
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->now >= srv->next_sweep) chat__sweep(srv);
     chat__room_publish_users(srv);
     chat__flush_all(srv);
     chat__reap(srv);
-    if (srv->phase == CHAT__STOPPING && (srv->nfds == 2 || srv->now >= srv->stop_deadline)) {
-        for (i = 2; i < srv->nfds; i++) chat__conn_kill(srv, srv->conns[i]);
+    if (srv->phase == CHAT__STOPPING && (srv->nfds == CHAT__SLOT_CONNS || srv->now >= srv->stop_deadline)) {
+        for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) chat__conn_kill(srv, srv->conns[i]);
         chat__reap(srv);
         srv->phase = CHAT__STOPPED;
         CHAT__LOG((srv, CHAT_LOG_INFO, "stopped"));
@@ -3241,13 +3262,13 @@ CHATDEF int chat_server_run(chat_server *srv) {
 }
 
 CHATDEF void chat_server_stop(chat_server *srv) {
-    void *stop = NULL;
+    static const char stop = 's';
     int saved = errno;
     if (!srv) return;
-    /* The wake-up carries the request itself, so a thread calling this has read srv for the last
-       time before the loop can see the request, return, and be freed. */
-    if (chat__wake_write(srv->wake_wr, &stop, sizeof stop) < 0)
-        CHAT__FLAG_SET(srv->stop_requested); /* pipe full: the loop reads it and checks the flag each turn */
+    /* The byte is the request itself, so a thread calling this has read srv for the last time
+       before the loop can see the request, return, and be freed. */
+    if (chat__wake_write(srv->stop_wr, &stop, 1) < 0)
+        CHAT__FLAG_SET(srv->stop_requested); /* pipe full (65,536 stops): the loop checks the flag each turn */
     errno = saved;
 }
 
@@ -3274,7 +3295,7 @@ CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
     chat__ms now = chat__now_ms();
     *out = srv->stats;
     out->clients = srv->nusers;
-    out->connections = (int)srv->nfds - 2;
+    out->connections = (int)srv->nfds - CHAT__SLOT_CONNS;
     out->uptime_ms = now - srv->started;
 }
 
@@ -3356,7 +3377,7 @@ CHATDEF void chat_server_free(chat_server *srv) {
     unsigned i;
     int k;
     if (!srv) return;
-    for (i = 2; i < srv->nfds; i++) {
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         chat__queue_clear(c);
         CHAT_FREE(c->rx);
@@ -3373,6 +3394,8 @@ CHATDEF void chat_server_free(chat_server *srv) {
         close(srv->wake_rd);
     }
     if (srv->wake_wr >= 0) close(srv->wake_wr);
+    if (srv->stop_rd >= 0) close(srv->stop_rd);
+    if (srv->stop_wr >= 0) close(srv->stop_wr);
     for (k = 0; k < srv->nassets; k++) CHAT_FREE(srv->assets[k]);
     if (srv->users_frame) chat__frame_release(srv->users_frame);
     for (k = 0; k < srv->history_count; k++) chat__frame_release(srv->history[(srv->history_head + k) % srv->cfg.history]);

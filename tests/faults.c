@@ -431,8 +431,8 @@ static void test_fault_stop_without_clients_is_immediate(void) {
     chat_server_free(srv);
 }
 
-/* A stop while the wake-up pipe is full of posts (chat_server_post said CHAT_EBUSY) cannot travel
-   through the pipe; it still stops the server, and the posts left in the pipe are freed. */
+/* A stop while the posts' pipe is full (chat_server_post said CHAT_EBUSY) does not wait behind
+   them (it has a pipe of its own): the server stops, and the posts left in the pipe are freed. */
 static void test_fault_stop_with_a_full_wakeup_pipe(void) {
     size_t heap_before = test_heap_bytes;
     chat_server *srv = chat_server_create(NULL);
