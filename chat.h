@@ -457,6 +457,7 @@ CHATDEF const char *chat_strerror(int err);
 #define CHAT__USERS_BYTES_PER_MS (64 * 1024) /* user-list bytes a server hands out per ms */
 #define CHAT__USERS_MAX_SPACING_MS 1000     /* ... but a list is never later than this */
 #define CHAT__POSTS_PER_TURN 64             /* chat_server_post messages handled per loop turn */
+#define CHAT__POSTS_AT_STOP 16384           /* ... and at a stop: more than a full pipe holds */
 #define CHAT__HTTP_MAX_REQUESTS 100         /* per keep-alive connection */
 #define CHAT__HTTP_LIFETIME 6               /* a keep-alive connection lives this many idle times */
 #define CHAT__MAX_BUFFER (1u << 28) /* max_message and max_backlog at most: 32-bit counts stay exact */
@@ -2925,11 +2926,11 @@ static void chat__sweep(chat_server *srv) {
     srv->next_sweep = srv->now + CHAT__SWEEP_MS;
 }
 
-static void chat__drain_wakeups(chat_server *srv);
+static void chat__drain_wakeups_ex(chat_server *srv, int all);
 
 static void chat__begin_shutdown(chat_server *srv) {
     unsigned i;
-    chat__drain_wakeups(srv); /* what was posted just before the stop still goes out */
+    chat__drain_wakeups_ex(srv, 1); /* what was posted before the stop still goes out */
     srv->phase = CHAT__STOPPING;
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
     if (srv->listen_fd >= 0) close(srv->listen_fd);
@@ -2953,11 +2954,14 @@ typedef struct chat__post {
 
 /* One read per turn, at most CHAT__POSTS_PER_TURN records: a thread posting without pause keeps
    the pipe full, and the loop must still serve its clients and see a stop. What is left waits
-   for the next turn (the pipe stays readable). With `all` (chat_server_free), everything. */
+   for the next turn (the pipe stays readable). With `all` (a stop, chat_server_free), as many
+   as a full pipe holds, so what was posted before still goes out, and no more: a poster that
+   goes on cannot make that last. */
 static void chat__drain_wakeups_ex(chat_server *srv, int all) {
     chat__post *posts[CHAT__POSTS_PER_TURN];
     ssize_t n;
-    while ((n = chat__wake_read(srv->wake_rd, posts, sizeof posts)) > 0) {
+    int batches = all ? CHAT__POSTS_AT_STOP / CHAT__POSTS_PER_TURN : 1;
+    while (batches-- > 0 && (n = chat__wake_read(srv->wake_rd, posts, sizeof posts)) > 0) {
         size_t i;
         for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
             chat__post *p = posts[i];
@@ -2965,7 +2969,6 @@ static void chat__drain_wakeups_ex(chat_server *srv, int all) {
                 chat__room_say(srv, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len, p->text_len);
             CHAT_FREE(p);
         }
-        if (!all) break;
     }
 }
 
