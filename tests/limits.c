@@ -595,6 +595,54 @@ static void test_limits_byte_rate_holds_a_fast_sender_back(void) {
     DONE_SERVER(&s);
 }
 
+/* Join churn against a big room: user lists are spaced by what they cost (64 MB/s of lists in
+   all), not handed out at memcpy speed. */
+static void test_limits_join_churn_costs_few_user_lists(void) {
+    enum { MEMBERS = 200, CYCLES = 3000 };
+    static wsc members[MEMBERS];
+    chat_config cfg;
+    test_server s;
+    char name[64];
+    long long started, ms;
+    long lists = 0, bytes = 0;
+    int i, cycles;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(use_library(&s, &cfg), 0);
+    for (i = 0; i < MEMBERS; i++) {
+        char base[32];
+        snprintf(base, sizeof base, "member%03d-padding", i);
+        tagged(name, sizeof name, base);
+        CHECK_INT(join(&members[i], name), 101);
+    }
+    {
+        wsc_frame f; /* settle: the joins' lists are read */
+        while (wsc_read_frame(&members[0], &f, 300) == 1) free(f.payload);
+    }
+    started = wsc_now_ms();
+    for (cycles = 0; cycles < CYCLES && wsc_now_ms() - started < 2000; cycles++) {
+        wsc churn;
+        wsc_frame f;
+        tagged(name, sizeof name, "churner");
+        if (join(&churn, name) == 101) wsc_send_close(&churn, 1000, NULL);
+        wsc_close(&churn);
+        while (wsc_read_frame(&members[0], &f, 0) == 1) { /* count what the room is sent */
+            if (strstr((char *)f.payload, "update-users")) lists++, bytes += (long)f.len;
+            free(f.payload);
+        }
+    }
+    ms = wsc_now_ms() - started;
+    /* a list handed to all costs MEMBERS x its size; at 64 KiB per ms, the next waits that long
+       (the bound allows a quarter more, and the first list and one at the end) */
+    CHECKF(lists > 0, "the member saw none of %d join/leave cycles", cycles);
+    if (lists) {
+        long long allowed = 2 + ms * 65536 * 5 / 4 / ((long long)MEMBERS * (bytes / lists));
+        CHECKF(lists <= allowed, "%d join/leave cycles in %lld ms sent a member %ld user lists (%ld bytes; at most %lld)",
+               cycles, ms, lists, bytes, allowed);
+    }
+    for (i = 0; i < MEMBERS; i++) wsc_close(&members[i]);
+    DONE_SERVER(&s);
+}
+
 /* --- who may connect: on_upgrade, reserved names, the welcome, on_joined ------------------ */
 
 static int upgrade_verdict(void *user, chat_server *srv, chat_request *req) {
@@ -723,6 +771,7 @@ static void limits_tests(void) {
     RUN(test_limits_joins_per_minute_per_address);
     RUN(test_limits_per_address_behind_the_proxy);
     RUN(test_limits_byte_rate_holds_a_fast_sender_back);
+    RUN(test_limits_join_churn_costs_few_user_lists);
     RUN(test_limits_on_upgrade_decides_who_joins);
     RUN(test_limits_reserved_names);
     RUN(test_limits_welcome_then_history_then_on_joined);
