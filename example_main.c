@@ -865,18 +865,12 @@ int main(int argc, char **argv) {
                 return 2;
             }
             break;
-        case 'r':
-            if (parse_limit(opt, optarg, &config.max_rate) < 0) return 2;
+        case 'r': case 'R': case 'a': case 'j': {
+            int *limit = opt == 'r' ? &config.max_rate : opt == 'R' ? &config.max_byte_rate
+                         : opt == 'a' ? &config.max_per_address : &config.max_join_rate;
+            if (parse_limit(opt, optarg, limit) < 0) return 2;
             break;
-        case 'R':
-            if (parse_limit(opt, optarg, &config.max_byte_rate) < 0) return 2;
-            break;
-        case 'a':
-            if (parse_limit(opt, optarg, &config.max_per_address) < 0) return 2;
-            break;
-        case 'j':
-            if (parse_limit(opt, optarg, &config.max_join_rate) < 0) return 2;
-            break;
+        }
         case 'o':
             if (norigins + 1 >= (int)(sizeof origins / sizeof origins[0])) {
                 fprintf(stderr, "chat: at most %d -o options\n", (int)(sizeof origins / sizeof origins[0]) - 1);
