@@ -269,7 +269,7 @@ static void test_limits_partial_message_costs_its_size(void) {
     test_server s;
     wsc c;
     char name[64];
-    unsigned char *frame = (unsigned char *)malloc(TOTAL + 14), *payload = (unsigned char *)malloc(TOTAL);
+    unsigned char *frame, *payload; /* allocated after the fork, so the server does not own them */
     size_t head;
     long long before, after = 0, blocks;
     int i;
@@ -280,6 +280,7 @@ static void test_limits_partial_message_costs_its_size(void) {
     CHECK_INT(join(&c, name), 101);
     CHECK(wait_users(&c, name));
     before = settled_heap(&s);
+    frame = (unsigned char *)malloc(TOTAL + 14), payload = (unsigned char *)malloc(TOTAL);
     memset(payload, 'x', TOTAL);
     head = wsc_build_frame(&c, frame, 1, 0, 1, payload, TOTAL, 0) - TOTAL;
     CHECK_INT(wsc_send_all(c.fd, frame, head + PART), 0);
@@ -570,13 +571,14 @@ static void test_limits_byte_rate_holds_a_fast_sender_back(void) {
     chat_config cfg;
     test_server s;
     wsc sender, reader;
-    char a[64], b[64], *text = (char *)malloc(SIZE + 1);
+    char a[64], b[64], *text; /* allocated after the fork, so the server does not own it */
     long long started;
     int i, early = 0, got = 0;
     memset(&cfg, 0, sizeof cfg);
     cfg.max_byte_rate = 100000, cfg.max_message = 65536, cfg.max_backlog = 1024 * 1024;
     CHECK_INT(use_library(&s, &cfg), 0);
     join_pair(&sender, a, "bytes", &reader, b, "watcher");
+    text = (char *)malloc(SIZE + 1);
     quoted_run(text, SIZE, 'b');
     started = wsc_now_ms();
     for (i = 0; i < N; i++) CHECK_INT(say(&sender, text), 0); /* the kernel's buffers take them all */
