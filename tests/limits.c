@@ -344,13 +344,14 @@ static void test_limits_log_is_rate_limited(void) {
     test_server s;
     char line[700];
     int i, lines = 0, dropped_note = 0;
-    long long deadline;
+    long long deadline, started;
     memset(&cfg, 0, sizeof cfg);
     cfg.on_log = log_to_parent;
     cfg.max_rate = -1;
     child_setup = log_setup;
     CHECK_INT(use_library(&s, &cfg), 0);
     child_setup = NULL;
+    started = wsc_now_ms();
     for (i = 0; i < 300; i++) { /* each one is refused: the name is empty */
         wsc c;
         CHECK_INT(join(&c, ""), 101);
@@ -362,7 +363,9 @@ static void test_limits_log_is_rate_limited(void) {
         lines++;
         if (strstr(line, "log lines dropped")) dropped_note = 1;
     }
-    CHECKF(lines <= 60, "300 refusals logged %d lines", lines);
+    /* a burst of 50, then 10 lines a second (the notes of what was dropped count among them) */
+    CHECKF(lines <= 51 + 10 * (int)((wsc_now_ms() - started) / 1000 + 1), "300 refusals logged %d lines in %lld ms", lines,
+           wsc_now_ms() - started);
     CHECK(dropped_note || lines >= 300);
     DONE_SERVER(&s);
 }
@@ -408,7 +411,7 @@ static void test_limits_pipelined_requests_count_toward_the_rate(void) {
     wsc c;
     int i, answered = 0, last = 0;
     memset(&cfg, 0, sizeof cfg);
-    cfg.max_rate = 50; /* below the 100 requests a keep-alive connection may make anyway */
+    cfg.max_rate = 30; /* twice this (a window's edge) is still below a connection's 100 requests */
     CHECK_INT(use_library(&s, &cfg), 0);
     CHECK_INT(wsc_open_tcp(&c, T_HOST, T_PORT), 0);
     for (i = 0; i < 500; i++)
@@ -418,7 +421,8 @@ static void test_limits_pipelined_requests_count_toward_the_rate(void) {
         if (last == 429) break;
         wsc_consume(&c, c.len < 14 ? c.len : 14); /* "404 Not Found\n" */
     }
-    CHECKF(last == 429 && answered <= 52, "500 pipelined requests at 50/s: %d answered, the last %d", answered, last);
+    /* counted in whole seconds: the requests may straddle two of them, so up to 2 x 30 */
+    CHECKF(last == 429 && answered <= 62, "500 pipelined requests at 30/s: %d answered, the last %d", answered, last);
     wsc_close(&c);
     DONE_SERVER(&s);
 }
@@ -533,11 +537,9 @@ static void test_limits_joins_per_minute_per_address(void) {
     cfg.max_join_rate = 5;
     CHECK_INT(use_library(&s, &cfg), 0);
     tagged(name, sizeof name, "churn");
-    for (i = 0; i < 5; i++) {
-        CHECK_INT(join_from(&c, name, "127.0.0.1", 0), 101);
-        leave(&c);
-    }
-    CHECK_INT(join_from(&c, name, "127.0.0.1", 0), 429);
+    /* counted in whole minutes: if one ends among these joins, the next allows 5 more */
+    for (i = 0; i < 11 && join_from(&c, name, "127.0.0.1", 0) == 101; i++) leave(&c);
+    CHECKF(i >= 5 && i <= 10 && c.status == 429, "%d joins got in, then %d", i, c.status);
     CHECK(strstr(c.head, "Retry-After: 60") != NULL);
     wsc_close(&c);
     CHECK_INT(join_from(&c, name, "127.0.0.3", 0), 101);
