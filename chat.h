@@ -2926,11 +2926,11 @@ static void chat__sweep(chat_server *srv) {
     srv->next_sweep = srv->now + CHAT__SWEEP_MS;
 }
 
-static void chat__drain_wakeups_ex(chat_server *srv, int all);
+static void chat__drain_posts(chat_server *srv, int all);
 
 static void chat__begin_shutdown(chat_server *srv) {
     unsigned i;
-    chat__drain_wakeups_ex(srv, 1); /* what was posted before the stop still goes out */
+    chat__drain_posts(srv, 1); /* what was posted before the stop still goes out */
     srv->phase = CHAT__STOPPING;
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
     if (srv->listen_fd >= 0) close(srv->listen_fd);
@@ -2957,7 +2957,7 @@ typedef struct chat__post {
    for the next turn (the pipe stays readable). With `all` (a stop, chat_server_free), as many
    as a full pipe holds, so what was posted before still goes out, and no more: a poster that
    goes on cannot make that last. */
-static void chat__drain_wakeups_ex(chat_server *srv, int all) {
+static void chat__drain_posts(chat_server *srv, int all) {
     chat__post *posts[CHAT__POSTS_PER_TURN];
     ssize_t n;
     int batches = all ? CHAT__POSTS_AT_STOP / CHAT__POSTS_PER_TURN : 1;
@@ -2972,7 +2972,6 @@ static void chat__drain_wakeups_ex(chat_server *srv, int all) {
     }
 }
 
-static void chat__drain_wakeups(chat_server *srv) { chat__drain_wakeups_ex(srv, 0); }
 
 static void chat__drain_stops(chat_server *srv) {
     char bytes[64];
@@ -3240,7 +3239,7 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
             }
         }
         if (srv->pfds[CHAT__SLOT_STOP].revents) chat__drain_stops(srv);
-        if (srv->pfds[CHAT__SLOT_POSTS].revents) chat__drain_wakeups(srv);
+        if (srv->pfds[CHAT__SLOT_POSTS].revents) chat__drain_posts(srv, 0);
         if (srv->pfds[CHAT__SLOT_LISTEN].revents & POLLIN) chat__accept_all(srv);
     }
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
@@ -3393,7 +3392,7 @@ CHATDEF void chat_server_free(chat_server *srv) {
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     if (srv->wake_rd >= 0) {
         srv->phase = CHAT__STOPPED; /* posts still in the pipe are freed, not sent */
-        chat__drain_wakeups_ex(srv, 1);
+        chat__drain_posts(srv, 1);
         close(srv->wake_rd);
     }
     if (srv->wake_wr >= 0) close(srv->wake_wr);
