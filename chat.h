@@ -115,7 +115,7 @@
 /* glibc hides POSIX under -std=c99 unless asked before its first header: defining it here works
    only when chat.h comes before any system header in the implementation file. After one, glibc
    has already decided (__GLIBC__ is set), so say what to do instead of failing on addrinfo. */
-#if defined(CHAT_IMPLEMENTATION) && defined(__linux__) && !defined(_POSIX_C_SOURCE) && \
+#if defined(CHAT_IMPLEMENTATION) && !defined(CHAT_CODECS_ONLY) && defined(__linux__) && !defined(_POSIX_C_SOURCE) && \
     !defined(_XOPEN_SOURCE) && !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
 #ifdef __GLIBC__
 #error "chat.h: with -std=c99 the implementation needs POSIX: include chat.h before any system header in the file that defines CHAT_IMPLEMENTATION, or put #define _POSIX_C_SOURCE 200809L at the top of that file (or -D_POSIX_C_SOURCE=200809L on the command line)"
@@ -128,6 +128,7 @@
 #define CHAT_H_INCLUDED
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef CHATDEF
 #ifdef CHAT_STATIC
@@ -158,6 +159,172 @@ enum {
 
 /* Log levels, for chat_config.log_level and the on_log callback. */
 enum { CHAT_LOG_ERROR = 1, CHAT_LOG_WARN = 2, CHAT_LOG_INFO = 3, CHAT_LOG_DEBUG = 4 };
+
+/* ============================================================================================ */
+/* THE CODEC TIER                                                                               */
+/* The parsers and encoders the server is built from, for other uses: a client, a proxy, a fuzz  */
+/* target. Pure functions over the caller's memory: no sockets, no globals, no allocation except */
+/* into a chat_buf. Build with CHAT_CODECS_ONLY defined to compile only these (no server, no     */
+/* POSIX headers). Each name says its layer: chat_buf/sha1/base64/utf8, chat_json, chat_http and  */
+/* chat_url, chat_ws.                                                                           */
+/* ============================================================================================ */
+
+/* bytes: a growable buffer (zero-initialise it; chat_buf_free when done) */
+typedef struct chat_buf {
+    unsigned char *data;
+    size_t len, cap;
+} chat_buf;
+CHATDEF int chat_buf_reserve(chat_buf *b, size_t extra); /* room for `extra` more bytes; CHAT_ENOMEM */
+CHATDEF int chat_buf_append(chat_buf *b, const void *p, size_t n);
+CHATDEF void chat_buf_free(chat_buf *b);
+
+/* SHA-1 (FIPS 180-4), one-shot; base64 (RFC 4648, padded). encode writes 4*ceil(n/3)
+   characters and a NUL and returns the count; decode is strict (canonical, padded) and returns
+   the decoded length, or -1 when the input is not base64 or does not fit in cap. */
+CHATDEF void chat_sha1(const void *data, size_t len, unsigned char out[20]);
+CHATDEF size_t chat_base64_encode(const unsigned char *in, size_t n, char *out);
+CHATDEF long chat_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+
+/* UTF-8 validation, incremental: start from CHAT_UTF8_ACCEPT and feed bytes in any chunks; the
+   state is CHAT_UTF8_ACCEPT between characters and CHAT_UTF8_REJECT (for good) after an invalid
+   byte. Overlongs, surrogates and code points above U+10FFFF are invalid. */
+#define CHAT_UTF8_ACCEPT 0u
+#define CHAT_UTF8_REJECT 1u
+CHATDEF uint32_t chat_utf8_step(uint32_t state, unsigned byte);
+CHATDEF uint32_t chat_utf8_feed(uint32_t state, const unsigned char *p, size_t n);
+CHATDEF int chat_utf8_valid(const void *p, size_t n);
+
+/* A span of bytes in someone else's buffer. */
+typedef struct chat_span {
+    const char *p;
+    size_t n;
+} chat_span;
+
+/* json: a strict RFC 8259 validator (UTF-8, nesting at most CHAT_JSON_MAX_DEPTH) and a walk over
+   one object's members, which hands out raw tokens (spans into the document) and allocates
+   nothing; strings are decoded only when asked. */
+CHATDEF int chat_json_validate(const void *s, size_t n); /* 0 when s is one valid document, else -1 */
+typedef struct chat_json_walk {
+    const unsigned char *p, *end;
+    int state; /* 0 before the first member, 1 inside, 2 done, -1 invalid */
+} chat_json_walk;
+/* Starts a walk over the object s[0..n). Returns 0, or -1 when s does not start with an object. */
+CHATDEF int chat_json_walk_begin(chat_json_walk *w, const void *s, size_t n);
+/* The next member: returns 1 with its key (a string token, quotes included) and its value (one
+   token: value.p[0] is '"', '{', '[', 't', 'f', 'n', '-' or a digit); 0 after the last member of
+   a valid document (nothing but whitespace after the object); -1 when the document is invalid. */
+CHATDEF int chat_json_walk_next(chat_json_walk *w, chat_span *key, chat_span *value);
+/* The value of the last member called `key` (decoded; JSON.parse's rule for repeated keys).
+   Returns 1 when found, 0 when absent or s is valid JSON but not an object, -1 when invalid. */
+CHATDEF int chat_json_get(const void *s, size_t n, const char *key, chat_span *value);
+/* Decodes a string token (quotes included) and appends the UTF-8 to out; a lone UTF-16
+   surrogate escape becomes U+FFFD. Returns 0, or -1 when it is not a valid string token. */
+CHATDEF int chat_json_string(chat_span token, chat_buf *out);
+/* Is the string token, decoded, exactly the NUL-terminated text? */
+CHATDEF int chat_json_string_is(chat_span token, const char *text);
+/* Appends s (valid UTF-8) as a string literal, escaped exactly as JavaScript's JSON.stringify. */
+CHATDEF int chat_json_put_string(chat_buf *b, const void *s, size_t n);
+
+/* http: an incremental, bounded HTTP/1.x head parser (RFC 9112). Spans point into the caller's
+   buffer; headers are looked up by name in the head, so any header can be read. */
+typedef struct chat_http_request {
+    chat_span head;   /* the whole head, request (or status) line through the last header */
+    chat_span method; /* requests */
+    chat_span target; /* requests: in origin form ("/path?query"), an absolute-form one reduced */
+    int status;       /* responses (chat_http_parse_response): the status code */
+    int minor;        /* HTTP/1.minor */
+    unsigned flags;   /* CHAT_HTTP_CLOSE ... below */
+} chat_http_request;
+#define CHAT_HTTP_CLOSE 1u        /* Connection: close */
+#define CHAT_HTTP_KEEPALIVE 2u    /* Connection: keep-alive */
+#define CHAT_HTTP_CONN_UPGRADE 4u /* Connection: upgrade */
+#define CHAT_HTTP_BODY 8u         /* a body follows (Content-Length > 0 or Transfer-Encoding) */
+#define CHAT_HTTP_INCOMPLETE 0
+#define CHAT_HTTP_BAD (-1)
+#define CHAT_HTTP_TOO_LARGE (-2)
+/* Looks for a complete head in buf[0..len). `scanned` (start at 0) carries how far an earlier
+   call searched, so bytes arriving one at a time are not searched again. Returns the head's
+   length, CHAT_HTTP_INCOMPLETE, CHAT_HTTP_TOO_LARGE (no end within max_head bytes) or
+   CHAT_HTTP_BAD. Lines may end in CRLF or LF; empty lines before the request line are skipped;
+   header names are tokens, values have no control characters, a second Host is bad. */
+CHATDEF int chat_http_parse(const char *buf, size_t len, size_t max_head, size_t *scanned,
+                            chat_http_request *req);
+/* The same for a response head ("HTTP/1.1 101 Switching Protocols"): fills status. */
+CHATDEF int chat_http_parse_response(const char *buf, size_t len, size_t max_head, size_t *scanned,
+                                     chat_http_request *resp);
+/* The first header called `name` (any case), its value trimmed, in *value. Returns how many
+   headers have that name (0: none, and *value is empty). */
+CHATDEF int chat_http_header(const chat_http_request *req, const char *name, chat_span *value);
+/* Does a comma-separated value ("keep-alive, Upgrade") hold `token` (any case)? */
+CHATDEF int chat_http_token_list_has(chat_span value, const char *token);
+CHATDEF const char *chat_http_reason(int status); /* "Not Found" for 404 */
+/* Percent-decoding into out (room for n bytes); returns the length. A '%' without two hex
+   digits stays as it is, as in URLSearchParams; plus_is_space for query strings. */
+CHATDEF size_t chat_url_decode(const char *s, size_t n, char *out, int plus_is_space);
+/* The first `name` parameter of a query string, decoded into out (replacing it, NUL-terminated).
+   Returns 1 when found, 0 when absent, CHAT_ENOMEM. */
+CHATDEF int chat_url_query_param(const char *query, size_t n, const char *name, chat_buf *out);
+
+/* ws: RFC 6455 frames. The decoder is fed arbitrary chunks and returns one event at a time. */
+#define CHAT_WS_OP_CONT 0x0
+#define CHAT_WS_OP_TEXT 0x1
+#define CHAT_WS_OP_BINARY 0x2
+#define CHAT_WS_OP_CLOSE 0x8
+#define CHAT_WS_OP_PING 0x9
+#define CHAT_WS_OP_PONG 0xA
+#define CHAT_WS_MAX_HEADER 14 /* 2 + 8 (64-bit length) + 4 (mask) */
+#define CHAT_WS_MAX_CONTROL 125
+/* Sec-WebSocket-Accept for a client's key: base64(SHA-1(key + GUID)), 28 characters + NUL. */
+CHATDEF void chat_ws_accept_key(const char *key, size_t key_len, char out[29]);
+/* Writes a frame header (FIN set) for `len` payload bytes, with the 4 mask bytes after it when
+   mask is not NULL (a client's frames). Returns its length: 2, 4 or 10 (+4 masked). */
+CHATDEF size_t chat_ws_header(unsigned char *out, int opcode, uint64_t len, const unsigned char *mask);
+/* XORs n bytes with the mask, starting `phase` bytes into it. */
+CHATDEF void chat_ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], unsigned phase);
+/* Close codes allowed on the wire (RFC 6455 7.4, IANA registry). */
+CHATDEF int chat_ws_close_code_valid(int code);
+/* The decoder's state between chunks; zero-initialise it. A server decodes a client's frames,
+   which must be masked; set `unmasked` to 1 to decode a server's frames instead (a client). */
+typedef struct chat_ws_decoder {
+    uint64_t remaining;        /* payload bytes still due in the current data frame */
+    uint64_t message_len;      /* payload bytes of the current message so far */
+    uint32_t utf8;             /* UTF-8 state of the current text message */
+    unsigned char mask[4];     /* of the current data frame */
+    unsigned char phase;       /* how far into the mask the next payload byte is */
+    unsigned char message_op;  /* CHAT_WS_OP_TEXT/BINARY while a message is open, else 0 */
+    unsigned char in_frame;    /* 1 while inside a data frame's payload */
+    unsigned char fin;         /* FIN bit of the current data frame */
+    unsigned char unmasked;    /* 1: frames must not be masked (decoding a server's frames) */
+} chat_ws_decoder;
+enum {
+    CHAT_WS_NEED_MORE, /* nothing more to do with these bytes: keep the unconsumed ones */
+    CHAT_WS_NONE,      /* consumed a data frame header; call again */
+    CHAT_WS_DATA,      /* data (unmasked in place) of the open message; `last` ends it */
+    CHAT_WS_PING,
+    CHAT_WS_PONG,
+    CHAT_WS_CLOSE,     /* code (1005 when none) and reason (UTF-8 checked) */
+    CHAT_WS_ERROR      /* the connection must be failed with `code` */
+};
+typedef struct chat_ws_event {
+    int type;   /* CHAT_WS_* above */
+    int opcode; /* DATA: CHAT_WS_OP_TEXT or CHAT_WS_OP_BINARY */
+    int last;   /* DATA: this chunk completes the message */
+    int code;   /* CLOSE: the peer's status code; ERROR: the code to close with */
+    unsigned char *data;
+    size_t len;
+} chat_ws_event;
+/* Feeds bytes of a stream. Returns how many were consumed and what they were in *ev; call again
+   with the rest until ev->type is CHAT_WS_NEED_MORE (keep the unconsumed bytes for next time) or
+   CHAT_WS_ERROR. Data is streamed as it arrives (invalid UTF-8 is caught at its first byte);
+   control frames are returned whole. A message over max_message fails (1009) at its header. */
+CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, uint64_t max_message,
+                              chat_ws_event *ev);
+
+#ifndef CHAT_CODECS_ONLY
+
+/* ============================================================================================ */
+/* THE SERVER                                                                                   */
+/* ============================================================================================ */
 
 typedef struct chat_server chat_server;
 
@@ -319,6 +486,8 @@ CHATDEF void chat_server_free(chat_server *srv);
 /* A short English description of a CHAT_E* code. */
 CHATDEF const char *chat_strerror(int err);
 
+#endif /* CHAT_CODECS_ONLY */
+
 #ifdef __cplusplus
 }
 #endif
@@ -412,6 +581,7 @@ CHATDEF const char *chat_strerror(int err);
 #include <string.h>
 #include <time.h>
 
+#ifndef CHAT_CODECS_ONLY
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -422,6 +592,7 @@ CHATDEF const char *chat_strerror(int err);
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#endif
 
 /* Internal functions are static; the unused-attribute keeps builds that use only part of the
    library (a fuzz target, the example) free of warnings. */
@@ -432,6 +603,900 @@ CHATDEF const char *chat_strerror(int err);
 #endif
 
 #define CHAT__MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* ============================================================================================ */
+/* bytes: growable buffer, SHA-1, base64, UTF-8                                                 */
+/* ============================================================================================ */
+
+
+CHATDEF int chat_buf_reserve(chat_buf *b, size_t extra) {
+    size_t want, cap;
+    unsigned char *p;
+    if (extra > (size_t)-1 - b->len) return CHAT_ENOMEM;
+    want = b->len + extra;
+    if (want <= b->cap) return CHAT_OK;
+    cap = b->cap ? b->cap : 64;
+    while (cap < want) cap = cap > (size_t)-1 / 2 ? want : cap * 2;
+    p = (unsigned char *)CHAT_REALLOC(b->data, cap);
+    if (!p) return CHAT_ENOMEM;
+    b->data = p;
+    b->cap = cap;
+    return CHAT_OK;
+}
+
+CHATDEF int chat_buf_append(chat_buf *b, const void *p, size_t n) {
+    if (chat_buf_reserve(b, n) != CHAT_OK) return CHAT_ENOMEM;
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return CHAT_OK;
+}
+
+CHATDEF void chat_buf_free(chat_buf *b) {
+    CHAT_FREE(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+/* --- SHA-1 (FIPS 180-4); only the handshake needs it, so one-shot is enough --- */
+
+static uint32_t chat__rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+static void chat__sha1_block(uint32_t h[5], const unsigned char *p) {
+    uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
+    int i;
+    for (i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+    for (; i < 80; i++) w[i] = chat__rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    for (i = 0; i < 80; i++) {
+        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
+        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
+        else f = b ^ c ^ d, k = 0xCA62C1D6u;
+        t = chat__rol32(a, 5) + f + e + k + w[i];
+        e = d, d = c, c = chat__rol32(b, 30), b = a, a = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+}
+
+CHATDEF void chat_sha1(const void *data, size_t len, unsigned char out[20]) {
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    const unsigned char *p = (const unsigned char *)data;
+    unsigned char tail[128];
+    uint64_t bits = (uint64_t)len * 8;
+    size_t rest, padded, i;
+    for (; len >= 64; p += 64, len -= 64) chat__sha1_block(h, p);
+    rest = len;
+    memset(tail, 0, sizeof tail);
+    if (rest) memcpy(tail, p, rest);
+    tail[rest] = 0x80;
+    padded = rest < 56 ? 64 : 128;
+    for (i = 0; i < 8; i++) tail[padded - 1 - i] = (unsigned char)(bits >> (8 * i));
+    chat__sha1_block(h, tail);
+    if (padded == 128) chat__sha1_block(h, tail + 64);
+    for (i = 0; i < 20; i++) out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
+}
+
+/* --- base64 (RFC 4648, standard alphabet, padded) --- */
+
+static const char chat__b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Writes 4*ceil(n/3) characters and a NUL; returns the number of characters. */
+CHATDEF size_t chat_base64_encode(const unsigned char *in, size_t n, char *out) {
+    size_t i, o = 0;
+    for (i = 0; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = chat__b64[v >> 18], out[o++] = chat__b64[(v >> 12) & 63];
+        out[o++] = chat__b64[(v >> 6) & 63], out[o++] = chat__b64[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = chat__b64[v >> 18], out[o++] = chat__b64[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? chat__b64[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int chat__b64_value(int c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* Strict decoding: padded, canonical (unused bits zero). Returns the decoded length, or -1 when
+   the input is not base64 or the output would not fit in `cap`. */
+CHATDEF long chat_base64_decode(const char *in, size_t n, unsigned char *out, size_t cap) {
+    size_t i, o = 0;
+    if (n % 4) return -1;
+    for (i = 0; i < n; i += 4) {
+        int a = chat__b64_value((unsigned char)in[i]), b = chat__b64_value((unsigned char)in[i + 1]);
+        int last = i + 4 == n, pad2 = last && in[i + 2] == '=' && in[i + 3] == '=';
+        int pad1 = last && !pad2 && in[i + 3] == '=';
+        int c = pad2 ? 0 : chat__b64_value((unsigned char)in[i + 2]);
+        int d = pad1 || pad2 ? 0 : chat__b64_value((unsigned char)in[i + 3]);
+        size_t k = pad2 ? 1 : pad1 ? 2 : 3;
+        uint32_t v;
+        if (a < 0 || b < 0 || c < 0 || d < 0 || o + k > cap) return -1;
+        v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
+        if ((pad2 && (v & 0xFFFF)) || (pad1 && (v & 0xFF))) return -1;
+        out[o++] = (unsigned char)(v >> 16);
+        if (k > 1) out[o++] = (unsigned char)(v >> 8);
+        if (k > 2) out[o++] = (unsigned char)v;
+    }
+    return (long)o;
+}
+
+/* --- UTF-8 validation, incremental (a message may arrive split anywhere) ---
+   The state is 0 (between characters), 1 (rejected), or the byte range the next continuation
+   byte must fall in plus how many continuation bytes are still due. Overlongs, surrogates and
+   code points above U+10FFFF are excluded by the ranges (Unicode table 3-7). */
+
+#define CHAT__UTF8_NEED(n, lo, hi) ((uint32_t)(lo) << 16 | (uint32_t)(hi) << 8 | (uint32_t)(n))
+
+CHATDEF uint32_t chat_utf8_step(uint32_t st, unsigned c) {
+    if (st == CHAT_UTF8_ACCEPT) {
+        if (c < 0x80) return CHAT_UTF8_ACCEPT;
+        if (c < 0xC2) return CHAT_UTF8_REJECT;
+        if (c < 0xE0) return CHAT__UTF8_NEED(1, 0x80, 0xBF);
+        if (c == 0xE0) return CHAT__UTF8_NEED(2, 0xA0, 0xBF);
+        if (c == 0xED) return CHAT__UTF8_NEED(2, 0x80, 0x9F);
+        if (c < 0xF0) return CHAT__UTF8_NEED(2, 0x80, 0xBF);
+        if (c == 0xF0) return CHAT__UTF8_NEED(3, 0x90, 0xBF);
+        if (c < 0xF4) return CHAT__UTF8_NEED(3, 0x80, 0xBF);
+        if (c == 0xF4) return CHAT__UTF8_NEED(3, 0x80, 0x8F);
+        return CHAT_UTF8_REJECT;
+    }
+    if (st == CHAT_UTF8_REJECT || c < ((st >> 16) & 0xFF) || c > ((st >> 8) & 0xFF))
+        return CHAT_UTF8_REJECT;
+    return (st & 0xFF) == 1 ? CHAT_UTF8_ACCEPT : CHAT__UTF8_NEED((st & 0xFF) - 1, 0x80, 0xBF);
+}
+
+/* Feeds n bytes; stops at the first invalid byte and returns CHAT_UTF8_REJECT. */
+CHATDEF uint32_t chat_utf8_feed(uint32_t st, const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (st == CHAT_UTF8_ACCEPT) { /* ASCII runs 8 bytes at a time */
+            uint64_t w;
+            while (i + 8 <= n) {
+                memcpy(&w, p + i, 8);
+                if (w & UINT64_C(0x8080808080808080)) break;
+                i += 8;
+            }
+            while (i < n && p[i] < 0x80) i++;
+            if (i == n) break;
+        }
+        st = chat_utf8_step(st, p[i++]);
+        if (st == CHAT_UTF8_REJECT) break;
+    }
+    return st;
+}
+
+CHATDEF int chat_utf8_valid(const void *p, size_t n) {
+    return chat_utf8_feed(CHAT_UTF8_ACCEPT, (const unsigned char *)p, n) == CHAT_UTF8_ACCEPT;
+}
+
+/* ============================================================================================ */
+/* json: string encoder, strict decoder                                                         */
+/* ============================================================================================ */
+
+/* Appends s as a JSON string literal, escaped exactly as JavaScript's JSON.stringify does, so a
+   browser sees the same bytes as from the tutorial. s must be valid UTF-8. */
+CHATDEF int chat_json_put_string(chat_buf *b, const void *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char *o;
+    size_t i, run = 0;
+    if (n > ((size_t)-1 - 2) / 6 || chat_buf_reserve(b, n * 6 + 2) != CHAT_OK) return CHAT_ENOMEM;
+    o = b->data + b->len;
+    *o++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            run++;
+            continue;
+        }
+        memcpy(o, p + i - run, run), o += run, run = 0;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        default: *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
+        }
+    }
+    memcpy(o, p + n - run, run), o += run;
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    return CHAT_OK;
+}
+
+/* The decoder is a recursive-descent validator over a complete document (a WebSocket message
+   is complete before it is parsed). It allocates nothing per token: strings are decoded only
+   when the caller wants them, into one buffer. Nesting beyond CHAT_JSON_MAX_DEPTH is an error. */
+typedef struct chat__json {
+    const unsigned char *p, *end;
+    int depth;
+} chat__json;
+
+static void chat__json_ws(chat__json *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static int chat__json_hex4(const unsigned char *p, unsigned *out) {
+    unsigned v = 0;
+    int i;
+    for (i = 0; i < 4; i++) {
+        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        v = v << 4 | (unsigned)d;
+    }
+    *out = v;
+    return 0;
+}
+
+static void chat__utf8_put(unsigned char **o, unsigned cp) {
+    unsigned char *q = *o;
+    if (cp < 0x80) *q++ = (unsigned char)cp;
+    else if (cp < 0x800) *q++ = (unsigned char)(0xC0 | cp >> 6), *q++ = (unsigned char)(0x80 | (cp & 63));
+    else if (cp < 0x10000)
+        *q++ = (unsigned char)(0xE0 | cp >> 12), *q++ = (unsigned char)(0x80 | ((cp >> 6) & 63)),
+        *q++ = (unsigned char)(0x80 | (cp & 63));
+    else
+        *q++ = (unsigned char)(0xF0 | cp >> 18), *q++ = (unsigned char)(0x80 | ((cp >> 12) & 63)),
+        *q++ = (unsigned char)(0x80 | ((cp >> 6) & 63)), *q++ = (unsigned char)(0x80 | (cp & 63));
+    *o = q;
+}
+
+/* Parses a string at j->p (which is at the opening quote). With `out`, appends the decoded
+   UTF-8 to it; a lone UTF-16 surrogate escape, which UTF-8 cannot carry, becomes U+FFFD. */
+static int chat__json_string(chat__json *j, chat_buf *out) {
+    const unsigned char *p = j->p + 1, *run = p;
+    unsigned char *o = NULL;
+    uint32_t st = CHAT_UTF8_ACCEPT;
+    if (out) { /* decoded text is never longer than its source */
+        if (chat_buf_reserve(out, (size_t)(j->end - p) + 1) != CHAT_OK) return -1;
+        o = out->data + out->len;
+    }
+    for (;;) {
+        unsigned c;
+        if (p == j->end) return -1;
+        c = *p;
+        if (c == '"' || c == '\\') {
+            if (st != CHAT_UTF8_ACCEPT) return -1; /* a character cut by an escape or the end */
+            if (o) memcpy(o, run, (size_t)(p - run)), o += p - run;
+            if (c == '"') break;
+            if (j->end - p < 2) return -1;
+            c = p[1];
+            p += 2;
+            switch (c) {
+            case '"': case '\\': case '/': if (o) *o++ = (unsigned char)c; break;
+            case 'b': if (o) *o++ = '\b'; break;
+            case 'f': if (o) *o++ = '\f'; break;
+            case 'n': if (o) *o++ = '\n'; break;
+            case 'r': if (o) *o++ = '\r'; break;
+            case 't': if (o) *o++ = '\t'; break;
+            case 'u': {
+                unsigned cp, lo;
+                if (j->end - p < 4 || chat__json_hex4(p, &cp) < 0) return -1;
+                p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && j->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
+                    chat__json_hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                } else if (cp >= 0xD800 && cp <= 0xDFFF) {
+                    cp = 0xFFFD;
+                }
+                if (o) chat__utf8_put(&o, cp);
+                break;
+            }
+            default: return -1;
+            }
+            run = p;
+            continue;
+        }
+        if (c < 0x20) return -1; /* control characters must be escaped */
+        st = chat_utf8_step(st, c);
+        if (st == CHAT_UTF8_REJECT) return -1;
+        p++;
+    }
+    if (out) out->len = (size_t)(o - out->data);
+    j->p = p + 1;
+    return 0;
+}
+
+static int chat__json_digits(chat__json *j) {
+    const unsigned char *start = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    return j->p > start ? 0 : -1;
+}
+
+static int chat__json_number(chat__json *j) {
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p < j->end && *j->p == '0') j->p++;
+    else if (chat__json_digits(j) < 0) return -1;
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (chat__json_digits(j) < 0) return -1;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (chat__json_digits(j) < 0) return -1;
+    }
+    return 0;
+}
+
+static int chat__json_literal(chat__json *j, const char *word, size_t n) {
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) return -1;
+    j->p += n;
+    return 0;
+}
+
+static int chat__json_value(chat__json *j);
+
+/* Arrays and objects share one loop; `close` says which. */
+static int chat__json_container(chat__json *j, unsigned char close) {
+    if (++j->depth > CHAT_JSON_MAX_DEPTH) return -1;
+    j->p++;
+    chat__json_ws(j);
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        j->depth--;
+        return 0;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (j->p == j->end || *j->p != '"' || chat__json_string(j, NULL) < 0) return -1;
+            chat__json_ws(j);
+            if (j->p == j->end || *j->p != ':') return -1;
+            j->p++;
+        }
+        if (chat__json_value(j) < 0) return -1;
+        if (j->p == j->end) return -1;
+        if (*j->p == close) break;
+        if (*j->p != ',') return -1;
+        j->p++;
+        chat__json_ws(j);
+    }
+    j->p++;
+    j->depth--;
+    return 0;
+}
+
+/* One value with the whitespace around it. */
+static int chat__json_value(chat__json *j) {
+    int r;
+    chat__json_ws(j);
+    if (j->p == j->end) return -1;
+    switch (*j->p) {
+    case '{': r = chat__json_container(j, '}'); break;
+    case '[': r = chat__json_container(j, ']'); break;
+    case '"': r = chat__json_string(j, NULL); break;
+    case 't': r = chat__json_literal(j, "true", 4); break;
+    case 'f': r = chat__json_literal(j, "false", 5); break;
+    case 'n': r = chat__json_literal(j, "null", 4); break;
+    default: r = chat__json_number(j);
+    }
+    chat__json_ws(j);
+    return r;
+}
+
+/* Returns 0 when s is exactly one valid JSON document (RFC 8259, UTF-8), else -1. */
+CHATDEF int chat_json_validate(const void *s, size_t n) {
+    chat__json j;
+    j.p = (const unsigned char *)s, j.end = j.p + n, j.depth = 0;
+    return chat__json_value(&j) == 0 && j.p == j.end ? 0 : -1;
+}
+
+/* A string token's decoded text equals a word. Keys with escapes are rare: they take a copy. */
+CHATDEF int chat_json_string_is(chat_span token, const char *text) {
+    size_t n = strlen(text);
+    chat_buf tmp = {NULL, 0, 0};
+    int same;
+    if (token.n < 2 || token.p[0] != '"') return 0;
+    if (!memchr(token.p, '\\', token.n)) return token.n - 2 == n && memcmp(token.p + 1, text, n) == 0;
+    same = chat_json_string(token, &tmp) == 0 && tmp.len == n && memcmp(tmp.data, text, n) == 0;
+    chat_buf_free(&tmp);
+    return same;
+}
+
+CHATDEF int chat_json_string(chat_span token, chat_buf *out) {
+    chat__json j;
+    j.p = (const unsigned char *)token.p, j.end = j.p + token.n, j.depth = 0;
+    if (!token.n || *j.p != '"' || chat__json_string(&j, out) < 0 || j.p != j.end) return -1;
+    return 0;
+}
+
+CHATDEF int chat_json_walk_begin(chat_json_walk *w, const void *s, size_t n) {
+    chat__json j;
+    j.p = (const unsigned char *)s, j.end = j.p + n, j.depth = 0;
+    chat__json_ws(&j);
+    w->end = j.end;
+    if (j.p == j.end || *j.p != '{') {
+        w->p = j.p, w->state = -1;
+        return -1;
+    }
+    w->p = j.p + 1, w->state = 0;
+    return 0;
+}
+
+CHATDEF int chat_json_walk_next(chat_json_walk *w, chat_span *key, chat_span *value) {
+    chat__json j;
+    if (w->state == 2) return 0;
+    if (w->state < 0) return -1;
+    j.p = w->p, j.end = w->end, j.depth = 1; /* the object itself is one level */
+    chat__json_ws(&j);
+    if (j.p < j.end && *j.p == '}') {
+        j.p++;
+        chat__json_ws(&j);
+        w->state = j.p == j.end ? 2 : -1;
+        return w->state == 2 ? 0 : -1;
+    }
+    if (w->state == 1) {
+        if (j.p == j.end || *j.p != ',') return w->state = -1;
+        j.p++;
+        chat__json_ws(&j);
+    }
+    key->p = (const char *)j.p;
+    if (j.p == j.end || *j.p != '"' || chat__json_string(&j, NULL) < 0) return w->state = -1;
+    key->n = (size_t)((const char *)j.p - key->p);
+    chat__json_ws(&j);
+    if (j.p == j.end || *j.p != ':') return w->state = -1;
+    j.p++;
+    chat__json_ws(&j);
+    value->p = (const char *)j.p;
+    if (chat__json_value(&j) < 0) return w->state = -1;
+    value->n = (size_t)((const char *)j.p - value->p);
+    while (value->n && strchr(" \t\n\r", value->p[value->n - 1])) value->n--; /* the space after it */
+    w->p = j.p, w->state = 1;
+    return 1;
+}
+
+CHATDEF int chat_json_get(const void *s, size_t n, const char *key, chat_span *value) {
+    chat_json_walk w;
+    chat_span k, v;
+    int r, found = 0;
+    value->p = NULL, value->n = 0;
+    if (chat_json_walk_begin(&w, s, n) < 0) return chat_json_validate(s, n) == 0 ? 0 : -1;
+    while ((r = chat_json_walk_next(&w, &k, &v)) == 1)
+        if (chat_json_string_is(k, key)) *value = v, found = 1;
+    return r < 0 ? -1 : found;
+}
+
+/* ============================================================================================ */
+/* http: request head parser (incremental, bounded) and response helpers                        */
+/* ============================================================================================ */
+
+
+
+
+
+static int chat__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+static int chat__ieq(const char *a, size_t an, const char *b, size_t bn) {
+    size_t i;
+    if (an != bn) return 0;
+    for (i = 0; i < an; i++)
+        if (chat__lower((unsigned char)a[i]) != chat__lower((unsigned char)b[i])) return 0;
+    return 1;
+}
+
+static int chat__span_ieq(chat_span s, const char *text) { return chat__ieq(s.p, s.n, text, strlen(text)); }
+
+/* Does a comma-separated header value (e.g. "keep-alive, Upgrade") contain `token`? */
+CHATDEF int chat_http_token_list_has(chat_span v, const char *token) {
+    size_t i = 0;
+    while (i < v.n) {
+        chat_span t;
+        while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ',')) i++;
+        t.p = v.p + i;
+        while (i < v.n && v.p[i] != ',') i++;
+        t.n = (size_t)(v.p + i - t.p);
+        while (t.n && (t.p[t.n - 1] == ' ' || t.p[t.n - 1] == '\t')) t.n--;
+        if (t.n && chat__span_ieq(t, token)) return 1;
+    }
+    return 0;
+}
+
+static int chat__is_tchar(int c) { /* RFC 9110 token characters */
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Splits a header line "name: value" (without its line ending); -1 when it is malformed. */
+static int chat__http_header_split(const char *p, size_t n, chat_span *name, chat_span *value) {
+    size_t i = 0;
+    while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
+    if (i == 0 || i == n || p[i] != ':') return -1; /* no space before the colon (RFC 9112 5.1) */
+    name->p = p, name->n = i++;
+    while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
+    value->p = p + i, value->n = n - i;
+    while (value->n && (value->p[value->n - 1] == ' ' || value->p[value->n - 1] == '\t')) value->n--;
+    return 0;
+}
+
+/* Checks one header line and notes what the HTTP layer itself needs of it: the connection's
+   fate, whether a body follows, and the Host count (a second one is an error, RFC 9112 3.2). */
+static int chat__http_header_line(const char *p, size_t n, chat_http_request *req, int *hosts) {
+    chat_span name, value;
+    size_t i;
+    if (chat__http_header_split(p, n, &name, &value) < 0) return -1;
+    for (i = 0; i < value.n; i++) {
+        unsigned char c = (unsigned char)value.p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7F) return -1;
+    }
+    if (chat__span_ieq(name, "host")) {
+        if (++*hosts > 1) return -1;
+    } else if (chat__span_ieq(name, "connection")) {
+        if (chat_http_token_list_has(value, "close")) req->flags |= CHAT_HTTP_CLOSE;
+        if (chat_http_token_list_has(value, "keep-alive")) req->flags |= CHAT_HTTP_KEEPALIVE;
+        if (chat_http_token_list_has(value, "upgrade")) req->flags |= CHAT_HTTP_CONN_UPGRADE;
+    } else if (chat__span_ieq(name, "content-length")) {
+        if (value.n == 0) return -1;
+        for (i = 0; i < value.n; i++) {
+            if (value.p[i] < '0' || value.p[i] > '9') return -1;
+            if (value.p[i] != '0') req->flags |= CHAT_HTTP_BODY;
+        }
+    } else if (chat__span_ieq(name, "transfer-encoding")) {
+        req->flags |= CHAT_HTTP_BODY;
+    }
+    return 0;
+}
+
+/* The lines of a parsed head after its first, one at a time: 1 with the next line's span. */
+static int chat__http_next_line(const chat_http_request *req, size_t *pos, chat_span *line) {
+    const char *p = req->head.p, *nl;
+    size_t n = req->head.n;
+    if (*pos == 0) { /* skip the request or status line */
+        nl = (const char *)memchr(p, '\n', n);
+        *pos = nl ? (size_t)(nl - p) + 1 : n;
+    }
+    if (*pos >= n) return 0;
+    nl = (const char *)memchr(p + *pos, '\n', n - *pos);
+    line->p = p + *pos;
+    line->n = nl ? (size_t)(nl - line->p) : n - *pos;
+    *pos += line->n + 1;
+    if (line->n && line->p[line->n - 1] == '\r') line->n--;
+    return line->n > 0; /* the empty line ends the head */
+}
+
+CHATDEF int chat_http_header(const chat_http_request *req, const char *name, chat_span *value) {
+    size_t pos = 0, name_len = strlen(name);
+    chat_span line, k, v;
+    int count = 0;
+    value->p = NULL, value->n = 0;
+    while (chat__http_next_line(req, &pos, &line))
+        if (chat__http_header_split(line.p, line.n, &k, &v) == 0 && chat__ieq(k.p, k.n, name, name_len) && !count++)
+            *value = v;
+    return count;
+}
+
+/* The origin-form part of an absolute-form target ("http://host/x?y" -> "/x?y"), which a server
+   must accept (RFC 9112 3.2.2); -1 when the target is in neither form. */
+static int chat__http_origin_form(chat_span *t) {
+    static const char root[] = "/";
+    size_t i = 0;
+    if (t->n && t->p[0] == '/') return 0;
+    while (i < t->n && t->p[i] != ':') i++;
+    if (!((i == 4 && chat__ieq(t->p, 4, "http", 4)) || (i == 5 && chat__ieq(t->p, 5, "https", 5))) ||
+        t->n - i < 3 || memcmp(t->p + i, "://", 3) != 0)
+        return -1;
+    for (i += 3; i < t->n && t->p[i] != '/' && t->p[i] != '?'; i++) {}
+    if (i == t->n) t->p = root, t->n = 1; /* no path: the root */
+    else if (t->p[i] == '?') return -1;    /* a query without a path: no span says "/?..." */
+    else t->p += i, t->n -= i;
+    return 0;
+}
+
+/* Parses the request line: METHOD SP request-target SP HTTP/1.x */
+static int chat__http_request_line(const char *p, size_t n, chat_http_request *req) {
+    size_t i = 0, t;
+    while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
+    if (i == 0 || i == n || p[i] != ' ') return -1;
+    req->method.p = p, req->method.n = i++;
+    t = i;
+    while (i < n && (unsigned char)p[i] > ' ' && p[i] != 0x7F) i++;
+    if (i == t || i == n || p[i] != ' ') return -1;
+    req->target.p = p + t, req->target.n = i - t;
+    if (chat__http_origin_form(&req->target) < 0) return -1;
+    i++;
+    if (n - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 || p[i + 7] < '0' || p[i + 7] > '9') return -1;
+    req->minor = p[i + 7] - '0';
+    return 0;
+}
+
+/* Parses a status line: HTTP/1.x SP 3DIGIT [SP reason] */
+static int chat__http_status_line(const char *p, size_t n, chat_http_request *resp) {
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[7] < '0' || p[7] > '9' || p[8] != ' ' || p[9] < '1' ||
+        p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' || (n > 12 && p[12] != ' '))
+        return -1;
+    resp->minor = p[7] - '0';
+    resp->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    return 0;
+}
+
+/* Requests and responses differ only in their first line. */
+static int chat__http_parse_head(const char *buf, size_t len, size_t max_head, size_t *scanned, chat_http_request *req,
+                                 int response) {
+    size_t i, end = 0, line, head_len, start = 0;
+    int hosts = 0;
+    /* Empty lines before the request line are ignored (RFC 9112 2.2); they count as head. */
+    while (start < len && (buf[start] == '\n' || (buf[start] == '\r' && start + 1 < len && buf[start + 1] == '\n')))
+        start += buf[start] == '\r' ? 2 : 1;
+    if (start == len || (start + 1 == len && buf[start] == '\r'))
+        return len >= max_head ? CHAT_HTTP_TOO_LARGE : CHAT_HTTP_INCOMPLETE;
+    for (i = *scanned > start ? *scanned : start; i < len && i < max_head; i++) {
+        if (buf[i] != '\n') continue;
+        if (buf[i - 1] == '\n' || (buf[i - 1] == '\r' && i - start >= 2 && buf[i - 2] == '\n')) {
+            end = i + 1;
+            break;
+        }
+    }
+    if (!end) {
+        *scanned = i;
+        return len >= max_head ? CHAT_HTTP_TOO_LARGE : CHAT_HTTP_INCOMPLETE;
+    }
+    if (end > INT_MAX) return CHAT_HTTP_TOO_LARGE;
+    head_len = end;
+    memset(req, 0, sizeof *req);
+    req->head.p = buf + start, req->head.n = head_len - start;
+    for (line = start, i = start; i < head_len; i++) {
+        size_t n;
+        int bad;
+        if (buf[i] != '\n') continue;
+        n = i - line;
+        if (n && buf[i - 1] == '\r') n--;
+        if (n == 0) break; /* the empty line */
+        if (memchr(buf + line, '\r', n)) return CHAT_HTTP_BAD; /* a bare CR */
+        if (line != start) bad = chat__http_header_line(buf + line, n, req, &hosts);
+        else if (response) bad = chat__http_status_line(buf + line, n, req);
+        else bad = chat__http_request_line(buf + line, n, req);
+        if (bad) return CHAT_HTTP_BAD;
+        line = i + 1;
+    }
+    *scanned = 0;
+    return (int)head_len;
+}
+
+CHATDEF int chat_http_parse(const char *buf, size_t len, size_t max_head, size_t *scanned, chat_http_request *req) {
+    return chat__http_parse_head(buf, len, max_head, scanned, req, 0);
+}
+
+CHATDEF int chat_http_parse_response(const char *buf, size_t len, size_t max_head, size_t *scanned,
+                                     chat_http_request *resp) {
+    return chat__http_parse_head(buf, len, max_head, scanned, resp, 1);
+}
+
+static int chat__hex_digit(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Percent-decodes s into out (which has room for n bytes) and returns the decoded length. As in
+   a browser's URLSearchParams, a '%' not followed by two hex digits stays as it is. */
+CHATDEF size_t chat_url_decode(const char *s, size_t n, char *out, int plus_is_space) {
+    size_t i, o = 0;
+    for (i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = chat__hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (lo = chat__hex_digit((unsigned char)s[i + 2])) >= 0) {
+            out[o++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[o++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    return o;
+}
+
+/* Finds the first `name` parameter of a query string and decodes its value into out (replacing
+   its contents). Returns 1 when found, 0 when absent, CHAT_ENOMEM. */
+CHATDEF int chat_url_query_param(const char *q, size_t qn, const char *name, chat_buf *out) {
+    size_t i = 0, name_len = strlen(name);
+    while (i <= qn) {
+        size_t start = i, eq, end;
+        char key[64];
+        while (i < qn && q[i] != '&') i++;
+        end = i++;
+        for (eq = start; eq < end && q[eq] != '='; eq++) {}
+        if (eq - start <= sizeof key &&
+            chat_url_decode(q + start, eq - start, key, 1) == name_len && memcmp(key, name, name_len) == 0) {
+            size_t vn = eq < end ? end - eq - 1 : 0;
+            out->len = 0;
+            if (chat_buf_reserve(out, vn + 1) != CHAT_OK) return CHAT_ENOMEM;
+            out->len = vn ? chat_url_decode(q + eq + 1, vn, (char *)out->data, 1) : 0;
+            out->data[out->len] = '\0';
+            return 1;
+        }
+    }
+    return 0;
+}
+
+CHATDEF const char *chat_http_reason(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 401: return "Unauthorized";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 501: return "Not Implemented";
+    case 431: return "Request Header Fields Too Large";
+    default: return "Internal Server Error";
+    }
+}
+
+/* ============================================================================================ */
+/* ws: RFC 6455 handshake key, frame decoder (fed arbitrary chunks), frame header encoder        */
+/* ============================================================================================ */
+
+
+/* Sec-WebSocket-Accept for a client's key: base64(SHA-1(key + GUID)), 28 characters + NUL. */
+CHATDEF void chat_ws_accept_key(const char *key, size_t key_len, char out[29]) {
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    unsigned char tmp[64 + sizeof guid], digest[20];
+    size_t n = CHAT__MIN(key_len, (size_t)64);
+    memcpy(tmp, key, n);
+    memcpy(tmp + n, guid, sizeof guid - 1);
+    chat_sha1(tmp, n + sizeof guid - 1, digest);
+    chat_base64_encode(digest, 20, out);
+}
+
+/* Writes a frame header (FIN set) for a payload of `len` bytes; with a mask (clients only) the
+   4 mask bytes follow. Returns the header length: 2, 4 or 10 (+4 masked). */
+CHATDEF size_t chat_ws_header(unsigned char *out, int opcode, uint64_t len, const unsigned char *mask) {
+    size_t n;
+    int i;
+    out[0] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        out[1] = (unsigned char)len, n = 2;
+    } else if (len <= 0xFFFF) {
+        out[1] = 126, out[2] = (unsigned char)(len >> 8), out[3] = (unsigned char)len, n = 4;
+    } else {
+        out[1] = 127, n = 10;
+        for (i = 0; i < 8; i++) out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
+    }
+    if (mask) {
+        out[1] |= 0x80;
+        memcpy(out + n, mask, 4);
+        n += 4;
+    }
+    return n;
+}
+
+/* XORs n bytes with the mask, starting `phase` bytes into it; 8 bytes at a time. */
+CHATDEF void chat_ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], unsigned phase) {
+    unsigned char m[8];
+    size_t i = 0;
+    int k;
+    for (k = 0; k < 8; k++) m[k] = mask[(phase + (unsigned)k) & 3];
+    if (n >= 8) {
+        uint64_t w, mw;
+        memcpy(&mw, m, 8);
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, p + i, 8);
+            w ^= mw;
+            memcpy(p + i, &w, 8);
+        }
+    }
+    for (; i < n; i++) p[i] ^= m[i & 7];
+}
+
+
+
+/* Valid close codes on the wire: RFC 6455 7.4.1 and the IANA registry (1012-1014); 1004-1006
+   and 1015 are reserved, 1016-2999 unassigned, 3000-4999 for libraries and applications. */
+CHATDEF int chat_ws_close_code_valid(int code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+static size_t chat__ws_fail(chat_ws_event *ev, int code) {
+    ev->type = CHAT_WS_ERROR;
+    ev->code = code;
+    return 0;
+}
+
+/* Feeds bytes of a client's stream. Returns how many were consumed and what they were in *ev;
+   the caller calls again with the rest until ev->type is CHAT_WS_NEED_MORE (and then keeps the
+   unconsumed bytes for next time) or CHAT_WS_ERROR. Data payload is streamed as it arrives
+   (so invalid UTF-8 is caught at its first byte); control frames are returned whole. A message
+   longer than max_message is refused from the frame header, before its payload is buffered. */
+CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, uint64_t max_message,
+                                chat_ws_event *ev) {
+    size_t head, i;
+    uint64_t len;
+    int op, fin;
+    memset(ev, 0, sizeof *ev);
+    if (d->in_frame) {
+        size_t take = (size_t)CHAT__MIN((uint64_t)n, d->remaining);
+        if (take == 0 && d->remaining) return ev->type = CHAT_WS_NEED_MORE, 0;
+        if (!d->unmasked) chat_ws_unmask(p, take, d->mask, d->phase);
+        d->phase = (unsigned char)((d->phase + take) & 3);
+        d->remaining -= take;
+        d->message_len += take;
+        ev->type = CHAT_WS_DATA, ev->opcode = d->message_op, ev->data = p, ev->len = take;
+        ev->last = d->remaining == 0 && d->fin;
+        if (d->message_op == CHAT_WS_OP_TEXT) {
+            d->utf8 = chat_utf8_feed(d->utf8, p, take);
+            if (d->utf8 == CHAT_UTF8_REJECT || (ev->last && d->utf8 != CHAT_UTF8_ACCEPT))
+                return chat__ws_fail(ev, 1007);
+        }
+        if (d->remaining == 0) {
+            d->in_frame = 0;
+            if (d->fin) d->message_op = 0, d->message_len = 0;
+        }
+        return take;
+    }
+    if (n < 2) return ev->type = CHAT_WS_NEED_MORE, 0;
+    fin = p[0] & 0x80, op = p[0] & 0x0F, len = p[1] & 0x7F;
+    head = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + (d->unmasked ? 0 : 4);
+    if (p[0] & 0x70) return chat__ws_fail(ev, 1002);                /* RSV without extension */
+    if (!(p[1] & 0x80) != !!d->unmasked) return chat__ws_fail(ev, 1002); /* clients mask, servers not */
+    if ((op > CHAT_WS_OP_BINARY && op < CHAT_WS_OP_CLOSE) || op > CHAT_WS_OP_PONG) return chat__ws_fail(ev, 1002);
+    if (op >= CHAT_WS_OP_CLOSE && (!fin || len > CHAT_WS_MAX_CONTROL)) return chat__ws_fail(ev, 1002);
+    if (op == CHAT_WS_OP_CONT && !d->message_op) return chat__ws_fail(ev, 1002);
+    if ((op == CHAT_WS_OP_TEXT || op == CHAT_WS_OP_BINARY) && d->message_op) return chat__ws_fail(ev, 1002);
+    if (n < head) return ev->type = CHAT_WS_NEED_MORE, 0;
+    if (len == 126) {
+        len = (uint64_t)p[2] << 8 | p[3];
+        if (len < 126) return chat__ws_fail(ev, 1002); /* lengths must be minimal */
+    } else if (len == 127) {
+        for (len = 0, i = 0; i < 8; i++) len = len << 8 | p[2 + i];
+        if (len >> 63 || len <= 0xFFFF) return chat__ws_fail(ev, 1002);
+    }
+    if (op >= CHAT_WS_OP_CLOSE) {
+        unsigned char *payload = p + head;
+        if (n < head + len) return ev->type = CHAT_WS_NEED_MORE, 0;
+        if (!d->unmasked) chat_ws_unmask(payload, (size_t)len, p + head - 4, 0);
+        ev->data = payload, ev->len = (size_t)len;
+        if (op == CHAT_WS_OP_PING) ev->type = CHAT_WS_PING;
+        else if (op == CHAT_WS_OP_PONG) ev->type = CHAT_WS_PONG;
+        else {
+            ev->type = CHAT_WS_CLOSE;
+            ev->code = 1005; /* "no status received" */
+            if (len == 1) return chat__ws_fail(ev, 1002);
+            if (len >= 2) {
+                ev->code = payload[0] << 8 | payload[1];
+                if (!chat_ws_close_code_valid(ev->code)) return chat__ws_fail(ev, 1002);
+                if (!chat_utf8_valid(payload + 2, (size_t)len - 2)) return chat__ws_fail(ev, 1007);
+                ev->data = payload + 2, ev->len = (size_t)len - 2;
+            }
+        }
+        return head + (size_t)len;
+    }
+    if (len > max_message || d->message_len + len > max_message) return chat__ws_fail(ev, 1009);
+    if (op != CHAT_WS_OP_CONT) d->message_op = (unsigned char)op, d->utf8 = CHAT_UTF8_ACCEPT, d->message_len = 0;
+    if (!d->unmasked) memcpy(d->mask, p + head - 4, 4);
+    d->phase = 0, d->remaining = len, d->fin = (unsigned char)(fin != 0), d->in_frame = 1;
+    if (len == 0) { /* an empty frame still moves the message along; report it at once */
+        ev->type = CHAT_WS_DATA, ev->opcode = d->message_op, ev->data = p + head, ev->len = 0;
+        ev->last = d->fin;
+        d->in_frame = 0;
+        if (ev->last) {
+            if (d->message_op == CHAT_WS_OP_TEXT && d->utf8 != CHAT_UTF8_ACCEPT) return chat__ws_fail(ev, 1007);
+            d->message_op = 0, d->message_len = 0;
+        }
+        return head;
+    }
+    ev->type = CHAT_WS_NONE;
+    return head;
+}
+
+#ifndef CHAT_CODECS_ONLY /* the platform and the server */
 
 /* ============================================================================================ */
 /* platform: the only place with OS calls                                                      */
@@ -594,918 +1659,6 @@ static ssize_t chat__send_iov(int fd, struct iovec *iov, int n) {
 }
 
 /* ============================================================================================ */
-/* bytes: growable buffer, SHA-1, base64, UTF-8                                                 */
-/* ============================================================================================ */
-
-typedef struct chat__buf {
-    unsigned char *data;
-    size_t len, cap;
-} chat__buf;
-
-CHAT__FN int chat__buf_reserve(chat__buf *b, size_t extra) {
-    size_t want, cap;
-    unsigned char *p;
-    if (extra > (size_t)-1 - b->len) return CHAT_ENOMEM;
-    want = b->len + extra;
-    if (want <= b->cap) return CHAT_OK;
-    cap = b->cap ? b->cap : 64;
-    while (cap < want) cap = cap > (size_t)-1 / 2 ? want : cap * 2;
-    p = (unsigned char *)CHAT_REALLOC(b->data, cap);
-    if (!p) return CHAT_ENOMEM;
-    b->data = p;
-    b->cap = cap;
-    return CHAT_OK;
-}
-
-CHAT__FN int chat__buf_append(chat__buf *b, const void *p, size_t n) {
-    if (chat__buf_reserve(b, n) != CHAT_OK) return CHAT_ENOMEM;
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return CHAT_OK;
-}
-
-CHAT__FN void chat__buf_free(chat__buf *b) {
-    CHAT_FREE(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-/* --- SHA-1 (FIPS 180-4); only the handshake needs it, so one-shot is enough --- */
-
-static uint32_t chat__rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
-
-static void chat__sha1_block(uint32_t h[5], const unsigned char *p) {
-    uint32_t w[80], a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f, k, t;
-    int i;
-    for (i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
-    for (; i < 80; i++) w[i] = chat__rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    for (i = 0; i < 80; i++) {
-        if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
-        else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
-        else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
-        else f = b ^ c ^ d, k = 0xCA62C1D6u;
-        t = chat__rol32(a, 5) + f + e + k + w[i];
-        e = d, d = c, c = chat__rol32(b, 30), b = a, a = t;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
-}
-
-CHAT__FN void chat__sha1(const void *data, size_t len, unsigned char out[20]) {
-    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
-    const unsigned char *p = (const unsigned char *)data;
-    unsigned char tail[128];
-    uint64_t bits = (uint64_t)len * 8;
-    size_t rest, padded, i;
-    for (; len >= 64; p += 64, len -= 64) chat__sha1_block(h, p);
-    rest = len;
-    memset(tail, 0, sizeof tail);
-    if (rest) memcpy(tail, p, rest);
-    tail[rest] = 0x80;
-    padded = rest < 56 ? 64 : 128;
-    for (i = 0; i < 8; i++) tail[padded - 1 - i] = (unsigned char)(bits >> (8 * i));
-    chat__sha1_block(h, tail);
-    if (padded == 128) chat__sha1_block(h, tail + 64);
-    for (i = 0; i < 20; i++) out[i] = (unsigned char)(h[i / 4] >> (24 - 8 * (i % 4)));
-}
-
-/* --- base64 (RFC 4648, standard alphabet, padded) --- */
-
-static const char chat__b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Writes 4*ceil(n/3) characters and a NUL; returns the number of characters. */
-CHAT__FN size_t chat__base64_encode(const unsigned char *in, size_t n, char *out) {
-    size_t i, o = 0;
-    for (i = 0; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = chat__b64[v >> 18], out[o++] = chat__b64[(v >> 12) & 63];
-        out[o++] = chat__b64[(v >> 6) & 63], out[o++] = chat__b64[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = chat__b64[v >> 18], out[o++] = chat__b64[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? chat__b64[(v >> 6) & 63] : '=';
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int chat__b64_value(int c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-/* Strict decoding: padded, canonical (unused bits zero). Returns the decoded length, or -1 when
-   the input is not base64 or the output would not fit in `cap`. */
-CHAT__FN long chat__base64_decode(const char *in, size_t n, unsigned char *out, size_t cap) {
-    size_t i, o = 0;
-    if (n % 4) return -1;
-    for (i = 0; i < n; i += 4) {
-        int a = chat__b64_value((unsigned char)in[i]), b = chat__b64_value((unsigned char)in[i + 1]);
-        int last = i + 4 == n, pad2 = last && in[i + 2] == '=' && in[i + 3] == '=';
-        int pad1 = last && !pad2 && in[i + 3] == '=';
-        int c = pad2 ? 0 : chat__b64_value((unsigned char)in[i + 2]);
-        int d = pad1 || pad2 ? 0 : chat__b64_value((unsigned char)in[i + 3]);
-        size_t k = pad2 ? 1 : pad1 ? 2 : 3;
-        uint32_t v;
-        if (a < 0 || b < 0 || c < 0 || d < 0 || o + k > cap) return -1;
-        v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
-        if ((pad2 && (v & 0xFFFF)) || (pad1 && (v & 0xFF))) return -1;
-        out[o++] = (unsigned char)(v >> 16);
-        if (k > 1) out[o++] = (unsigned char)(v >> 8);
-        if (k > 2) out[o++] = (unsigned char)v;
-    }
-    return (long)o;
-}
-
-/* --- UTF-8 validation, incremental (a message may arrive split anywhere) ---
-   The state is 0 (between characters), 1 (rejected), or the byte range the next continuation
-   byte must fall in plus how many continuation bytes are still due. Overlongs, surrogates and
-   code points above U+10FFFF are excluded by the ranges (Unicode table 3-7). */
-
-#define CHAT__UTF8_ACCEPT 0u
-#define CHAT__UTF8_REJECT 1u
-#define CHAT__UTF8_NEED(n, lo, hi) ((uint32_t)(lo) << 16 | (uint32_t)(hi) << 8 | (uint32_t)(n))
-
-CHAT__FN uint32_t chat__utf8_step(uint32_t st, unsigned c) {
-    if (st == CHAT__UTF8_ACCEPT) {
-        if (c < 0x80) return CHAT__UTF8_ACCEPT;
-        if (c < 0xC2) return CHAT__UTF8_REJECT;
-        if (c < 0xE0) return CHAT__UTF8_NEED(1, 0x80, 0xBF);
-        if (c == 0xE0) return CHAT__UTF8_NEED(2, 0xA0, 0xBF);
-        if (c == 0xED) return CHAT__UTF8_NEED(2, 0x80, 0x9F);
-        if (c < 0xF0) return CHAT__UTF8_NEED(2, 0x80, 0xBF);
-        if (c == 0xF0) return CHAT__UTF8_NEED(3, 0x90, 0xBF);
-        if (c < 0xF4) return CHAT__UTF8_NEED(3, 0x80, 0xBF);
-        if (c == 0xF4) return CHAT__UTF8_NEED(3, 0x80, 0x8F);
-        return CHAT__UTF8_REJECT;
-    }
-    if (st == CHAT__UTF8_REJECT || c < ((st >> 16) & 0xFF) || c > ((st >> 8) & 0xFF))
-        return CHAT__UTF8_REJECT;
-    return (st & 0xFF) == 1 ? CHAT__UTF8_ACCEPT : CHAT__UTF8_NEED((st & 0xFF) - 1, 0x80, 0xBF);
-}
-
-/* Feeds n bytes; stops at the first invalid byte and returns CHAT__UTF8_REJECT. */
-CHAT__FN uint32_t chat__utf8_feed(uint32_t st, const unsigned char *p, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        if (st == CHAT__UTF8_ACCEPT) { /* ASCII runs 8 bytes at a time */
-            uint64_t w;
-            while (i + 8 <= n) {
-                memcpy(&w, p + i, 8);
-                if (w & UINT64_C(0x8080808080808080)) break;
-                i += 8;
-            }
-            while (i < n && p[i] < 0x80) i++;
-            if (i == n) break;
-        }
-        st = chat__utf8_step(st, p[i++]);
-        if (st == CHAT__UTF8_REJECT) break;
-    }
-    return st;
-}
-
-CHAT__FN int chat__utf8_valid(const void *p, size_t n) {
-    return chat__utf8_feed(CHAT__UTF8_ACCEPT, (const unsigned char *)p, n) == CHAT__UTF8_ACCEPT;
-}
-
-/* ============================================================================================ */
-/* json: string encoder, strict decoder                                                         */
-/* ============================================================================================ */
-
-/* Appends s as a JSON string literal, escaped exactly as JavaScript's JSON.stringify does, so a
-   browser sees the same bytes as from the tutorial. s must be valid UTF-8. */
-CHAT__FN int chat__json_put_string(chat__buf *b, const void *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    unsigned char *o;
-    size_t i, run = 0;
-    if (n > ((size_t)-1 - 2) / 6 || chat__buf_reserve(b, n * 6 + 2) != CHAT_OK) return CHAT_ENOMEM;
-    o = b->data + b->len;
-    *o++ = '"';
-    for (i = 0; i < n; i++) {
-        unsigned c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        memcpy(o, p + i - run, run), o += run, run = 0;
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default: *o++ = 'u', *o++ = '0', *o++ = '0', *o++ = hex[c >> 4], *o++ = hex[c & 15];
-        }
-    }
-    memcpy(o, p + n - run, run), o += run;
-    *o++ = '"';
-    b->len = (size_t)(o - b->data);
-    return CHAT_OK;
-}
-
-/* The decoder is a recursive-descent validator over a complete document (a WebSocket message
-   is complete before it is parsed). It allocates nothing per token: strings are decoded only
-   when the caller wants them, into one buffer. Nesting beyond CHAT_JSON_MAX_DEPTH is an error. */
-typedef struct chat__json {
-    const unsigned char *p, *end;
-    int depth;
-} chat__json;
-
-static void chat__json_ws(chat__json *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
-}
-
-static int chat__json_hex4(const unsigned char *p, unsigned *out) {
-    unsigned v = 0;
-    int i;
-    for (i = 0; i < 4; i++) {
-        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (d < 0) return -1;
-        v = v << 4 | (unsigned)d;
-    }
-    *out = v;
-    return 0;
-}
-
-static void chat__utf8_put(unsigned char **o, unsigned cp) {
-    unsigned char *q = *o;
-    if (cp < 0x80) *q++ = (unsigned char)cp;
-    else if (cp < 0x800) *q++ = (unsigned char)(0xC0 | cp >> 6), *q++ = (unsigned char)(0x80 | (cp & 63));
-    else if (cp < 0x10000)
-        *q++ = (unsigned char)(0xE0 | cp >> 12), *q++ = (unsigned char)(0x80 | ((cp >> 6) & 63)),
-        *q++ = (unsigned char)(0x80 | (cp & 63));
-    else
-        *q++ = (unsigned char)(0xF0 | cp >> 18), *q++ = (unsigned char)(0x80 | ((cp >> 12) & 63)),
-        *q++ = (unsigned char)(0x80 | ((cp >> 6) & 63)), *q++ = (unsigned char)(0x80 | (cp & 63));
-    *o = q;
-}
-
-/* Parses a string at j->p (which is at the opening quote). With `out`, appends the decoded
-   UTF-8 to it; a lone UTF-16 surrogate escape, which UTF-8 cannot carry, becomes U+FFFD. */
-static int chat__json_string(chat__json *j, chat__buf *out) {
-    const unsigned char *p = j->p + 1, *run = p;
-    unsigned char *o = NULL;
-    uint32_t st = CHAT__UTF8_ACCEPT;
-    if (out) { /* decoded text is never longer than its source */
-        if (chat__buf_reserve(out, (size_t)(j->end - p) + 1) != CHAT_OK) return -1;
-        o = out->data + out->len;
-    }
-    for (;;) {
-        unsigned c;
-        if (p == j->end) return -1;
-        c = *p;
-        if (c == '"' || c == '\\') {
-            if (st != CHAT__UTF8_ACCEPT) return -1; /* a character cut by an escape or the end */
-            if (o) memcpy(o, run, (size_t)(p - run)), o += p - run;
-            if (c == '"') break;
-            if (j->end - p < 2) return -1;
-            c = p[1];
-            p += 2;
-            switch (c) {
-            case '"': case '\\': case '/': if (o) *o++ = (unsigned char)c; break;
-            case 'b': if (o) *o++ = '\b'; break;
-            case 'f': if (o) *o++ = '\f'; break;
-            case 'n': if (o) *o++ = '\n'; break;
-            case 'r': if (o) *o++ = '\r'; break;
-            case 't': if (o) *o++ = '\t'; break;
-            case 'u': {
-                unsigned cp, lo;
-                if (j->end - p < 4 || chat__json_hex4(p, &cp) < 0) return -1;
-                p += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF && j->end - p >= 6 && p[0] == '\\' && p[1] == 'u' &&
-                    chat__json_hex4(p + 2, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    p += 6;
-                } else if (cp >= 0xD800 && cp <= 0xDFFF) {
-                    cp = 0xFFFD;
-                }
-                if (o) chat__utf8_put(&o, cp);
-                break;
-            }
-            default: return -1;
-            }
-            run = p;
-            continue;
-        }
-        if (c < 0x20) return -1; /* control characters must be escaped */
-        st = chat__utf8_step(st, c);
-        if (st == CHAT__UTF8_REJECT) return -1;
-        p++;
-    }
-    if (out) out->len = (size_t)(o - out->data);
-    j->p = p + 1;
-    return 0;
-}
-
-static int chat__json_digits(chat__json *j) {
-    const unsigned char *start = j->p;
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
-    return j->p > start ? 0 : -1;
-}
-
-static int chat__json_number(chat__json *j) {
-    if (j->p < j->end && *j->p == '-') j->p++;
-    if (j->p < j->end && *j->p == '0') j->p++;
-    else if (chat__json_digits(j) < 0) return -1;
-    if (j->p < j->end && *j->p == '.') {
-        j->p++;
-        if (chat__json_digits(j) < 0) return -1;
-    }
-    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-        j->p++;
-        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
-        if (chat__json_digits(j) < 0) return -1;
-    }
-    return 0;
-}
-
-static int chat__json_literal(chat__json *j, const char *word, size_t n) {
-    if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) return -1;
-    j->p += n;
-    return 0;
-}
-
-static int chat__json_value(chat__json *j);
-
-/* Arrays and objects share one loop; `close` says which. */
-static int chat__json_container(chat__json *j, unsigned char close) {
-    if (++j->depth > CHAT_JSON_MAX_DEPTH) return -1;
-    j->p++;
-    chat__json_ws(j);
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        j->depth--;
-        return 0;
-    }
-    for (;;) {
-        if (close == '}') {
-            if (j->p == j->end || *j->p != '"' || chat__json_string(j, NULL) < 0) return -1;
-            chat__json_ws(j);
-            if (j->p == j->end || *j->p != ':') return -1;
-            j->p++;
-        }
-        if (chat__json_value(j) < 0) return -1;
-        if (j->p == j->end) return -1;
-        if (*j->p == close) break;
-        if (*j->p != ',') return -1;
-        j->p++;
-        chat__json_ws(j);
-    }
-    j->p++;
-    j->depth--;
-    return 0;
-}
-
-/* One value with the whitespace around it. */
-static int chat__json_value(chat__json *j) {
-    int r;
-    chat__json_ws(j);
-    if (j->p == j->end) return -1;
-    switch (*j->p) {
-    case '{': r = chat__json_container(j, '}'); break;
-    case '[': r = chat__json_container(j, ']'); break;
-    case '"': r = chat__json_string(j, NULL); break;
-    case 't': r = chat__json_literal(j, "true", 4); break;
-    case 'f': r = chat__json_literal(j, "false", 5); break;
-    case 'n': r = chat__json_literal(j, "null", 4); break;
-    default: r = chat__json_number(j);
-    }
-    chat__json_ws(j);
-    return r;
-}
-
-/* Returns 0 when s is exactly one valid JSON document (RFC 8259, UTF-8), else -1. */
-CHAT__FN int chat__json_validate(const void *s, size_t n) {
-    chat__json j;
-    j.p = (const unsigned char *)s, j.end = j.p + n, j.depth = 0;
-    return chat__json_value(&j) == 0 && j.p == j.end ? 0 : -1;
-}
-
-#define CHAT__JSON_INVALID (-1)
-#define CHAT__JSON_OTHER 0
-#define CHAT__JSON_SEND_MESSAGE 1
-
-/* Decodes a string token at j->p into tmp after its current contents and returns the index of
-   the first of `words` it equals, `count` if none, or -1 when the token is invalid. tmp is left
-   as it was. */
-static int chat__json_string_which(chat__json *j, chat__buf *tmp, const char *const *words, int count) {
-    size_t mark = tmp->len, n;
-    int i;
-    if (chat__json_string(j, tmp) < 0) return -1;
-    n = tmp->len - mark;
-    tmp->len = mark;
-    for (i = 0; i < count; i++)
-        if (strlen(words[i]) == n && memcmp(tmp->data + mark, words[i], n) == 0) break;
-    return i;
-}
-
-/* Reads a client event. Returns CHAT__JSON_SEND_MESSAGE for {"event":"send-message",
-   "message":STRING,...} with the decoded text in `text` (replacing its contents),
-   CHAT__JSON_OTHER for any other valid JSON, CHAT__JSON_INVALID otherwise. As in JSON.parse,
-   the last of repeated keys counts. */
-CHAT__FN int chat__json_read_event(const void *s, size_t n, chat__buf *text) {
-    static const char *const keys[] = {"event", "message"};
-    static const char *const send_message[] = {"send-message"};
-    chat__json j;
-    int is_send = 0, has_text = 0;
-    j.p = (const unsigned char *)s, j.end = j.p + n, j.depth = 1;
-    text->len = 0;
-    chat__json_ws(&j);
-    if (j.p == j.end || *j.p != '{')
-        return chat__json_validate(s, n) == 0 ? CHAT__JSON_OTHER : CHAT__JSON_INVALID;
-    j.p++;
-    chat__json_ws(&j);
-    if (j.p < j.end && *j.p == '}') {
-        j.p++;
-    } else {
-        for (;;) {
-            int key;
-            if (j.p == j.end || *j.p != '"') return CHAT__JSON_INVALID;
-            key = chat__json_string_which(&j, text, keys, 2);
-            if (key < 0) return CHAT__JSON_INVALID;
-            chat__json_ws(&j);
-            if (j.p == j.end || *j.p != ':') return CHAT__JSON_INVALID;
-            j.p++;
-            chat__json_ws(&j);
-            if (key < 2 && j.p < j.end && *j.p == '"') {
-                if (key == 0) {
-                    int which = chat__json_string_which(&j, text, send_message, 1);
-                    if (which < 0) return CHAT__JSON_INVALID;
-                    is_send = which == 0;
-                } else {
-                    text->len = 0;
-                    if (chat__json_string(&j, text) < 0) return CHAT__JSON_INVALID;
-                    has_text = 1;
-                }
-                chat__json_ws(&j);
-            } else {
-                if (chat__json_value(&j) < 0) return CHAT__JSON_INVALID;
-                if (key == 0) is_send = 0;
-                if (key == 1) has_text = 0;
-            }
-            if (j.p == j.end) return CHAT__JSON_INVALID;
-            if (*j.p == '}') break;
-            if (*j.p != ',') return CHAT__JSON_INVALID;
-            j.p++;
-            chat__json_ws(&j);
-        }
-        j.p++;
-    }
-    chat__json_ws(&j);
-    if (j.p != j.end) return CHAT__JSON_INVALID;
-    return is_send && has_text ? CHAT__JSON_SEND_MESSAGE : CHAT__JSON_OTHER;
-}
-
-/* ============================================================================================ */
-/* http: request head parser (incremental, bounded) and response helpers                        */
-/* ============================================================================================ */
-
-typedef struct chat__span {
-    const char *p;
-    size_t n;
-} chat__span;
-
-/* What the server needs from a request head; spans point into the caller's buffer. */
-typedef struct chat__http_request {
-    chat__span head; /* the whole head, for headers looked up by name */
-    chat__span method, target, host, upgrade, ws_key, ws_version, origin, forwarded_for;
-    int minor;      /* HTTP/1.minor */
-    unsigned flags; /* CHAT__REQ_* */
-} chat__http_request;
-
-#define CHAT__REQ_CLOSE 1u      /* Connection: close */
-#define CHAT__REQ_KEEPALIVE 2u  /* Connection: keep-alive */
-#define CHAT__REQ_CONN_UPGRADE 4u /* Connection: upgrade */
-#define CHAT__REQ_BODY 8u       /* a body follows (Content-Length > 0 or Transfer-Encoding) */
-#define CHAT__REQ_DUP_KEY 16u   /* Sec-WebSocket-Key given more than once */
-
-#define CHAT__HTTP_INCOMPLETE 0
-#define CHAT__HTTP_BAD (-1)
-#define CHAT__HTTP_TOO_LARGE (-2)
-
-static int chat__lower(int c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-
-static int chat__ieq(const char *a, size_t an, const char *b, size_t bn) {
-    size_t i;
-    if (an != bn) return 0;
-    for (i = 0; i < an; i++)
-        if (chat__lower((unsigned char)a[i]) != chat__lower((unsigned char)b[i])) return 0;
-    return 1;
-}
-
-static int chat__span_ieq(chat__span s, const char *text) { return chat__ieq(s.p, s.n, text, strlen(text)); }
-
-/* Does a comma-separated header value (e.g. "keep-alive, Upgrade") contain `token`? */
-CHAT__FN int chat__token_list_has(chat__span v, const char *token) {
-    size_t i = 0;
-    while (i < v.n) {
-        chat__span t;
-        while (i < v.n && (v.p[i] == ' ' || v.p[i] == '\t' || v.p[i] == ',')) i++;
-        t.p = v.p + i;
-        while (i < v.n && v.p[i] != ',') i++;
-        t.n = (size_t)(v.p + i - t.p);
-        while (t.n && (t.p[t.n - 1] == ' ' || t.p[t.n - 1] == '\t')) t.n--;
-        if (t.n && chat__span_ieq(t, token)) return 1;
-    }
-    return 0;
-}
-
-static int chat__is_tchar(int c) { /* RFC 9110 token characters */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-/* Parses one header line "name: value" (without its line ending) into req. */
-static int chat__http_header(const char *p, size_t n, chat__http_request *req) {
-    chat__span name, value;
-    size_t i = 0;
-    while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
-    if (i == 0 || i == n || p[i] != ':') return -1; /* no space before the colon (RFC 9112 5.1) */
-    name.p = p, name.n = i++;
-    while (i < n && (p[i] == ' ' || p[i] == '\t')) i++;
-    value.p = p + i, value.n = n - i;
-    while (value.n && (value.p[value.n - 1] == ' ' || value.p[value.n - 1] == '\t')) value.n--;
-    for (i = 0; i < value.n; i++) {
-        unsigned char c = (unsigned char)value.p[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7F) return -1;
-    }
-    if (chat__span_ieq(name, "host")) {
-        if (req->host.p) return -1;
-        req->host = value;
-    } else if (chat__span_ieq(name, "connection")) {
-        if (chat__token_list_has(value, "close")) req->flags |= CHAT__REQ_CLOSE;
-        if (chat__token_list_has(value, "keep-alive")) req->flags |= CHAT__REQ_KEEPALIVE;
-        if (chat__token_list_has(value, "upgrade")) req->flags |= CHAT__REQ_CONN_UPGRADE;
-    } else if (chat__span_ieq(name, "upgrade")) {
-        req->upgrade = value;
-    } else if (chat__span_ieq(name, "sec-websocket-key")) {
-        if (req->ws_key.p) req->flags |= CHAT__REQ_DUP_KEY;
-        req->ws_key = value;
-    } else if (chat__span_ieq(name, "sec-websocket-version")) {
-        req->ws_version = value;
-    } else if (chat__span_ieq(name, "origin")) {
-        req->origin = value;
-    } else if (chat__span_ieq(name, "x-forwarded-for")) {
-        req->forwarded_for = value;
-    } else if (chat__span_ieq(name, "content-length")) {
-        if (value.n == 0) return -1;
-        for (i = 0; i < value.n; i++) {
-            if (value.p[i] < '0' || value.p[i] > '9') return -1;
-            if (value.p[i] != '0') req->flags |= CHAT__REQ_BODY;
-        }
-    } else if (chat__span_ieq(name, "transfer-encoding")) {
-        req->flags |= CHAT__REQ_BODY;
-    }
-    return 0;
-}
-
-/* The origin-form part of an absolute-form target ("http://host/x?y" -> "/x?y"), which a server
-   must accept (RFC 9112 3.2.2); -1 when the target is in neither form. */
-static int chat__http_origin_form(chat__span *t) {
-    static const char root[] = "/";
-    size_t i = 0;
-    if (t->n && t->p[0] == '/') return 0;
-    while (i < t->n && t->p[i] != ':') i++;
-    if (!((i == 4 && chat__ieq(t->p, 4, "http", 4)) || (i == 5 && chat__ieq(t->p, 5, "https", 5))) ||
-        t->n - i < 3 || memcmp(t->p + i, "://", 3) != 0)
-        return -1;
-    for (i += 3; i < t->n && t->p[i] != '/' && t->p[i] != '?'; i++) {}
-    if (i == t->n) t->p = root, t->n = 1; /* no path: the root */
-    else if (t->p[i] == '?') return -1;    /* a query without a path: no span says "/?..." */
-    else t->p += i, t->n -= i;
-    return 0;
-}
-
-/* Parses the request line: METHOD SP request-target SP HTTP/1.x */
-static int chat__http_request_line(const char *p, size_t n, chat__http_request *req) {
-    size_t i = 0, t;
-    while (i < n && chat__is_tchar((unsigned char)p[i])) i++;
-    if (i == 0 || i == n || p[i] != ' ') return -1;
-    req->method.p = p, req->method.n = i++;
-    t = i;
-    while (i < n && (unsigned char)p[i] > ' ' && p[i] != 0x7F) i++;
-    if (i == t || i == n || p[i] != ' ') return -1;
-    req->target.p = p + t, req->target.n = i - t;
-    if (chat__http_origin_form(&req->target) < 0) return -1;
-    i++;
-    if (n - i != 8 || memcmp(p + i, "HTTP/1.", 7) != 0 || p[i + 7] < '0' || p[i + 7] > '9') return -1;
-    req->minor = p[i + 7] - '0';
-    return 0;
-}
-
-/* Looks for a complete request head in buf[0..len). `scanned` carries how far an earlier call got,
-   so bytes delivered one at a time are not searched again and again. Returns the head's length
-   (request line through the empty line) and fills req; CHAT__HTTP_INCOMPLETE when more is needed;
-   CHAT__HTTP_TOO_LARGE when no head ends within max_head bytes; CHAT__HTTP_BAD when malformed.
-   Lines may end in CRLF or a bare LF (RFC 9112 2.2). */
-CHAT__FN int chat__http_parse(const char *buf, size_t len, size_t max_head, size_t *scanned,
-                              chat__http_request *req) {
-    size_t i, end = 0, line, head_len, start = 0;
-    /* Empty lines before the request line are ignored (RFC 9112 2.2); they count as head. */
-    while (start < len && (buf[start] == '\n' || (buf[start] == '\r' && start + 1 < len && buf[start + 1] == '\n')))
-        start += buf[start] == '\r' ? 2 : 1;
-    if (start == len || (start + 1 == len && buf[start] == '\r'))
-        return len >= max_head ? CHAT__HTTP_TOO_LARGE : CHAT__HTTP_INCOMPLETE;
-    for (i = *scanned > start ? *scanned : start; i < len && i < max_head; i++) {
-        if (buf[i] != '\n') continue;
-        if (buf[i - 1] == '\n' || (buf[i - 1] == '\r' && i - start >= 2 && buf[i - 2] == '\n')) {
-            end = i + 1;
-            break;
-        }
-    }
-    if (!end) {
-        *scanned = i;
-        return len >= max_head ? CHAT__HTTP_TOO_LARGE : CHAT__HTTP_INCOMPLETE;
-    }
-    if (end > INT_MAX) return CHAT__HTTP_TOO_LARGE;
-    head_len = end;
-    memset(req, 0, sizeof *req);
-    req->head.p = buf + start, req->head.n = head_len - start;
-    for (line = start, i = start; i < head_len; i++) {
-        size_t n;
-        if (buf[i] != '\n') continue;
-        n = i - line;
-        if (n && buf[i - 1] == '\r') n--;
-        if (n == 0) break; /* the empty line */
-        if (memchr(buf + line, '\r', n)) return CHAT__HTTP_BAD; /* a bare CR */
-        if (line == start ? chat__http_request_line(buf + line, n, req) : chat__http_header(buf + line, n, req))
-            return CHAT__HTTP_BAD;
-        line = i + 1;
-    }
-    *scanned = 0;
-    return (int)head_len;
-}
-
-static int chat__hex_digit(int c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* Percent-decodes s into out (which has room for n bytes) and returns the decoded length. As in
-   a browser's URLSearchParams, a '%' not followed by two hex digits stays as it is. */
-CHAT__FN size_t chat__url_decode(const char *s, size_t n, char *out, int plus_is_space) {
-    size_t i, o = 0;
-    for (i = 0; i < n; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < n && (hi = chat__hex_digit((unsigned char)s[i + 1])) >= 0 &&
-            (lo = chat__hex_digit((unsigned char)s[i + 2])) >= 0) {
-            out[o++] = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            out[o++] = plus_is_space && s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    return o;
-}
-
-/* Finds the first `name` parameter of a query string and decodes its value into out (replacing
-   its contents). Returns 1 when found, 0 when absent, CHAT_ENOMEM. */
-CHAT__FN int chat__query_param(const char *q, size_t qn, const char *name, chat__buf *out) {
-    size_t i = 0, name_len = strlen(name);
-    while (i <= qn) {
-        size_t start = i, eq, end;
-        char key[64];
-        while (i < qn && q[i] != '&') i++;
-        end = i++;
-        for (eq = start; eq < end && q[eq] != '='; eq++) {}
-        if (eq - start <= sizeof key &&
-            chat__url_decode(q + start, eq - start, key, 1) == name_len && memcmp(key, name, name_len) == 0) {
-            size_t vn = eq < end ? end - eq - 1 : 0;
-            out->len = 0;
-            if (chat__buf_reserve(out, vn + 1) != CHAT_OK) return CHAT_ENOMEM;
-            out->len = vn ? chat__url_decode(q + eq + 1, vn, (char *)out->data, 1) : 0;
-            out->data[out->len] = '\0';
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static const char *chat__http_reason(int status) {
-    switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 401: return "Unauthorized";
-    case 426: return "Upgrade Required";
-    case 429: return "Too Many Requests";
-    case 501: return "Not Implemented";
-    case 431: return "Request Header Fields Too Large";
-    default: return "Internal Server Error";
-    }
-}
-
-/* ============================================================================================ */
-/* ws: RFC 6455 handshake key, frame decoder (fed arbitrary chunks), frame header encoder        */
-/* ============================================================================================ */
-
-#define CHAT__OP_CONT 0x0
-#define CHAT__OP_TEXT 0x1
-#define CHAT__OP_BINARY 0x2
-#define CHAT__OP_CLOSE 0x8
-#define CHAT__OP_PING 0x9
-#define CHAT__OP_PONG 0xA
-
-#define CHAT__WS_MAX_HEADER 14  /* 2 + 8 (64-bit length) + 4 (mask) */
-#define CHAT__WS_MAX_CONTROL 125
-
-/* Sec-WebSocket-Accept for a client's key: base64(SHA-1(key + GUID)), 28 characters + NUL. */
-CHAT__FN void chat__ws_accept_key(const char *key, size_t key_len, char out[29]) {
-    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char tmp[64 + sizeof guid], digest[20];
-    size_t n = CHAT__MIN(key_len, (size_t)64);
-    memcpy(tmp, key, n);
-    memcpy(tmp + n, guid, sizeof guid - 1);
-    chat__sha1(tmp, n + sizeof guid - 1, digest);
-    chat__base64_encode(digest, 20, out);
-}
-
-/* Writes a frame header (FIN set) for a payload of `len` bytes; with a mask (clients only) the
-   4 mask bytes follow. Returns the header length: 2, 4 or 10 (+4 masked). */
-CHAT__FN size_t chat__ws_header(unsigned char *out, int opcode, uint64_t len, const unsigned char *mask) {
-    size_t n;
-    int i;
-    out[0] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        out[1] = (unsigned char)len, n = 2;
-    } else if (len <= 0xFFFF) {
-        out[1] = 126, out[2] = (unsigned char)(len >> 8), out[3] = (unsigned char)len, n = 4;
-    } else {
-        out[1] = 127, n = 10;
-        for (i = 0; i < 8; i++) out[2 + i] = (unsigned char)(len >> (56 - 8 * i));
-    }
-    if (mask) {
-        out[1] |= 0x80;
-        memcpy(out + n, mask, 4);
-        n += 4;
-    }
-    return n;
-}
-
-/* XORs n bytes with the mask, starting `phase` bytes into it; 8 bytes at a time. */
-CHAT__FN void chat__ws_unmask(unsigned char *p, size_t n, const unsigned char mask[4], unsigned phase) {
-    unsigned char m[8];
-    size_t i = 0;
-    int k;
-    for (k = 0; k < 8; k++) m[k] = mask[(phase + (unsigned)k) & 3];
-    if (n >= 8) {
-        uint64_t w, mw;
-        memcpy(&mw, m, 8);
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&w, p + i, 8);
-            w ^= mw;
-            memcpy(p + i, &w, 8);
-        }
-    }
-    for (; i < n; i++) p[i] ^= m[i & 7];
-}
-
-/* The decoder's state between chunks: where we are in the current frame and message. */
-typedef struct chat__ws_decoder {
-    uint64_t remaining;          /* payload bytes still due in the current data frame */
-    uint64_t message_len;        /* payload bytes of the current message so far */
-    uint32_t utf8;               /* UTF-8 state of the current text message */
-    unsigned char mask[4];       /* of the current data frame */
-    unsigned char phase;         /* how far into the mask the next payload byte is */
-    unsigned char message_op;    /* CHAT__OP_TEXT/BINARY while a message is open, else 0 */
-    unsigned char in_frame;      /* 1 while inside a data frame's payload */
-    unsigned char fin;           /* FIN bit of the current data frame */
-} chat__ws_decoder;
-
-enum {
-    CHAT__WS_NEED_MORE, /* nothing more to do with these bytes: keep the unconsumed ones */
-    CHAT__WS_NONE,      /* consumed a data frame header; call again */
-    CHAT__WS_DATA,      /* data (unmasked in place) of the open message; `last` ends it */
-    CHAT__WS_PING,
-    CHAT__WS_PONG,
-    CHAT__WS_CLOSE,     /* code (1005 when none) and reason (UTF-8 checked) */
-    CHAT__WS_ERROR      /* the connection must be failed with `code` */
-};
-
-typedef struct chat__ws_event {
-    int type;
-    int opcode; /* DATA: CHAT__OP_TEXT or CHAT__OP_BINARY */
-    int last;   /* DATA: this chunk completes the message */
-    int code;   /* CLOSE: the peer's status code; ERROR: the code to close with */
-    unsigned char *data;
-    size_t len;
-} chat__ws_event;
-
-/* Valid close codes on the wire: RFC 6455 7.4.1 and the IANA registry (1012-1014); 1004-1006
-   and 1015 are reserved, 1016-2999 unassigned, 3000-4999 for libraries and applications. */
-CHAT__FN int chat__ws_close_code_valid(int code) {
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
-static size_t chat__ws_fail(chat__ws_event *ev, int code) {
-    ev->type = CHAT__WS_ERROR;
-    ev->code = code;
-    return 0;
-}
-
-/* Feeds bytes of a client's stream. Returns how many were consumed and what they were in *ev;
-   the caller calls again with the rest until ev->type is CHAT__WS_NEED_MORE (and then keeps the
-   unconsumed bytes for next time) or CHAT__WS_ERROR. Data payload is streamed as it arrives
-   (so invalid UTF-8 is caught at its first byte); control frames are returned whole. A message
-   longer than max_message is refused from the frame header, before its payload is buffered. */
-CHAT__FN size_t chat__ws_decode(chat__ws_decoder *d, unsigned char *p, size_t n, uint64_t max_message,
-                                chat__ws_event *ev) {
-    size_t head, i;
-    uint64_t len;
-    int op, fin;
-    memset(ev, 0, sizeof *ev);
-    if (d->in_frame) {
-        size_t take = (size_t)CHAT__MIN((uint64_t)n, d->remaining);
-        if (take == 0 && d->remaining) return ev->type = CHAT__WS_NEED_MORE, 0;
-        chat__ws_unmask(p, take, d->mask, d->phase);
-        d->phase = (unsigned char)((d->phase + take) & 3);
-        d->remaining -= take;
-        d->message_len += take;
-        ev->type = CHAT__WS_DATA, ev->opcode = d->message_op, ev->data = p, ev->len = take;
-        ev->last = d->remaining == 0 && d->fin;
-        if (d->message_op == CHAT__OP_TEXT) {
-            d->utf8 = chat__utf8_feed(d->utf8, p, take);
-            if (d->utf8 == CHAT__UTF8_REJECT || (ev->last && d->utf8 != CHAT__UTF8_ACCEPT))
-                return chat__ws_fail(ev, 1007);
-        }
-        if (d->remaining == 0) {
-            d->in_frame = 0;
-            if (d->fin) d->message_op = 0, d->message_len = 0;
-        }
-        return take;
-    }
-    if (n < 2) return ev->type = CHAT__WS_NEED_MORE, 0;
-    fin = p[0] & 0x80, op = p[0] & 0x0F, len = p[1] & 0x7F;
-    head = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + 4;
-    if (p[0] & 0x70) return chat__ws_fail(ev, 1002);                /* RSV without extension */
-    if (!(p[1] & 0x80)) return chat__ws_fail(ev, 1002);             /* clients must mask */
-    if ((op > CHAT__OP_BINARY && op < CHAT__OP_CLOSE) || op > CHAT__OP_PONG) return chat__ws_fail(ev, 1002);
-    if (op >= CHAT__OP_CLOSE && (!fin || len > CHAT__WS_MAX_CONTROL)) return chat__ws_fail(ev, 1002);
-    if (op == CHAT__OP_CONT && !d->message_op) return chat__ws_fail(ev, 1002);
-    if ((op == CHAT__OP_TEXT || op == CHAT__OP_BINARY) && d->message_op) return chat__ws_fail(ev, 1002);
-    if (n < head) return ev->type = CHAT__WS_NEED_MORE, 0;
-    if (len == 126) {
-        len = (uint64_t)p[2] << 8 | p[3];
-        if (len < 126) return chat__ws_fail(ev, 1002); /* lengths must be minimal */
-    } else if (len == 127) {
-        for (len = 0, i = 0; i < 8; i++) len = len << 8 | p[2 + i];
-        if (len >> 63 || len <= 0xFFFF) return chat__ws_fail(ev, 1002);
-    }
-    if (op >= CHAT__OP_CLOSE) {
-        unsigned char *payload = p + head;
-        if (n < head + len) return ev->type = CHAT__WS_NEED_MORE, 0;
-        chat__ws_unmask(payload, (size_t)len, p + head - 4, 0);
-        ev->data = payload, ev->len = (size_t)len;
-        if (op == CHAT__OP_PING) ev->type = CHAT__WS_PING;
-        else if (op == CHAT__OP_PONG) ev->type = CHAT__WS_PONG;
-        else {
-            ev->type = CHAT__WS_CLOSE;
-            ev->code = 1005; /* "no status received" */
-            if (len == 1) return chat__ws_fail(ev, 1002);
-            if (len >= 2) {
-                ev->code = payload[0] << 8 | payload[1];
-                if (!chat__ws_close_code_valid(ev->code)) return chat__ws_fail(ev, 1002);
-                if (!chat__utf8_valid(payload + 2, (size_t)len - 2)) return chat__ws_fail(ev, 1007);
-                ev->data = payload + 2, ev->len = (size_t)len - 2;
-            }
-        }
-        return head + (size_t)len;
-    }
-    if (len > max_message || d->message_len + len > max_message) return chat__ws_fail(ev, 1009);
-    if (op != CHAT__OP_CONT) d->message_op = (unsigned char)op, d->utf8 = CHAT__UTF8_ACCEPT, d->message_len = 0;
-    memcpy(d->mask, p + head - 4, 4);
-    d->phase = 0, d->remaining = len, d->fin = (unsigned char)(fin != 0), d->in_frame = 1;
-    if (len == 0) { /* an empty frame still moves the message along; report it at once */
-        ev->type = CHAT__WS_DATA, ev->opcode = d->message_op, ev->data = p + head, ev->len = 0;
-        ev->last = d->fin;
-        d->in_frame = 0;
-        if (ev->last) {
-            if (d->message_op == CHAT__OP_TEXT && d->utf8 != CHAT__UTF8_ACCEPT) return chat__ws_fail(ev, 1007);
-            d->message_op = 0, d->message_len = 0;
-        }
-        return head;
-    }
-    ev->type = CHAT__WS_NONE;
-    return head;
-}
-
-/* ============================================================================================ */
 /* frames and connections: the shapes the room and the server share                            */
 /* ============================================================================================ */
 
@@ -1572,7 +1725,7 @@ typedef struct chat__conn {
             chat__ms expires; /* the end of this keep-alive connection's life */
             uint32_t requests;
         } http;              /* CHAT__HTTP */
-        chat__ws_decoder ws; /* CHAT__OPEN */
+        chat_ws_decoder ws; /* CHAT__OPEN */
     } u;
     /* Input not yet consumed: a partial request, frame or message, or input held back; exactly
        rx_len bytes. NULL between messages, so an idle connection owns no buffer. Bounded by
@@ -1646,8 +1799,8 @@ struct chat_server {
     unsigned long log_dropped; /* since the last line that said so */
     char *owned;        /* one block holding the copies of cfg's strings */
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
-    chat__buf text;       /* a decoded message or username */
-    chat__buf json;       /* an event being encoded */
+    chat_buf text;       /* a decoded message or username */
+    chat_buf json;       /* an event being encoded */
 };
 
 #define CHAT__LOG_BURST 50
@@ -1711,8 +1864,8 @@ static chat__frame *chat__frame_new(const void *head, size_t head_len, const voi
 }
 
 static chat__frame *chat__frame_ws(int opcode, const void *payload, size_t n, int kind) {
-    unsigned char head[CHAT__WS_MAX_HEADER];
-    return chat__frame_new(head, chat__ws_header(head, opcode, n, NULL), payload, n, kind);
+    unsigned char head[CHAT_WS_MAX_HEADER];
+    return chat__frame_new(head, chat_ws_header(head, opcode, n, NULL), payload, n, kind);
 }
 
 static void chat__frame_release(chat__frame *f) {
@@ -1917,7 +2070,7 @@ CHAT__FN const char *chat__name_problem(const char *name, size_t n, size_t max) 
     size_t i;
     if (n == 0) return "username is empty";
     if (n > max) return "username is too long";
-    if (!chat__utf8_valid(name, n)) return "username is not valid UTF-8";
+    if (!chat_utf8_valid(name, n)) return "username is not valid UTF-8";
     for (i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         /* C0, DEL and C1 (U+0080-U+009F, encoded C2 80-C2 9F) */
@@ -1986,11 +2139,11 @@ static chat__frame *chat__room_message(chat_server *srv, const char *name, size_
                                        size_t text_len) {
     static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
     srv->json.len = 0;
-    if (chat__buf_append(&srv->json, a, sizeof a - 1) || chat__json_put_string(&srv->json, name, name_len) ||
-        chat__buf_append(&srv->json, b, sizeof b - 1) || chat__json_put_string(&srv->json, text, text_len) ||
-        chat__buf_append(&srv->json, "}", 1))
+    if (chat_buf_append(&srv->json, a, sizeof a - 1) || chat_json_put_string(&srv->json, name, name_len) ||
+        chat_buf_append(&srv->json, b, sizeof b - 1) || chat_json_put_string(&srv->json, text, text_len) ||
+        chat_buf_append(&srv->json, "}", 1))
         return NULL;
-    return chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
+    return chat__frame_ws(CHAT_WS_OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
 }
 
 /* Sends a message to everyone and keeps it in the history. */
@@ -2046,13 +2199,13 @@ static void chat__room_publish_users(chat_server *srv) {
         static const char head[] = "{\"event\":\"update-users\",\"usernames\":[";
         chat__frame *f;
         srv->json.len = 0;
-        if (chat__buf_append(&srv->json, head, sizeof head - 1)) return;
+        if (chat_buf_append(&srv->json, head, sizeof head - 1)) return;
         for (c = srv->first; c; c = c->next)
-            if ((c != srv->first && chat__buf_append(&srv->json, ",", 1)) ||
-                chat__json_put_string(&srv->json, c->name, c->name_len))
+            if ((c != srv->first && chat_buf_append(&srv->json, ",", 1)) ||
+                chat_json_put_string(&srv->json, c->name, c->name_len))
                 return;
-        if (chat__buf_append(&srv->json, "]}", 2)) return;
-        f = chat__frame_ws(CHAT__OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_USERS);
+        if (chat_buf_append(&srv->json, "]}", 2)) return;
+        f = chat__frame_ws(CHAT_WS_OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_USERS);
         if (!f) return;
         if (srv->users_frame) chat__frame_release(srv->users_frame);
         srv->users_frame = f;
@@ -2126,7 +2279,7 @@ static void chat__conn_finish(chat_server *srv, chat__conn *c) {
 }
 
 /* Closes a WebSocket with a code (0: an empty close frame) and a reason of at most 123 bytes. */
-static void chat__ws_close(chat_server *srv, chat__conn *c, int code, const char *reason) {
+static void chat__conn_close(chat_server *srv, chat__conn *c, int code, const char *reason) {
     unsigned char payload[2 + 123];
     size_t n = 0;
     if (c->state != CHAT__OPEN && c->state != CHAT__HTTP) return;
@@ -2142,20 +2295,20 @@ static void chat__ws_close(chat_server *srv, chat__conn *c, int code, const char
     }
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "close %d%s%s%s for %s", code, reason && *reason ? " (" : "",
                reason ? reason : "", reason && *reason ? ")" : "", c->name ? c->name : "a client"));
-    if (chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_CLOSE, payload, n, CHAT__FRAME_SHARED)) == CHAT_OK)
+    if (chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_CLOSE, payload, n, CHAT__FRAME_SHARED)) == CHAT_OK)
         chat__conn_finish(srv, c);
 }
 
 /* --- HTTP --- */
 
 /* Queues a response: head, then `body` (a frame, e.g. an asset) or `text` (a short message). */
-static void chat__http_respond(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
+static void chat__conn_respond(chat_server *srv, chat__conn *c, const chat_http_request *req, int status,
                                const char *type, const char *extra, chat__frame *body, const char *text, int keep) {
     char head[640];
     size_t body_len = body ? body->len : text ? strlen(text) : 0;
     int head_only = req->method.n == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s\r\n",
-                     status, chat__http_reason(status), type, (unsigned long)body_len,
+                     status, chat_http_reason(status), type, (unsigned long)body_len,
                      !keep ? "Connection: close\r\n" : req->minor == 0 ? "Connection: keep-alive\r\n" : "",
                      extra ? extra : "");
     if (n < 0 || n >= (int)sizeof head) n = 0;
@@ -2168,28 +2321,30 @@ static void chat__http_respond(chat_server *srv, chat__conn *c, const chat__http
 
 /* An error response; `keep` only where the request itself was fine (404, 405). Refusals with a
    counter of their own (403, 429) are counted by the caller. */
-static void chat__http_error(chat_server *srv, chat__conn *c, const chat__http_request *req, int status,
+static void chat__conn_error(chat_server *srv, chat__conn *c, const chat_http_request *req, int status,
                              const char *extra, int keep) {
     char text[64];
-    snprintf(text, sizeof text, "%d %s\n", status, chat__http_reason(status));
+    snprintf(text, sizeof text, "%d %s\n", status, chat_http_reason(status));
     if (status != 404 && status != 403 && status != 429) srv->stats.refused_http++;
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
-    chat__http_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
+    chat__conn_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
 }
 
 /* The tutorial's route, matched as its router does: any case, optional trailing slash. */
-static int chat__is_ws_path(chat__span path) {
+static int chat__server_is_chat_path(chat_span path) {
     if (path.n > 1 && path.p[path.n - 1] == '/') path.n--;
     return chat__span_ieq(path, "/start_web_socket");
 }
 
 /* The address behind the trusted proxy: the last one of X-Forwarded-For (the one that proxy
    added; the ones before it are the client's to forge). -1 when there is none. */
-static int chat__forwarded_addr(const chat__http_request *req, chat__addr *out) {
-    const char *p = req->forwarded_for.p, *end = p + req->forwarded_for.n, *last = p;
+static int chat__forwarded_addr(const chat_http_request *req, chat__addr *out) {
+    chat_span fwd;
+    const char *p, *end, *last;
     char text[64];
     size_t n;
-    if (!req->forwarded_for.n) return -1;
+    if (!chat_http_header(req, "x-forwarded-for", &fwd) || !fwd.n) return -1;
+    p = last = fwd.p, end = fwd.p + fwd.n;
     for (; p < end; p++)
         if (*p == ',') last = p + 1;
     while (last < end && (*last == ' ' || *last == '\t')) last++;
@@ -2209,17 +2364,18 @@ static void chat__conn_address(const chat__conn *c, char *out, size_t cap) {
 /* A page may open a WebSocket from its own origin (the Origin's host is the Host it asked),
    from an origin on the allow-list, or send no Origin at all (not a browser: nothing to hijack).
    Anything else is cross-site WebSocket hijacking until proven otherwise. */
-CHAT__FN int chat__origin_allowed(const chat_server *srv, const chat__http_request *req) {
+CHAT__FN int chat__server_origin_allowed(const chat_server *srv, const chat_http_request *req) {
     const char *const *o;
+    chat_span origin, host;
     size_t i = 0;
-    if (!req->origin.p) return 1;
+    if (!chat_http_header(req, "origin", &origin)) return 1;
     for (o = srv->cfg.origins; o && *o; o++)
-        if (strcmp(*o, "*") == 0 || chat__ieq(req->origin.p, req->origin.n, *o, strlen(*o))) return 1;
+        if (strcmp(*o, "*") == 0 || chat__ieq(origin.p, origin.n, *o, strlen(*o))) return 1;
     /* a span into the receive buffer, not a string: searched within its length only */
-    while (i + 3 <= req->origin.n && memcmp(req->origin.p + i, "://", 3) != 0) i++;
-    if (i + 3 > req->origin.n || !req->host.p) return 0;
+    while (i + 3 <= origin.n && memcmp(origin.p + i, "://", 3) != 0) i++;
+    if (i + 3 > origin.n || !chat_http_header(req, "host", &host)) return 0;
     i += 3;
-    return chat__ieq(req->origin.p + i, req->origin.n - i, req->host.p, req->host.n);
+    return chat__ieq(origin.p + i, origin.n - i, host.p, host.n);
 }
 
 /* What on_upgrade sees. The head is copied once, when first asked for, with every line end and
@@ -2227,7 +2383,7 @@ CHAT__FN int chat__origin_allowed(const chat_server *srv, const chat__http_reque
 struct chat_request {
     chat_server *srv;
     chat__conn *c;
-    const chat__http_request *http;
+    const chat_http_request *http;
     char *copy; /* NULL until a header or the target is asked for */
     int has_name; /* srv->text holds the username */
     char address[64];
@@ -2245,23 +2401,23 @@ static int chat__request_copy(chat_request *r) {
     return CHAT_OK;
 }
 
-static void chat__ws_refuse(chat_server *srv, chat__conn *c, int code, const char *problem) {
+static void chat__conn_refuse_name(chat_server *srv, chat__conn *c, int code, const char *problem) {
     if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
         char addr[64];
         chat__conn_address(c, addr, sizeof addr);
         CHAT__LOG((srv, CHAT_LOG_INFO, "refused a name from %s: %s", addr, problem));
     }
-    chat__ws_close(srv, c, code, problem);
+    chat__conn_close(srv, c, code, problem);
 }
 
 /* {"event":"welcome",...}: the first frame a joined client gets, with the limits a page needs so
    that it need not copy the server's numbers. */
-static int chat__welcome(chat_server *srv, chat__conn *c) {
+static int chat__conn_welcome(chat_server *srv, chat__conn *c) {
     char text[160];
     int n = snprintf(text, sizeof text,
                      "{\"event\":\"welcome\",\"limits\":{\"max_message\":%lu,\"max_name\":%d,\"max_rate\":%d}}",
                      (unsigned long)srv->cfg.max_message, srv->cfg.max_name, srv->cfg.max_rate < 0 ? 0 : srv->cfg.max_rate);
-    return chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_TEXT, text, (size_t)n, CHAT__FRAME_SHARED));
+    return chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_TEXT, text, (size_t)n, CHAT__FRAME_SHARED));
 }
 
 /* Counts an upgrade against its address's joins of this minute; 0 when over max_join_rate. */
@@ -2275,46 +2431,54 @@ static int chat__join_rate_ok(chat_server *srv, chat__conn *c) {
 
 /* The upgrade, then the name check: a refused name still gets a WebSocket, closed with 1008 and
    a reason, so the page can show why (an HTTP error would reach it as a bare 1006). */
-static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat__http_request *req, chat__span query) {
+static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_request *req, chat_span query) {
     static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Accept: ";
     unsigned char key[18];
     char accept[29], head[sizeof ok + 32], *name = NULL, reason[160];
     const char *problem = NULL;
+    chat_span upgrade, ws_key, version;
     int found, verdict = 0;
     size_t n;
     if (req->method.n != 3 || memcmp(req->method.p, "GET", 3) != 0) {
-        chat__http_error(srv, c, req, 405, "Allow: GET\r\n", 0);
+        chat__conn_error(srv, c, req, 405, "Allow: GET\r\n", 0);
         return;
     }
-    if (!req->upgrade.p || !chat__token_list_has(req->upgrade, "websocket")) {
-        chat__http_error(srv, c, req, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", 0);
+    if (!chat_http_header(req, "upgrade", &upgrade) || !chat_http_token_list_has(upgrade, "websocket")) {
+        chat__conn_error(srv, c, req, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", 0);
         return;
     }
-    if (req->minor < 1 || !(req->flags & CHAT__REQ_CONN_UPGRADE) || (req->flags & (CHAT__REQ_BODY | CHAT__REQ_DUP_KEY)) ||
-        chat__base64_decode(req->ws_key.p, req->ws_key.n, key, sizeof key) != 16) {
-        chat__http_error(srv, c, req, 400, NULL, 0);
+    if (req->minor < 1 || !(req->flags & CHAT_HTTP_CONN_UPGRADE) || (req->flags & CHAT_HTTP_BODY) ||
+        chat_http_header(req, "sec-websocket-key", &ws_key) != 1 ||
+        chat_base64_decode(ws_key.p, ws_key.n, key, sizeof key) != 16) {
+        chat__conn_error(srv, c, req, 400, NULL, 0);
         return;
     }
-    if (req->ws_version.n != 2 || memcmp(req->ws_version.p, "13", 2) != 0) {
-        chat__http_error(srv, c, req, 426, "Sec-WebSocket-Version: 13\r\n", 0);
+    chat_http_header(req, "sec-websocket-version", &version);
+    if (version.n != 2 || memcmp(version.p, "13", 2) != 0) {
+        chat__conn_error(srv, c, req, 426, "Sec-WebSocket-Version: 13\r\n", 0);
         return;
     }
-    if (!chat__origin_allowed(srv, req)) {
+    if (!chat__server_origin_allowed(srv, req)) {
         srv->stats.refused_origin++;
-        CHAT__LOG((srv, CHAT_LOG_INFO, "refused Origin %.*s (Host %.*s)", (int)CHAT__MIN(req->origin.n, (size_t)100),
-                   req->origin.p, (int)CHAT__MIN(req->host.n, (size_t)100), req->host.p ? req->host.p : ""));
-        chat__http_error(srv, c, req, 403, NULL, 0);
+        if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
+            chat_span origin, host;
+            chat_http_header(req, "origin", &origin);
+            chat_http_header(req, "host", &host);
+            CHAT__LOG((srv, CHAT_LOG_INFO, "refused Origin %.*s (Host %.*s)", (int)CHAT__MIN(origin.n, (size_t)100),
+                       origin.p, (int)CHAT__MIN(host.n, (size_t)100), host.p ? host.p : ""));
+        }
+        chat__conn_error(srv, c, req, 403, NULL, 0);
         return;
     }
     if (!chat__join_rate_ok(srv, c)) {
         srv->stats.refused_address++;
         CHAT__LOG((srv, CHAT_LOG_INFO, "refused an upgrade: more than %d a minute from one address",
                    srv->cfg.max_join_rate));
-        chat__http_error(srv, c, req, 429, "Retry-After: 60\r\n", 0);
+        chat__conn_error(srv, c, req, 429, "Retry-After: 60\r\n", 0);
         return;
     }
-    found = chat__query_param(query.p, query.n, "username", &srv->text);
+    found = chat_url_query_param(query.p, query.n, "username", &srv->text);
     if (found < 0) {
         chat__conn_abort(srv, c);
         return;
@@ -2332,11 +2496,11 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat__http
             if (verdict != 401 && verdict != 429) verdict = 403;
             srv->stats.refused_http++;
             CHAT__LOG((srv, CHAT_LOG_INFO, "refused an upgrade: on_upgrade said %d", verdict));
-            chat__http_error(srv, c, req, verdict, verdict == 429 ? "Retry-After: 10\r\n" : NULL, 0);
+            chat__conn_error(srv, c, req, verdict, verdict == 429 ? "Retry-After: 10\r\n" : NULL, 0);
             return;
         }
     }
-    chat__ws_accept_key(req->ws_key.p, req->ws_key.n, accept);
+    chat_ws_accept_key(ws_key.p, ws_key.n, accept);
     n = sizeof ok - 1;
     memcpy(head, ok, n);
     memcpy(head + n, accept, 28);
@@ -2357,7 +2521,7 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat__http
         /* a browser cannot see an HTTP status: the page learns it from the close */
         srv->stats.refused_full++;
         CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
-        chat__ws_close(srv, c, 1013, "room is full");
+        chat__conn_close(srv, c, 1013, "room is full");
         return;
     } else if (!problem && chat__room_find(srv, (const char *)srv->text.data, srv->text.len)) {
         /* the tutorial's words; the name is cut so the reason fits in a close frame */
@@ -2371,7 +2535,7 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat__http
     }
     if (problem) {
         srv->stats.refused_name++;
-        chat__ws_refuse(srv, c, 1008, problem);
+        chat__conn_refuse_name(srv, c, 1008, problem);
         return;
     }
     if (c->state != CHAT__OPEN) return; /* on_join did something to it */
@@ -2387,13 +2551,13 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat__http
         chat__conn_address(c, addr, sizeof addr);
         CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->nusers));
     }
-    if (chat__welcome(srv, c) != CHAT_OK) return;
+    if (chat__conn_welcome(srv, c) != CHAT_OK) return;
     chat__room_replay(srv, c);
     if (c->state == CHAT__OPEN && srv->cfg.on_joined) srv->cfg.on_joined(srv->cfg.user, srv, c->name, c->name_len);
 }
 
 /* The counters of chat_server_stats as JSON, for monitoring. */
-static void chat__http_stats(chat_server *srv, chat__conn *c, const chat__http_request *req, int keep) {
+static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_request *req, int keep) {
     chat_stats st;
     char text[768];
     chat_server_stats(srv, &st);
@@ -2405,12 +2569,12 @@ static void chat__http_stats(chat_server *srv, chat__conn *c, const chat__http_r
              st.clients, st.connections, st.accepted, st.messages, st.bytes_in, st.bytes_out, st.refused_name,
              st.refused_full, st.refused_origin, st.refused_http, st.refused_address, st.closed_protocol,
              st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.uptime_ms);
-    chat__http_respond(srv, c, req, 200, "application/json", "Cache-Control: no-store\r\n", NULL, text, keep);
+    chat__conn_respond(srv, c, req, 200, "application/json", "Cache-Control: no-store\r\n", NULL, text, keep);
 }
 
 /* Methods are case-sensitive (RFC 9110 9.1): "get" is not GET. A method we know of but do not
    serve is 405; anything else 501. */
-static int chat__method_status(chat__span m) {
+static int chat__method_status(chat_span m) {
     static const char *const known[] = {"POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"};
     size_t i;
     if ((m.n == 3 && memcmp(m.p, "GET", 3) == 0) || (m.n == 4 && memcmp(m.p, "HEAD", 4) == 0)) return 0;
@@ -2421,7 +2585,7 @@ static int chat__method_status(chat__span m) {
 
 /* Behind the trusted proxy a connection counts against the address the proxy forwarded (the
    proxy's own when it forwarded none). Returns 0, or -1 when that address is over its limit. */
-static int chat__conn_forwarded(chat_server *srv, chat__conn *c, const chat__http_request *req) {
+static int chat__conn_forwarded(chat_server *srv, chat__conn *c, const chat_http_request *req) {
     chat__addr a;
     chat__peer *p;
     if (!(c->flags & CHAT__C_VIA_PROXY)) return 0;
@@ -2430,11 +2594,11 @@ static int chat__conn_forwarded(chat_server *srv, chat__conn *c, const chat__htt
     return p ? chat__conn_set_peer(srv, c, p) : -1;
 }
 
-static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_request *req) {
-    chat__span path = req->target, query;
+static void chat__conn_request(chat_server *srv, chat__conn *c, const chat_http_request *req) {
+    chat_span path = req->target, query, host;
     const char *q = (const char *)memchr(path.p, '?', path.n);
-    int keep = !(req->flags & CHAT__REQ_BODY) &&
-               (req->minor >= 1 ? !(req->flags & CHAT__REQ_CLOSE) : (req->flags & CHAT__REQ_KEEPALIVE) != 0);
+    int keep = !(req->flags & CHAT_HTTP_BODY) &&
+               (req->minor >= 1 ? !(req->flags & CHAT_HTTP_CLOSE) : (req->flags & CHAT_HTTP_KEEPALIVE) != 0);
     int i, status;
     query.p = q ? q + 1 : path.p + path.n;
     query.n = (size_t)(path.p + path.n - query.p);
@@ -2446,65 +2610,98 @@ static void chat__http_handle(chat_server *srv, chat__conn *c, const chat__http_
     if (!chat__rate_ok(srv, c)) {
         srv->stats.closed_rate++;
         CHAT__LOG((srv, CHAT_LOG_INFO, "closing a connection: more than %d requests per second", srv->cfg.max_rate));
-        chat__http_error(srv, c, req, 429, "Retry-After: 1\r\n", 0);
+        chat__conn_error(srv, c, req, 429, "Retry-After: 1\r\n", 0);
         return;
     }
     if (chat__conn_forwarded(srv, c, req) < 0) {
         srv->stats.refused_address++;
         CHAT__LOG((srv, CHAT_LOG_INFO, "refused a request: %d connections from one address", srv->cfg.max_per_address));
-        chat__http_error(srv, c, req, 429, "Retry-After: 10\r\n", 0);
+        chat__conn_error(srv, c, req, 429, "Retry-After: 10\r\n", 0);
         return;
     }
-    if (req->minor >= 1 && !req->host.p) {
-        chat__http_error(srv, c, req, 400, NULL, 0); /* RFC 9112 3.2: Host is required */
+    if (req->minor >= 1 && !chat_http_header(req, "host", &host)) {
+        chat__conn_error(srv, c, req, 400, NULL, 0); /* RFC 9112 3.2: Host is required */
         return;
     }
     status = chat__method_status(req->method);
     if (status == 501) {
-        chat__http_error(srv, c, req, 501, NULL, 0);
+        chat__conn_error(srv, c, req, 501, NULL, 0);
         return;
     }
-    if (chat__is_ws_path(path)) {
+    if (chat__server_is_chat_path(path)) {
         chat__conn_upgrade(srv, c, req, query);
         return;
     }
     if (status) {
-        chat__http_error(srv, c, req, 405, "Allow: GET, HEAD\r\n", keep);
+        chat__conn_error(srv, c, req, 405, "Allow: GET, HEAD\r\n", keep);
         return;
     }
-    if (chat__buf_reserve(&srv->text, path.n) != CHAT_OK) {
+    if (chat_buf_reserve(&srv->text, path.n) != CHAT_OK) {
         chat__conn_abort(srv, c);
         return;
     }
     /* Assets are matched by their decoded path; nothing is ever read from a file system. */
-    srv->text.len = chat__url_decode(path.p, path.n, (char *)srv->text.data, 0);
+    srv->text.len = chat_url_decode(path.p, path.n, (char *)srv->text.data, 0);
     if (srv->cfg.stats_path && strlen(srv->cfg.stats_path) == srv->text.len &&
         memcmp(srv->cfg.stats_path, srv->text.data, srv->text.len) == 0) {
-        chat__http_stats(srv, c, req, keep);
+        chat__conn_stats(srv, c, req, keep);
         return;
     }
     for (i = 0; i < srv->nassets; i++) {
         chat__asset *a = srv->assets[i];
         if (strlen(a->path) == srv->text.len && memcmp(a->path, srv->text.data, srv->text.len) == 0) {
-            chat__http_respond(srv, c, req, 200, a->type, "Cache-Control: no-cache\r\n", &a->body, NULL, keep);
+            chat__conn_respond(srv, c, req, 200, a->type, "Cache-Control: no-cache\r\n", &a->body, NULL, keep);
             return;
         }
     }
-    chat__http_error(srv, c, req, 404, NULL, keep);
+    chat__conn_error(srv, c, req, 404, NULL, keep);
 }
 
 /* --- WebSocket input --- */
 
-/* A complete text message: a send-message event is passed on to everyone; anything else that is
-   valid JSON is ignored, as in the tutorial, and so is invalid JSON (where the tutorial crashes). */
-static void chat__ws_message(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n) {
-    if (chat__json_read_event(msg, n, &srv->text) != CHAT__JSON_SEND_MESSAGE) return;
-    if (chat__buf_reserve(&srv->text, 1) != CHAT_OK) return;
+/* --- client events: a new one is a row of chat__events --- */
+
+/* The string member `key` of an event, decoded into srv->text and NUL-terminated; 0 when the
+   event has none (or it is not a string). */
+static int chat__event_text(chat_server *srv, const unsigned char *msg, size_t n, const char *key) {
+    chat_span v;
+    srv->text.len = 0;
+    if (chat_json_get(msg, n, key, &v) != 1 || v.p[0] != '"') return 0;
+    if (chat_json_string(v, &srv->text) < 0 || chat_buf_reserve(&srv->text, 1) != CHAT_OK) return 0;
     srv->text.data[srv->text.len] = '\0';
+    return 1;
+}
+
+/* {"event":"send-message","message":TEXT}: said to everyone, unless on_message vetoes it. */
+static void chat__event_send_message(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n) {
+    if (!chat__event_text(srv, msg, n, "message")) return;
     if (srv->cfg.on_message &&
         srv->cfg.on_message(srv->cfg.user, srv, c->name, c->name_len, (const char *)srv->text.data, srv->text.len))
         return;
     chat__room_say(srv, c->name, c->name_len, srv->text.data, srv->text.len);
+}
+
+typedef struct chat__event {
+    const char *name; /* the value of "event" */
+    void (*handle)(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n);
+} chat__event;
+
+static const chat__event chat__events[] = {
+    {"send-message", chat__event_send_message},
+};
+
+/* A complete text message is an event by its "event" member (the last one, as in JSON.parse).
+   Unknown events and other valid JSON are ignored, as in the tutorial, and so is invalid JSON
+   (where the tutorial crashes). */
+static void chat__conn_message(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n) {
+    chat_span event;
+    size_t i;
+    if (chat_json_get(msg, n, "event", &event) != 1 || event.p[0] != '"') return;
+    for (i = 0; i < sizeof chat__events / sizeof chat__events[0]; i++)
+        if (chat_json_string_is(event, chat__events[i].name)) {
+            chat__events[i].handle(srv, c, msg, n);
+            return;
+        }
 }
 
 static const char *chat__close_reason(int code) {
@@ -2520,46 +2717,46 @@ static const char *chat__close_reason(int code) {
    followed by new input. Data is compacted onto the message as it is decoded, so a fragmented
    message ends up contiguous at buf[0]. Returns how many bytes must be kept for next time; they
    are left at buf[0]. */
-static size_t chat__ws_input(chat_server *srv, chat__conn *c, unsigned char *buf, size_t len) {
+static size_t chat__conn_frames(chat_server *srv, chat__conn *c, unsigned char *buf, size_t len) {
     size_t msg = (size_t)c->u.ws.message_len, pos = msg;
-    chat__ws_event ev;
+    chat_ws_event ev;
     while (c->state == CHAT__OPEN) {
-        pos += chat__ws_decode(&c->u.ws, buf + pos, len - pos, srv->cfg.max_message, &ev);
-        if (ev.type == CHAT__WS_NEED_MORE) break;
-        if (c->u.ws.message_op == CHAT__OP_BINARY || ev.opcode == CHAT__OP_BINARY) {
+        pos += chat_ws_decode(&c->u.ws, buf + pos, len - pos, srv->cfg.max_message, &ev);
+        if (ev.type == CHAT_WS_NEED_MORE) break;
+        if (c->u.ws.message_op == CHAT_WS_OP_BINARY || ev.opcode == CHAT_WS_OP_BINARY) {
             srv->stats.closed_protocol++;
-            chat__ws_close(srv, c, 1003, "binary messages are not supported");
+            chat__conn_close(srv, c, 1003, "binary messages are not supported");
             break;
         }
         /* every frame counts, empty ones and pongs too: each costs a turn of work */
-        if ((ev.type == CHAT__WS_NONE || (ev.type == CHAT__WS_DATA && ev.len == 0) || ev.type == CHAT__WS_PING ||
-             ev.type == CHAT__WS_PONG) && !chat__rate_ok(srv, c)) {
+        if ((ev.type == CHAT_WS_NONE || (ev.type == CHAT_WS_DATA && ev.len == 0) || ev.type == CHAT_WS_PING ||
+             ev.type == CHAT_WS_PONG) && !chat__rate_ok(srv, c)) {
             srv->stats.closed_rate++;
             CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %d frames per second", c->name ? c->name : "a client",
                        srv->cfg.max_rate));
-            chat__ws_close(srv, c, 1008, "too many messages");
+            chat__conn_close(srv, c, 1008, "too many messages");
             break;
         }
         switch (ev.type) {
-        case CHAT__WS_DATA:
+        case CHAT_WS_DATA:
             memmove(buf + msg, ev.data, ev.len);
             msg += ev.len;
             if (ev.last) {
-                chat__ws_message(srv, c, buf, msg);
+                chat__conn_message(srv, c, buf, msg);
                 msg = 0;
             }
             break;
-        case CHAT__WS_PING:
-            chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PONG, ev.data, ev.len, CHAT__FRAME_REPLY));
+        case CHAT_WS_PING:
+            chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_PONG, ev.data, ev.len, CHAT__FRAME_REPLY));
             break;
-        case CHAT__WS_CLOSE: /* echo the peer's code, as RFC 6455 5.5.1 expects */
-            chat__ws_close(srv, c, ev.code == 1005 ? 0 : ev.code, NULL);
+        case CHAT_WS_CLOSE: /* echo the peer's code, as RFC 6455 5.5.1 expects */
+            chat__conn_close(srv, c, ev.code == 1005 ? 0 : ev.code, NULL);
             break;
-        case CHAT__WS_ERROR:
+        case CHAT_WS_ERROR:
             srv->stats.closed_protocol++;
             CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: %d %s", c->name ? c->name : "a client", ev.code,
                        chat__close_reason(ev.code)));
-            chat__ws_close(srv, c, ev.code, chat__close_reason(ev.code));
+            chat__conn_close(srv, c, ev.code, chat__close_reason(ev.code));
             break;
         default: /* a data frame header, or a pong: the read itself proved the peer alive */
             break;
@@ -2580,19 +2777,19 @@ static size_t chat__conn_input(chat_server *srv, chat__conn *c, unsigned char *b
     for (;;) {
         switch (c->state) {
         case CHAT__HTTP: {
-            chat__http_request req;
-            int r = chat__http_parse((const char *)buf + pos, len - pos, srv->cfg.max_header, &c->u.http.scanned, &req);
-            if (r == CHAT__HTTP_INCOMPLETE) {
+            chat_http_request req;
+            int r = chat_http_parse((const char *)buf + pos, len - pos, srv->cfg.max_header, &c->u.http.scanned, &req);
+            if (r == CHAT_HTTP_INCOMPLETE) {
                 memmove(buf, buf + pos, len - pos);
                 return len - pos;
             }
             if (r < 0) {
                 memset(&req, 0, sizeof req);
                 req.minor = 1;
-                chat__http_error(srv, c, &req, r == CHAT__HTTP_TOO_LARGE ? 431 : 400, NULL, 0);
+                chat__conn_error(srv, c, &req, r == CHAT_HTTP_TOO_LARGE ? 431 : 400, NULL, 0);
                 return 0;
             }
-            chat__http_handle(srv, c, &req);
+            chat__conn_request(srv, c, &req);
             pos += (size_t)r;
             if (c->state == CHAT__HTTP && c->replies && pos < len) { /* the next request waits */
                 c->flags |= CHAT__C_HELD;
@@ -2603,7 +2800,7 @@ static size_t chat__conn_input(chat_server *srv, chat__conn *c, unsigned char *b
         }
         case CHAT__OPEN:
             memmove(buf, buf + pos, len - pos);
-            return chat__ws_input(srv, c, buf, len - pos);
+            return chat__conn_frames(srv, c, buf, len - pos);
         default: /* closing: the peer's data no longer matters */
             return 0;
         }
@@ -2906,11 +3103,11 @@ static void chat__sweep(chat_server *srv) {
         if (c->state == CHAT__OPEN && !(c->flags & CHAT__C_PING_SENT)) {
             c->flags |= CHAT__C_PING_SENT;
             c->deadline = srv->now + srv->cfg.ping_interval_ms;
-            chat__enqueue_new(srv, c, chat__frame_ws(CHAT__OP_PING, NULL, 0, CHAT__FRAME_SHARED));
+            chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_PING, NULL, 0, CHAT__FRAME_SHARED));
         } else if (c->state == CHAT__OPEN) {
             srv->stats.closed_idle++;
             CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: no response to ping", c->name ? c->name : "a client"));
-            chat__ws_close(srv, c, 1001, "no response to ping");
+            chat__conn_close(srv, c, 1001, "no response to ping");
         } else {
             if (c->state == CHAT__HTTP) srv->stats.closed_idle++;
             CHAT__LOG((srv, CHAT_LOG_DEBUG, "timeout in state %d", c->state));
@@ -2939,7 +3136,7 @@ static void chat__begin_shutdown(chat_server *srv) {
     CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->nusers, srv->nusers == 1 ? "" : "s"));
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
-        if (c->state == CHAT__OPEN) chat__ws_close(srv, c, 1001, "server shutting down");
+        if (c->state == CHAT__OPEN) chat__conn_close(srv, c, 1001, "server shutting down");
         else if (c->state == CHAT__HTTP && !c->q_count) chat__conn_kill(srv, c);
         else if (c->state == CHAT__HTTP) chat__conn_finish(srv, c);
     }
@@ -3279,7 +3476,7 @@ CHATDEF int chat_server_post(chat_server *srv, const char *username, const char 
     size_t name_len;
     if (!srv || !username || (!text && text_len)) return CHAT_EINVAL;
     name_len = strlen(username);
-    if (!chat__utf8_valid(username, name_len) || !chat__utf8_valid(text, text_len)) return CHAT_EINVAL;
+    if (!chat_utf8_valid(username, name_len) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
     post = (chat__post *)CHAT_MALLOC(sizeof *post + name_len + text_len);
     if (!post) return CHAT_ENOMEM;
     post->name_len = name_len, post->text_len = text_len;
@@ -3303,7 +3500,7 @@ CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
 
 CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text, size_t text_len) {
     if (!srv || !username || (!text && text_len)) return CHAT_EINVAL;
-    if (!chat__utf8_valid(username, strlen(username)) || !chat__utf8_valid(text, text_len)) return CHAT_EINVAL;
+    if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
     return chat__room_say(srv, username, strlen(username), text ? text : "", text_len);
 }
 
@@ -3315,7 +3512,7 @@ CHATDEF int chat_server_send(chat_server *srv, const char *to, const char *usern
     chat__frame *f;
     int r;
     if (!srv || !to || !username || (!text && text_len)) return CHAT_EINVAL;
-    if (!chat__utf8_valid(username, strlen(username)) || !chat__utf8_valid(text, text_len)) return CHAT_EINVAL;
+    if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
     c = chat__room_find(srv, to, strlen(to));
     if (!c) return 0;
     f = chat__room_message(srv, username, strlen(username), text ? text : "", text_len);
@@ -3365,11 +3562,11 @@ CHATDEF const char *chat_request_username(const chat_request *req, size_t *len) 
 }
 
 CHATDEF int chat_request_set_username(chat_request *req, const char *name, size_t len) {
-    chat__buf *b;
+    chat_buf *b;
     if (!req || (!name && len)) return CHAT_EINVAL;
     b = &req->srv->text;
     b->len = 0;
-    if (chat__buf_append(b, name, len) != CHAT_OK || chat__buf_reserve(b, 1) != CHAT_OK) return CHAT_ENOMEM;
+    if (chat_buf_append(b, name, len) != CHAT_OK || chat_buf_reserve(b, 1) != CHAT_OK) return CHAT_ENOMEM;
     b->data[b->len] = '\0';
     req->has_name = 1;
     return CHAT_OK;
@@ -3408,11 +3605,12 @@ CHATDEF void chat_server_free(chat_server *srv) {
     CHAT_FREE(srv->pfds);
     CHAT_FREE(srv->conns);
     CHAT_FREE(srv->rxbuf);
-    chat__buf_free(&srv->text);
-    chat__buf_free(&srv->json);
+    chat_buf_free(&srv->text);
+    chat_buf_free(&srv->json);
     CHAT_FREE(srv);
 }
 
+#endif /* CHAT_CODECS_ONLY */
 #endif /* CHAT_IMPLEMENTATION */
 
 /*

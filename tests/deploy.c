@@ -171,7 +171,7 @@ static void test_deploy_stats_endpoint(void) {
     wsc_close(&bad);
     CHECK_INT(wsc_http(T_HOST, T_PORT, "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n", &h, &body, NULL), 200);
     CHECK(wsc_header(&h, "content-type", type, sizeof type) && strcmp(type, "application/json") == 0);
-    CHECKF(body && chat__json_validate(body, strlen(body)) == 0, "not JSON: %s", body ? body : "");
+    CHECKF(body && chat_json_validate(body, strlen(body)) == 0, "not JSON: %s", body ? body : "");
     CHECK_INT(json_number(body, "clients"), 1);
     CHECK_INT(json_number(body, "messages"), 1);
     CHECK_INT(json_number(body, "name"), 1);

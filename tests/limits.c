@@ -99,10 +99,10 @@ static void test_limits_origin_is_read_within_its_span(void) {
     for (i = 0; srv && i < sizeof heads / sizeof heads[0]; i++) {
         size_t n = strlen(heads[i]), scanned = 0;
         char *block = (char *)malloc(n); /* no NUL after the head */
-        chat__http_request req;
+        chat_http_request req;
         memcpy(block, heads[i], n);
-        CHECK_INT(chat__http_parse(block, n, 8192, &scanned, &req), (int)n);
-        CHECK_INT(chat__origin_allowed(srv, &req), allowed[i]);
+        CHECK_INT(chat_http_parse(block, n, 8192, &scanned, &req), (int)n);
+        CHECK_INT(chat__server_origin_allowed(srv, &req), allowed[i]);
         free(block);
     }
     chat_server_free(srv);
@@ -440,11 +440,11 @@ static void test_limits_request_line_rfc9112(void) {
     };
     size_t i;
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        chat__http_request req;
+        chat_http_request req;
         size_t scanned = 0, n = strlen(cases[i].head);
-        int r = chat__http_parse(cases[i].head, n, 8192, &scanned, &req);
+        int r = chat_http_parse(cases[i].head, n, 8192, &scanned, &req);
         if (!cases[i].ok) {
-            CHECKF(r == CHAT__HTTP_BAD, "case %zu: %d", i, r);
+            CHECKF(r == CHAT_HTTP_BAD, "case %zu: %d", i, r);
             continue;
         }
         CHECKF(r == (int)n, "case %zu: %d", i, r);

@@ -11,7 +11,7 @@ static void ub_hex(const unsigned char *d, size_t n, char *out) {
 
 static void ub_sha1_hex(const void *data, size_t n, char out[41]) {
     unsigned char digest[20];
-    chat__sha1(data, n, digest);
+    chat_sha1(data, n, digest);
     ub_hex(digest, 20, out);
 }
 
@@ -163,7 +163,7 @@ static void test_base64_encode_rfc4648_vectors(void) {
     for (i = 0; i < 7; i++) {
         size_t n;
         memset(out, 'X', sizeof out);
-        n = chat__base64_encode((const unsigned char *)ub_b64_plain[i], strlen(ub_b64_plain[i]), out);
+        n = chat_base64_encode((const unsigned char *)ub_b64_plain[i], strlen(ub_b64_plain[i]), out);
         CHECK_INT(n, strlen(ub_b64_coded[i]));
         CHECK_STR(out, ub_b64_coded[i]); /* also checks the NUL terminator */
     }
@@ -173,7 +173,7 @@ static void test_base64_decode_rfc4648_vectors(void) {
     unsigned char out[16];
     size_t i;
     for (i = 0; i < 7; i++) {
-        long n = chat__base64_decode(ub_b64_coded[i], strlen(ub_b64_coded[i]), out, sizeof out);
+        long n = chat_base64_decode(ub_b64_coded[i], strlen(ub_b64_coded[i]), out, sizeof out);
         CHECK_INT(n, (long)strlen(ub_b64_plain[i]));
         if (n >= 0) CHECK_MEM(out, (size_t)n, ub_b64_plain[i], strlen(ub_b64_plain[i]));
     }
@@ -184,7 +184,7 @@ static void test_base64_decode_rejects_wrong_length(void) {
     unsigned char out[16];
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
+        CHECKF(chat_base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
 }
 
 static void test_base64_decode_rejects_bad_characters(void) {
@@ -193,9 +193,9 @@ static void test_base64_decode_rejects_bad_characters(void) {
     unsigned char out[16];
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
+        CHECKF(chat_base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
     /* an embedded NUL is a bad character too */
-    CHECK_INT(chat__base64_decode("Zm\0v", 4, out, sizeof out), -1);
+    CHECK_INT(chat_base64_decode("Zm\0v", 4, out, sizeof out), -1);
 }
 
 static void test_base64_decode_rejects_padding_in_the_middle(void) {
@@ -204,7 +204,7 @@ static void test_base64_decode_rejects_padding_in_the_middle(void) {
     unsigned char out[16];
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
+        CHECKF(chat_base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
 }
 
 static void test_base64_decode_rejects_noncanonical_trailing_bits(void) {
@@ -213,27 +213,27 @@ static void test_base64_decode_rejects_noncanonical_trailing_bits(void) {
     unsigned char out[16];
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECKF(chat__base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
+        CHECKF(chat_base64_decode(bad[i], strlen(bad[i]), out, sizeof out) == -1, "accepted \"%s\"", bad[i]);
     /* all bits used: fine */
-    CHECK_INT(chat__base64_decode("Zm//", 4, out, sizeof out), 3);
+    CHECK_INT(chat_base64_decode("Zm//", 4, out, sizeof out), 3);
     CHECK_MEM(out, 3, "\x66\x6f\xff", 3);
-    CHECK_INT(chat__base64_decode("AA==", 4, out, sizeof out), 1);
+    CHECK_INT(chat_base64_decode("AA==", 4, out, sizeof out), 1);
     CHECK_INT(out[0], 0);
 }
 
 static void test_base64_decode_respects_capacity(void) {
     unsigned char out[8];
     memset(out, 0xAA, sizeof out);
-    CHECK_INT(chat__base64_decode("Zm9vYmFy", 8, out, 5), -1);
-    CHECK_INT(chat__base64_decode("Zm9vYmE=", 8, out, 4), -1);
-    CHECK_INT(chat__base64_decode("Zm9vYg==", 8, out, 3), -1);
-    CHECK_INT(chat__base64_decode("Zg==", 4, out, 0), -1);
+    CHECK_INT(chat_base64_decode("Zm9vYmFy", 8, out, 5), -1);
+    CHECK_INT(chat_base64_decode("Zm9vYmE=", 8, out, 4), -1);
+    CHECK_INT(chat_base64_decode("Zm9vYg==", 8, out, 3), -1);
+    CHECK_INT(chat_base64_decode("Zg==", 4, out, 0), -1);
     CHECK_INT(out[5], 0xAA); /* nothing written past the capacity given */
-    CHECK_INT(chat__base64_decode("Zm9vYmFy", 8, out, 6), 6);
+    CHECK_INT(chat_base64_decode("Zm9vYmFy", 8, out, 6), 6);
     CHECK_MEM(out, 6, "foobar", 6);
     CHECK_INT(out[6], 0xAA);
-    CHECK_INT(chat__base64_decode("Zm9vYg==", 8, out, 4), 4);
-    CHECK_INT(chat__base64_decode("", 0, out, 0), 0);
+    CHECK_INT(chat_base64_decode("Zm9vYg==", 8, out, 4), 4);
+    CHECK_INT(chat_base64_decode("", 0, out, 0), 0);
 }
 
 static void test_base64_16_byte_key_round_trips(void) {
@@ -241,13 +241,13 @@ static void test_base64_16_byte_key_round_trips(void) {
     char text[25];
     size_t i;
     for (i = 0; i < 16; i++) key[i] = (unsigned char)i;
-    CHECK_INT(chat__base64_encode(key, 16, text), 24);
+    CHECK_INT(chat_base64_encode(key, 16, text), 24);
     CHECK_STR(text, "AAECAwQFBgcICQoLDA0ODw==");
-    CHECK_INT(chat__base64_decode(text, 24, back, sizeof back), 16);
+    CHECK_INT(chat_base64_decode(text, 24, back, sizeof back), 16);
     CHECK_MEM(back, 16, key, 16);
     for (i = 0; i < 16; i++) key[i] = (unsigned char)(0xFF - 17 * i);
-    chat__base64_encode(key, 16, text);
-    CHECK_INT(chat__base64_decode(text, 24, back, sizeof back), 16);
+    chat_base64_encode(key, 16, text);
+    CHECK_INT(chat_base64_decode(text, 24, back, sizeof back), 16);
     CHECK_MEM(back, 16, key, 16);
 }
 
@@ -260,9 +260,9 @@ static void test_base64_round_trips_all_byte_values(void) {
         size_t len;
         long got;
         for (i = 0; i < n; i++) in[i] = (unsigned char)(n * 37 + i * 101 + 255 * (i & 1));
-        len = chat__base64_encode(in, n, text);
+        len = chat_base64_encode(in, n, text);
         CHECKF(len == 4 * ((n + 2) / 3), "length %zu encodes to %zu chars", n, len);
-        got = chat__base64_decode(text, len, back, sizeof back);
+        got = chat_base64_decode(text, len, back, sizeof back);
         CHECKF(got == (long)n && memcmp(back, in, n) == 0, "length %zu: decoded %ld", n, got);
     }
 }
@@ -282,8 +282,8 @@ static void test_utf8_accepts_valid_sequences(void) {
     };
     size_t i;
     for (i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-        CHECKF(chat__utf8_valid(ok[i].s, ok[i].n) == 1, "case %zu rejected", i);
-        CHECKF(chat__utf8_feed(CHAT__UTF8_ACCEPT, (const unsigned char *)ok[i].s, ok[i].n) == CHAT__UTF8_ACCEPT,
+        CHECKF(chat_utf8_valid(ok[i].s, ok[i].n) == 1, "case %zu rejected", i);
+        CHECKF(chat_utf8_feed(CHAT_UTF8_ACCEPT, (const unsigned char *)ok[i].s, ok[i].n) == CHAT_UTF8_ACCEPT,
                "case %zu: feed did not end in ACCEPT", i);
     }
 }
@@ -325,21 +325,21 @@ static void test_utf8_matches_reference_for_short_sequences(void) {
     long mismatches = 0;
     for (a = 0; a < 256; a++) {
         b[0] = (unsigned char)a;
-        if (chat__utf8_valid(b, 1) != ub_utf8_ref_string(b, 1) && mismatches++ < 5) CHECKF(0, "%02x", a);
+        if (chat_utf8_valid(b, 1) != ub_utf8_ref_string(b, 1) && mismatches++ < 5) CHECKF(0, "%02x", a);
         for (c = 0; c < 256; c++) {
             b[1] = (unsigned char)c;
-            if (chat__utf8_valid(b, 2) != ub_utf8_ref_string(b, 2) && mismatches++ < 5) CHECKF(0, "%02x %02x", a, c);
+            if (chat_utf8_valid(b, 2) != ub_utf8_ref_string(b, 2) && mismatches++ < 5) CHECKF(0, "%02x %02x", a, c);
             if (a >= 0xE0 && a <= 0xEF) /* the 3-byte leads over every pair of following bytes */
                 for (d = 0; d < 256; d++) {
                     b[2] = (unsigned char)d;
-                    if (chat__utf8_valid(b, 3) != ub_utf8_ref_string(b, 3) && mismatches++ < 5)
+                    if (chat_utf8_valid(b, 3) != ub_utf8_ref_string(b, 3) && mismatches++ < 5)
                         CHECKF(0, "%02x %02x %02x", a, c, d);
                 }
             if (a >= 0xF0)
                 for (d = 0; d < sizeof edge; d++)
                     for (e = 0; e < sizeof edge; e++) {
                         b[2] = edge[d], b[3] = edge[e];
-                        if (chat__utf8_valid(b, 4) != ub_utf8_ref_string(b, 4) && mismatches++ < 5)
+                        if (chat_utf8_valid(b, 4) != ub_utf8_ref_string(b, 4) && mismatches++ < 5)
                             CHECKF(0, "%02x %02x %02x %02x", a, c, b[2], b[3]);
                     }
         }
@@ -358,8 +358,8 @@ static void test_utf8_impossible_lead_bytes(void) {
     unsigned c;
     for (c = 0; c < 256; c++) {
         int impossible = c == 0xC0 || c == 0xC1 || c >= 0xF5 || (c >= 0x80 && c <= 0xBF);
-        uint32_t st = chat__utf8_step(CHAT__UTF8_ACCEPT, c);
-        CHECKF((st == CHAT__UTF8_REJECT) == impossible, "lead byte %02x: state %lu", c, (unsigned long)st);
+        uint32_t st = chat_utf8_step(CHAT_UTF8_ACCEPT, c);
+        CHECKF((st == CHAT_UTF8_REJECT) == impossible, "lead byte %02x: state %lu", c, (unsigned long)st);
     }
 }
 
@@ -383,9 +383,9 @@ static const struct { const char *s; size_t n, at; } ub_utf8_bad[] = {
 static void test_utf8_rejects_invalid_sequences(void) {
     size_t i;
     for (i = 0; i < sizeof ub_utf8_bad / sizeof ub_utf8_bad[0]; i++) {
-        CHECKF(chat__utf8_valid(ub_utf8_bad[i].s, ub_utf8_bad[i].n) == 0, "case %zu accepted", i);
-        CHECKF(chat__utf8_feed(CHAT__UTF8_ACCEPT, (const unsigned char *)ub_utf8_bad[i].s, ub_utf8_bad[i].n) ==
-                   CHAT__UTF8_REJECT,
+        CHECKF(chat_utf8_valid(ub_utf8_bad[i].s, ub_utf8_bad[i].n) == 0, "case %zu accepted", i);
+        CHECKF(chat_utf8_feed(CHAT_UTF8_ACCEPT, (const unsigned char *)ub_utf8_bad[i].s, ub_utf8_bad[i].n) ==
+                   CHAT_UTF8_REJECT,
                "case %zu: feed did not return REJECT", i);
     }
 }
@@ -395,25 +395,25 @@ static void test_utf8_reject_reported_at_the_invalid_byte(void) {
     size_t i, k;
     for (i = 0; i < sizeof ub_utf8_bad / sizeof ub_utf8_bad[0]; i++) {
         const unsigned char *s = (const unsigned char *)ub_utf8_bad[i].s;
-        uint32_t st = CHAT__UTF8_ACCEPT;
+        uint32_t st = CHAT_UTF8_ACCEPT;
         size_t at = (size_t)-1;
         for (k = 0; k < ub_utf8_bad[i].n; k++) {
-            st = chat__utf8_feed(st, s + k, 1);
-            if (st == CHAT__UTF8_REJECT && at == (size_t)-1) at = k;
-            if (at != (size_t)-1) CHECKF(st == CHAT__UTF8_REJECT, "case %zu: left REJECT at byte %zu", i, k);
+            st = chat_utf8_feed(st, s + k, 1);
+            if (st == CHAT_UTF8_REJECT && at == (size_t)-1) at = k;
+            if (at != (size_t)-1) CHECKF(st == CHAT_UTF8_REJECT, "case %zu: left REJECT at byte %zu", i, k);
         }
         CHECKF(at == ub_utf8_bad[i].at, "case %zu: rejected at byte %zu, expected %zu", i, at, ub_utf8_bad[i].at);
-        /* the same with chat__utf8_step */
-        st = CHAT__UTF8_ACCEPT;
+        /* the same with chat_utf8_step */
+        st = CHAT_UTF8_ACCEPT;
         for (k = 0; k < ub_utf8_bad[i].at; k++) {
-            st = chat__utf8_step(st, s[k]);
-            CHECKF(st != CHAT__UTF8_REJECT, "case %zu: step rejected early at %zu", i, k);
+            st = chat_utf8_step(st, s[k]);
+            CHECKF(st != CHAT_UTF8_REJECT, "case %zu: step rejected early at %zu", i, k);
         }
-        CHECKF(chat__utf8_step(st, s[k]) == CHAT__UTF8_REJECT, "case %zu: step accepted byte %zu", i, k);
+        CHECKF(chat_utf8_step(st, s[k]) == CHAT_UTF8_REJECT, "case %zu: step accepted byte %zu", i, k);
     }
-    CHECK_INT(chat__utf8_step(CHAT__UTF8_REJECT, 'a'), CHAT__UTF8_REJECT);
-    CHECK_INT(chat__utf8_step(CHAT__UTF8_REJECT, 0x80), CHAT__UTF8_REJECT);
-    CHECK_INT(chat__utf8_feed(CHAT__UTF8_REJECT, (const unsigned char *)"abcdefghijkl", 12), CHAT__UTF8_REJECT);
+    CHECK_INT(chat_utf8_step(CHAT_UTF8_REJECT, 'a'), CHAT_UTF8_REJECT);
+    CHECK_INT(chat_utf8_step(CHAT_UTF8_REJECT, 0x80), CHAT_UTF8_REJECT);
+    CHECK_INT(chat_utf8_feed(CHAT_UTF8_REJECT, (const unsigned char *)"abcdefghijkl", 12), CHAT_UTF8_REJECT);
 }
 
 /* A sequence cut short at the end of the input is neither valid nor (yet) rejected. */
@@ -424,9 +424,9 @@ static void test_utf8_truncated_at_end_is_incomplete(void) {
     };
     size_t i;
     for (i = 0; i < sizeof cut / sizeof cut[0]; i++) {
-        uint32_t st = chat__utf8_feed(CHAT__UTF8_ACCEPT, (const unsigned char *)cut[i].s, cut[i].n);
-        CHECKF(st != CHAT__UTF8_ACCEPT && st != CHAT__UTF8_REJECT, "case %zu: state %lu", i, (unsigned long)st);
-        CHECKF(chat__utf8_valid(cut[i].s, cut[i].n) == 0, "case %zu accepted", i);
+        uint32_t st = chat_utf8_feed(CHAT_UTF8_ACCEPT, (const unsigned char *)cut[i].s, cut[i].n);
+        CHECKF(st != CHAT_UTF8_ACCEPT && st != CHAT_UTF8_REJECT, "case %zu: state %lu", i, (unsigned long)st);
+        CHECKF(chat_utf8_valid(cut[i].s, cut[i].n) == 0, "case %zu accepted", i);
     }
 }
 
@@ -437,19 +437,19 @@ static void test_utf8_incremental_split_at_every_position(void) {
                             "\xef\xbf\xbf\xf4\x8f\xbf\xbf\xc2\x80!";
     const unsigned char *p = (const unsigned char *)s;
     size_t n = sizeof s - 1, k;
-    uint32_t st = CHAT__UTF8_ACCEPT;
+    uint32_t st = CHAT_UTF8_ACCEPT;
     for (k = 0; k <= n; k++) {
-        uint32_t a = chat__utf8_feed(CHAT__UTF8_ACCEPT, p, k);
+        uint32_t a = chat_utf8_feed(CHAT_UTF8_ACCEPT, p, k);
         int boundary = k == n || (p[k] & 0xC0) != 0x80;
-        CHECKF(a != CHAT__UTF8_REJECT, "prefix of %zu bytes rejected", k);
-        CHECKF((a == CHAT__UTF8_ACCEPT) == boundary, "prefix of %zu bytes: state %lu", k, (unsigned long)a);
-        CHECKF(chat__utf8_feed(a, p + k, n - k) == CHAT__UTF8_ACCEPT, "split at %zu: not ACCEPT at the end", k);
+        CHECKF(a != CHAT_UTF8_REJECT, "prefix of %zu bytes rejected", k);
+        CHECKF((a == CHAT_UTF8_ACCEPT) == boundary, "prefix of %zu bytes: state %lu", k, (unsigned long)a);
+        CHECKF(chat_utf8_feed(a, p + k, n - k) == CHAT_UTF8_ACCEPT, "split at %zu: not ACCEPT at the end", k);
     }
     for (k = 0; k < n; k++) { /* one byte at a time */
-        st = chat__utf8_feed(st, p + k, 1);
-        CHECKF(st != CHAT__UTF8_REJECT, "byte %zu rejected", k);
+        st = chat_utf8_feed(st, p + k, 1);
+        CHECKF(st != CHAT_UTF8_REJECT, "byte %zu rejected", k);
     }
-    CHECK_INT(st, CHAT__UTF8_ACCEPT);
+    CHECK_INT(st, CHAT_UTF8_ACCEPT);
 }
 
 /* The 8-bytes-at-a-time ASCII path, at every alignment and length, with a non-ASCII byte
@@ -461,67 +461,67 @@ static void test_utf8_ascii_fast_path_every_alignment(void) {
         for (len = 0; len <= 40; len++) {
             unsigned char *p = buf + align;
             memset(buf, 'a', sizeof buf);
-            CHECKF(chat__utf8_valid(p, len) == 1, "align %zu len %zu: ASCII rejected", align, len);
+            CHECKF(chat_utf8_valid(p, len) == 1, "align %zu len %zu: ASCII rejected", align, len);
             for (pos = 0; pos < len; pos++) {
                 memset(buf, 'a', sizeof buf);
                 p[pos] = 0x80;
-                CHECKF(chat__utf8_feed(CHAT__UTF8_ACCEPT, p, len) == CHAT__UTF8_REJECT,
+                CHECKF(chat_utf8_feed(CHAT_UTF8_ACCEPT, p, len) == CHAT_UTF8_REJECT,
                        "align %zu len %zu: stray 0x80 at %zu missed", align, len, pos);
                 p[pos] = 0xC3;
-                CHECKF(chat__utf8_valid(p, len) == 0, "align %zu len %zu: C3 'a' at %zu accepted", align, len, pos);
+                CHECKF(chat_utf8_valid(p, len) == 0, "align %zu len %zu: C3 'a' at %zu accepted", align, len, pos);
                 if (pos + 1 < len) {
                     p[pos + 1] = 0xA9;
-                    CHECKF(chat__utf8_valid(p, len) == 1, "align %zu len %zu: é at %zu rejected", align, len, pos);
+                    CHECKF(chat_utf8_valid(p, len) == 1, "align %zu len %zu: é at %zu rejected", align, len, pos);
                 }
             }
         }
     }
     /* In the middle of a character the ASCII path must not be taken. */
     memset(buf, 'a', sizeof buf);
-    CHECK_INT(chat__utf8_feed(chat__utf8_step(CHAT__UTF8_ACCEPT, 0xC3), buf, 32), CHAT__UTF8_REJECT);
+    CHECK_INT(chat_utf8_feed(chat_utf8_step(CHAT_UTF8_ACCEPT, 0xC3), buf, 32), CHAT_UTF8_REJECT);
     buf[0] = 0xA9;
-    CHECK_INT(chat__utf8_feed(chat__utf8_step(CHAT__UTF8_ACCEPT, 0xC3), buf, 32), CHAT__UTF8_ACCEPT);
+    CHECK_INT(chat_utf8_feed(chat_utf8_step(CHAT_UTF8_ACCEPT, 0xC3), buf, 32), CHAT_UTF8_ACCEPT);
 }
 
-/* --- chat__buf --- */
+/* --- chat_buf --- */
 
 static void test_buf_append_grows_and_keeps_content(void) {
-    chat__buf b;
+    chat_buf b;
     unsigned char expect[5000];
     size_t i, total = 0;
     memset(&b, 0, sizeof b);
     for (i = 0; i < sizeof expect; i++) expect[i] = (unsigned char)(i * 7 + (i >> 8));
     for (i = 1; total + i <= sizeof expect; i++) { /* pieces of growing size: 1, 2, 3, ... */
-        CHECK_INT(chat__buf_append(&b, expect + total, i), CHAT_OK);
+        CHECK_INT(chat_buf_append(&b, expect + total, i), CHAT_OK);
         total += i;
         CHECK_INT(b.len, total);
         CHECK(b.cap >= b.len);
     }
     CHECK_MEM(b.data, b.len, expect, total);
-    CHECK_INT(chat__buf_append(&b, NULL, 0), CHAT_OK); /* empty append is fine */
+    CHECK_INT(chat_buf_append(&b, NULL, 0), CHAT_OK); /* empty append is fine */
     CHECK_INT(b.len, total);
-    chat__buf_free(&b);
+    chat_buf_free(&b);
     CHECK(b.data == NULL);
     CHECK_INT(b.len, 0);
     CHECK_INT(b.cap, 0);
 }
 
 static void test_buf_reserve_keeps_content_and_len(void) {
-    chat__buf b;
+    chat_buf b;
     memset(&b, 0, sizeof b);
-    CHECK_INT(chat__buf_reserve(&b, 0), CHAT_OK);
-    CHECK_INT(chat__buf_append(&b, "hello", 5), CHAT_OK);
-    CHECK_INT(chat__buf_reserve(&b, 100000), CHAT_OK);
+    CHECK_INT(chat_buf_reserve(&b, 0), CHAT_OK);
+    CHECK_INT(chat_buf_append(&b, "hello", 5), CHAT_OK);
+    CHECK_INT(chat_buf_reserve(&b, 100000), CHAT_OK);
     CHECK(b.cap >= 100005);
     CHECK_INT(b.len, 5);
     CHECK_MEM(b.data, b.len, "hello", 5);
-    CHECK_INT(chat__buf_append(&b, " world", 6), CHAT_OK);
+    CHECK_INT(chat_buf_append(&b, " world", 6), CHAT_OK);
     CHECK_MEM(b.data, b.len, "hello world", 11);
     /* a reservation that cannot be represented fails cleanly and changes nothing */
-    CHECK_INT(chat__buf_reserve(&b, (size_t)-1), CHAT_ENOMEM);
-    CHECK_INT(chat__buf_reserve(&b, (size_t)-1 - 10), CHAT_ENOMEM);
+    CHECK_INT(chat_buf_reserve(&b, (size_t)-1), CHAT_ENOMEM);
+    CHECK_INT(chat_buf_reserve(&b, (size_t)-1 - 10), CHAT_ENOMEM);
     CHECK_MEM(b.data, b.len, "hello world", 11);
-    chat__buf_free(&b);
+    chat_buf_free(&b);
 }
 
 static void unit_bytes_tests(void) {

@@ -20,14 +20,21 @@ static const char uh_browser_request[] =
     "\r\n";
 
 /* Does the span hold exactly `lit`, inside buf[0..len)? */
-static int uh_span_is(chat__span s, const char *lit, const char *buf, size_t len) {
+static int uh_span_is(chat_span s, const char *lit, const char *buf, size_t len) {
     return s.p != NULL && s.p >= buf && s.p + s.n <= buf + len && s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0;
 }
 
+/* The first header of that name, as the server looks it up. */
+static chat_span uh_header(const chat_http_request *req, const char *name) {
+    chat_span v;
+    chat_http_header(req, name, &v);
+    return v;
+}
+
 /* Parses a complete buffer in one call. */
-static int uh_parse(const char *buf, size_t len, chat__http_request *req) {
+static int uh_parse(const char *buf, size_t len, chat_http_request *req) {
     size_t scanned = 0;
-    return chat__http_parse(buf, len, 8192, &scanned, req);
+    return chat_http_parse(buf, len, 8192, &scanned, req);
 }
 
 typedef struct uh_flags_case {
@@ -39,7 +46,7 @@ typedef struct uh_flags_case {
 static void uh_expect_flags(const uh_flags_case *cases, size_t count) {
     size_t i;
     for (i = 0; i < count; i++) {
-        chat__http_request req;
+        chat_http_request req;
         int r = uh_parse(cases[i].req, strlen(cases[i].req), &req);
         CHECKF(r == (int)strlen(cases[i].req), "case %zu: returned %d", i, r);
         CHECKF(req.flags == cases[i].flags, "case %zu: flags %u != %u", i, req.flags, cases[i].flags);
@@ -49,24 +56,24 @@ static void uh_expect_flags(const uh_flags_case *cases, size_t count) {
 static void test_http_parse_browser_upgrade_request(void) {
     const char *b = uh_browser_request;
     size_t n = sizeof uh_browser_request - 1, scanned = 0;
-    chat__http_request req;
-    CHECK_INT(chat__http_parse(b, n, 8192, &scanned, &req), (int)n);
+    chat_http_request req;
+    CHECK_INT(chat_http_parse(b, n, 8192, &scanned, &req), (int)n);
     CHECK_INT(scanned, 0);
     CHECK(uh_span_is(req.method, "GET", b, n));
     CHECK(uh_span_is(req.target, "/start_web_socket?username=alice", b, n));
-    CHECK(uh_span_is(req.host, "localhost:8080", b, n));
-    CHECK(uh_span_is(req.upgrade, "websocket", b, n));
-    CHECK(uh_span_is(req.ws_key, "dGhlIHNhbXBsZSBub25jZQ==", b, n));
-    CHECK(uh_span_is(req.ws_version, "13", b, n));
-    CHECK(uh_span_is(req.origin, "http://localhost:8080", b, n));
+    CHECK(uh_span_is(uh_header(&req, "host"), "localhost:8080", b, n));
+    CHECK(uh_span_is(uh_header(&req, "upgrade"), "websocket", b, n));
+    CHECK(uh_span_is(uh_header(&req, "sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==", b, n));
+    CHECK(uh_span_is(uh_header(&req, "sec-websocket-version"), "13", b, n));
+    CHECK(uh_span_is(uh_header(&req, "origin"), "http://localhost:8080", b, n));
     CHECK_INT(req.minor, 1);
-    CHECK_INT(req.flags, CHAT__REQ_CONN_UPGRADE);
+    CHECK_INT(req.flags, CHAT_HTTP_CONN_UPGRADE);
 }
 
 /* A body after the head is not part of the head. */
 static void test_http_parse_returns_head_length_only(void) {
     static const char r[] = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
-    chat__http_request req;
+    chat_http_request req;
     CHECK_INT(uh_parse(UH_S(r), &req), (int)(sizeof r - 1 - 5));
     CHECK(uh_span_is(req.method, "POST", r, sizeof r - 1));
     CHECK(uh_span_is(req.target, "/x", r, sizeof r - 1));
@@ -74,38 +81,38 @@ static void test_http_parse_returns_head_length_only(void) {
 
 static void test_http_parse_trims_value_whitespace(void) {
     static const char r[] = "GET / HTTP/1.1\r\nHost: \t example.com \t \r\nOrigin:null\r\nUpgrade:\r\n\r\n";
-    chat__http_request req;
+    chat_http_request req;
     CHECK_INT(uh_parse(UH_S(r), &req), (int)(sizeof r - 1));
-    CHECK(uh_span_is(req.host, "example.com", r, sizeof r - 1));
-    CHECK(uh_span_is(req.origin, "null", r, sizeof r - 1));
-    CHECK(uh_span_is(req.upgrade, "", r, sizeof r - 1)); /* present but empty */
-    CHECK(req.ws_key.p == NULL);
-    CHECK(req.ws_version.p == NULL);
+    CHECK(uh_span_is(uh_header(&req, "host"), "example.com", r, sizeof r - 1));
+    CHECK(uh_span_is(uh_header(&req, "origin"), "null", r, sizeof r - 1));
+    CHECK(uh_span_is(uh_header(&req, "upgrade"), "", r, sizeof r - 1)); /* present but empty */
+    CHECK(uh_header(&req, "sec-websocket-key").p == NULL);
+    CHECK(uh_header(&req, "sec-websocket-version").p == NULL);
 }
 
 static void test_http_parse_header_names_any_case(void) {
     static const char r[] = "GET /a HTTP/1.1\r\nhOsT: h\r\nUPGRADE: WebSocket\r\nconnection: UPGRADE\r\n"
                             "sec-websocket-key: k\r\nSEC-WEBSOCKET-VERSION: 13\r\noRiGiN: o\r\n\r\n";
-    chat__http_request req;
+    chat_http_request req;
     size_t n = sizeof r - 1;
     CHECK_INT(uh_parse(r, n, &req), (int)n);
-    CHECK(uh_span_is(req.host, "h", r, n));
-    CHECK(uh_span_is(req.upgrade, "WebSocket", r, n));
-    CHECK(uh_span_is(req.ws_key, "k", r, n));
-    CHECK(uh_span_is(req.ws_version, "13", r, n));
-    CHECK(uh_span_is(req.origin, "o", r, n));
-    CHECK_INT(req.flags, CHAT__REQ_CONN_UPGRADE);
+    CHECK(uh_span_is(uh_header(&req, "host"), "h", r, n));
+    CHECK(uh_span_is(uh_header(&req, "upgrade"), "WebSocket", r, n));
+    CHECK(uh_span_is(uh_header(&req, "sec-websocket-key"), "k", r, n));
+    CHECK(uh_span_is(uh_header(&req, "sec-websocket-version"), "13", r, n));
+    CHECK(uh_span_is(uh_header(&req, "origin"), "o", r, n));
+    CHECK_INT(req.flags, CHAT_HTTP_CONN_UPGRADE);
 }
 
 static void test_http_parse_connection_tokens(void) {
     static const uh_flags_case cases[] = {
-        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n\r\n", CHAT__REQ_KEEPALIVE | CHAT__REQ_CONN_UPGRADE},
-        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", CHAT__REQ_CLOSE},
-        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n", CHAT__REQ_KEEPALIVE},
-        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close, Upgrade\r\n\r\n", CHAT__REQ_CLOSE | CHAT__REQ_CONN_UPGRADE},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n\r\n", CHAT_HTTP_KEEPALIVE | CHAT_HTTP_CONN_UPGRADE},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", CHAT_HTTP_CLOSE},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive\r\n\r\n", CHAT_HTTP_KEEPALIVE},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Close, Upgrade\r\n\r\n", CHAT_HTTP_CLOSE | CHAT_HTTP_CONN_UPGRADE},
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade2, closed, keep-alive-x\r\n\r\n", 0},
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: upgrade\r\n\r\n",
-         CHAT__REQ_KEEPALIVE | CHAT__REQ_CONN_UPGRADE},
+         CHAT_HTTP_KEEPALIVE | CHAT_HTTP_CONN_UPGRADE},
         {"GET / HTTP/1.1\r\nHost: a\r\nX-Connection: close\r\n\r\n", 0},
         {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
     };
@@ -116,29 +123,29 @@ static void test_http_parse_bare_lf_line_endings(void) {
     static const char r[] = "GET /x HTTP/1.1\nHost: a\nUpgrade: websocket\n\n";
     static const char mixed[] = "GET /x HTTP/1.1\r\nHost: a\nOrigin: o\r\n\n";
     static const char mixed2[] = "GET /x HTTP/1.1\nHost: a\n\r\n";
-    chat__http_request req;
+    chat_http_request req;
     CHECK_INT(uh_parse(UH_S(r), &req), (int)(sizeof r - 1));
-    CHECK(uh_span_is(req.host, "a", r, sizeof r - 1));
-    CHECK(uh_span_is(req.upgrade, "websocket", r, sizeof r - 1));
+    CHECK(uh_span_is(uh_header(&req, "host"), "a", r, sizeof r - 1));
+    CHECK(uh_span_is(uh_header(&req, "upgrade"), "websocket", r, sizeof r - 1));
     CHECK(uh_span_is(req.target, "/x", r, sizeof r - 1));
     CHECK_INT(uh_parse(UH_S(mixed), &req), (int)(sizeof mixed - 1));
-    CHECK(uh_span_is(req.host, "a", mixed, sizeof mixed - 1));
-    CHECK(uh_span_is(req.origin, "o", mixed, sizeof mixed - 1));
+    CHECK(uh_span_is(uh_header(&req, "host"), "a", mixed, sizeof mixed - 1));
+    CHECK(uh_span_is(uh_header(&req, "origin"), "o", mixed, sizeof mixed - 1));
     CHECK_INT(uh_parse(UH_S(mixed2), &req), (int)(sizeof mixed2 - 1));
-    CHECK(uh_span_is(req.host, "a", mixed2, sizeof mixed2 - 1));
+    CHECK(uh_span_is(uh_header(&req, "host"), "a", mixed2, sizeof mixed2 - 1));
 }
 
 /* Bytes arrive one at a time: INCOMPLETE until the last one, and `scanned` keeps up so the work
    stays linear (each call looks only at the new bytes and a few before them). */
 static void uh_byte_by_byte(const char *r, size_t n, const char *what) {
     size_t scanned = 0, len;
-    chat__http_request req;
+    chat_http_request req;
     for (len = 1; len <= n; len++) {
-        int got = chat__http_parse(r, len, 8192, &scanned, &req);
+        int got = chat_http_parse(r, len, 8192, &scanned, &req);
         if (len < n) {
-            CHECKF(got == CHAT__HTTP_INCOMPLETE, "%s: %d at length %zu of %zu", what, got, len, n);
+            CHECKF(got == CHAT_HTTP_INCOMPLETE, "%s: %d at length %zu of %zu", what, got, len, n);
             CHECKF(scanned + 4 >= len && scanned <= len, "%s: scanned %zu at length %zu", what, scanned, len);
-            if (got != CHAT__HTTP_INCOMPLETE) return;
+            if (got != CHAT_HTTP_INCOMPLETE) return;
         } else {
             CHECKF(got == (int)n, "%s: %d at the last byte, expected %zu", what, got, n);
             CHECKF(scanned == 0, "%s: scanned %zu after a complete head", what, scanned);
@@ -148,14 +155,14 @@ static void uh_byte_by_byte(const char *r, size_t n, const char *what) {
 
 static void test_http_parse_byte_by_byte(void) {
     size_t n = sizeof uh_browser_request - 1, scanned = 0;
-    chat__http_request req;
+    chat_http_request req;
     uh_byte_by_byte(uh_browser_request, n, "browser request");
     uh_byte_by_byte(UH_S("GET / HTTP/1.1\nHost: a\n\n"), "bare LF");
     uh_byte_by_byte(UH_S("GET / HTTP/1.1\r\nHost: a\n\r\n"), "mixed");
     /* the spans of the last call are right */
-    CHECK_INT(chat__http_parse(uh_browser_request, n - 1, 8192, &scanned, &req), CHAT__HTTP_INCOMPLETE);
-    CHECK_INT(chat__http_parse(uh_browser_request, n, 8192, &scanned, &req), (int)n);
-    CHECK(uh_span_is(req.ws_key, "dGhlIHNhbXBsZSBub25jZQ==", uh_browser_request, n));
+    CHECK_INT(chat_http_parse(uh_browser_request, n - 1, 8192, &scanned, &req), CHAT_HTTP_INCOMPLETE);
+    CHECK_INT(chat_http_parse(uh_browser_request, n, 8192, &scanned, &req), (int)n);
+    CHECK(uh_span_is(uh_header(&req, "sec-websocket-key"), "dGhlIHNhbXBsZSBub25jZQ==", uh_browser_request, n));
     CHECK(uh_span_is(req.target, "/start_web_socket?username=alice", uh_browser_request, n));
 }
 
@@ -163,56 +170,56 @@ static void test_http_parse_byte_by_byte(void) {
 static void test_http_parse_split_inside_final_crlf(void) {
     static const char r[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
     size_t n = sizeof r - 1, scanned = 0;
-    chat__http_request req;
-    CHECK_INT(chat__http_parse(r, n - 3, 8192, &scanned, &req), CHAT__HTTP_INCOMPLETE); /* ...a\r */
-    CHECK_INT(chat__http_parse(r, n - 1, 8192, &scanned, &req), CHAT__HTTP_INCOMPLETE); /* ...\r\n\r */
-    CHECK_INT(chat__http_parse(r, n, 8192, &scanned, &req), (int)n);
+    chat_http_request req;
+    CHECK_INT(chat_http_parse(r, n - 3, 8192, &scanned, &req), CHAT_HTTP_INCOMPLETE); /* ...a\r */
+    CHECK_INT(chat_http_parse(r, n - 1, 8192, &scanned, &req), CHAT_HTTP_INCOMPLETE); /* ...\r\n\r */
+    CHECK_INT(chat_http_parse(r, n, 8192, &scanned, &req), (int)n);
 }
 
 static void test_http_parse_pipelined_requests(void) {
     static const char r[] = "GET /one HTTP/1.1\r\nHost: a\r\n\r\nGET /two HTTP/1.0\r\nHost: b\r\nConnection: close\r\n\r\n";
     size_t n = sizeof r - 1, first = strlen("GET /one HTTP/1.1\r\nHost: a\r\n\r\n"), scanned = 0;
-    chat__http_request req;
-    CHECK_INT(chat__http_parse(r, n, 8192, &scanned, &req), (int)first);
+    chat_http_request req;
+    CHECK_INT(chat_http_parse(r, n, 8192, &scanned, &req), (int)first);
     CHECK(uh_span_is(req.target, "/one", r, n));
-    CHECK(uh_span_is(req.host, "a", r, n));
+    CHECK(uh_span_is(uh_header(&req, "host"), "a", r, n));
     CHECK_INT(req.flags, 0);
     CHECK_INT(scanned, 0);
-    CHECK_INT(chat__http_parse(r + first, n - first, 8192, &scanned, &req), (int)(n - first));
+    CHECK_INT(chat_http_parse(r + first, n - first, 8192, &scanned, &req), (int)(n - first));
     CHECK(uh_span_is(req.target, "/two", r, n));
-    CHECK(uh_span_is(req.host, "b", r, n));
+    CHECK(uh_span_is(uh_header(&req, "host"), "b", r, n));
     CHECK_INT(req.minor, 0);
-    CHECK_INT(req.flags, CHAT__REQ_CLOSE);
+    CHECK_INT(req.flags, CHAT_HTTP_CLOSE);
 }
 
 static void test_http_parse_too_large(void) {
     /* "GET / HTTP/1.1\r\nX: " (19) + value + "\r\n\r\n" (4): a head of exactly `size` bytes */
     char buf[200];
     size_t scanned, len;
-    chat__http_request req;
+    chat_http_request req;
     memcpy(buf, "GET / HTTP/1.1\r\nX: ", 19);
     memset(buf + 19, 'v', 64 - 23);
     memcpy(buf + 64 - 4, "\r\n\r\n", 4); /* a 64-byte head */
     scanned = 0;
-    CHECK_INT(chat__http_parse(buf, 64, 64, &scanned, &req), 64); /* exactly at the limit */
+    CHECK_INT(chat_http_parse(buf, 64, 64, &scanned, &req), 64); /* exactly at the limit */
     scanned = 0;
-    CHECK_INT(chat__http_parse(buf, 64, 63, &scanned, &req), CHAT__HTTP_TOO_LARGE);
+    CHECK_INT(chat_http_parse(buf, 64, 63, &scanned, &req), CHAT_HTTP_TOO_LARGE);
     for (scanned = 0, len = 1; len <= 64; len++) { /* byte by byte up to the limit */
-        int r = chat__http_parse(buf, len, 64, &scanned, &req);
-        CHECKF(r == (len < 64 ? CHAT__HTTP_INCOMPLETE : 64), "length %zu: %d", len, r);
+        int r = chat_http_parse(buf, len, 64, &scanned, &req);
+        CHECKF(r == (len < 64 ? CHAT_HTTP_INCOMPLETE : 64), "length %zu: %d", len, r);
     }
     memset(buf + 19, 'v', 65 - 23);
     memcpy(buf + 65 - 4, "\r\n\r\n", 4); /* a 65-byte head */
     for (scanned = 0, len = 1; len <= 65; len++) {
-        int r = chat__http_parse(buf, len, 64, &scanned, &req);
-        CHECKF(r == (len < 64 ? CHAT__HTTP_INCOMPLETE : CHAT__HTTP_TOO_LARGE), "length %zu: %d", len, r);
+        int r = chat_http_parse(buf, len, 64, &scanned, &req);
+        CHECKF(r == (len < 64 ? CHAT_HTTP_INCOMPLETE : CHAT_HTTP_TOO_LARGE), "length %zu: %d", len, r);
     }
     memset(buf, 'x', sizeof buf); /* no line end at all */
     scanned = 0;
-    CHECK_INT(chat__http_parse(buf, 63, 64, &scanned, &req), CHAT__HTTP_INCOMPLETE);
-    CHECK_INT(chat__http_parse(buf, 64, 64, &scanned, &req), CHAT__HTTP_TOO_LARGE);
+    CHECK_INT(chat_http_parse(buf, 63, 64, &scanned, &req), CHAT_HTTP_INCOMPLETE);
+    CHECK_INT(chat_http_parse(buf, 64, 64, &scanned, &req), CHAT_HTTP_TOO_LARGE);
     scanned = 0;
-    CHECK_INT(chat__http_parse(buf, sizeof buf, 64, &scanned, &req), CHAT__HTTP_TOO_LARGE);
+    CHECK_INT(chat_http_parse(buf, sizeof buf, 64, &scanned, &req), CHAT_HTTP_TOO_LARGE);
 }
 
 static void test_http_parse_malformed_is_bad(void) {
@@ -266,9 +273,9 @@ static void test_http_parse_malformed_is_bad(void) {
     };
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        chat__http_request req;
+        chat_http_request req;
         int r = uh_parse(bad[i], strlen(bad[i]), &req);
-        CHECKF(r == CHAT__HTTP_BAD, "case %zu returned %d: %s", i, r, bad[i]);
+        CHECKF(r == CHAT_HTTP_BAD, "case %zu returned %d: %s", i, r, bad[i]);
     }
 }
 
@@ -277,56 +284,60 @@ static void test_http_parse_nul_byte_is_bad(void) {
     static const char in_value[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n";
     static const char in_name[] = "GET / HTTP/1.1\r\nHost: a\r\nX\0A: b\r\n\r\n";
     static const char in_target[] = "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n";
-    chat__http_request req;
-    CHECK_INT(uh_parse(UH_S(in_value), &req), CHAT__HTTP_BAD);
-    CHECK_INT(uh_parse(UH_S(in_name), &req), CHAT__HTTP_BAD);
-    CHECK_INT(uh_parse(UH_S(in_target), &req), CHAT__HTTP_BAD);
+    chat_http_request req;
+    CHECK_INT(uh_parse(UH_S(in_value), &req), CHAT_HTTP_BAD);
+    CHECK_INT(uh_parse(UH_S(in_name), &req), CHAT_HTTP_BAD);
+    CHECK_INT(uh_parse(UH_S(in_target), &req), CHAT_HTTP_BAD);
 }
 
 static void test_http_parse_body_flag(void) {
     static const uh_flags_case cases[] = {
         {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0},
         {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n", 0},
-        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", CHAT__REQ_BODY},
-        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n", CHAT__REQ_BODY},
-        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", CHAT__REQ_BODY},
-        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", CHAT__REQ_BODY},
-        {"GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: identity\r\n\r\n", CHAT__REQ_BODY},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", CHAT_HTTP_BODY},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n", CHAT_HTTP_BODY},
+        {"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", CHAT_HTTP_BODY},
+        {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", CHAT_HTTP_BODY},
+        {"GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: identity\r\n\r\n", CHAT_HTTP_BODY},
         {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
     };
     uh_expect_flags(cases, sizeof cases / sizeof cases[0]);
 }
 
-static void test_http_parse_duplicate_ws_key_flag(void) {
+static void test_http_header_counts_repeats(void) {
     static const char r[] = "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                             "sec-websocket-key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n";
     static const char one[] = "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    chat__http_request req;
+    chat_http_request req;
+    chat_span v;
     CHECK_INT(uh_parse(UH_S(r), &req), (int)(sizeof r - 1));
-    CHECK_INT(req.flags & CHAT__REQ_DUP_KEY, CHAT__REQ_DUP_KEY);
+    CHECK_INT(chat_http_header(&req, "sec-websocket-key", &v), 2);
+    CHECK(uh_span_is(v, "dGhlIHNhbXBsZSBub25jZQ==", r, sizeof r - 1)); /* the first one */
     CHECK_INT(uh_parse(UH_S(one), &req), (int)(sizeof one - 1));
-    CHECK_INT(req.flags & CHAT__REQ_DUP_KEY, 0);
+    CHECK_INT(chat_http_header(&req, "sec-websocket-key", &v), 1);
+    CHECK_INT(chat_http_header(&req, "sec-websocket", &v), 0);
+    CHECK(v.p == NULL && v.n == 0);
 }
 
 static void test_http_parse_http10_and_other_methods(void) {
     static const char r[] = "HEAD /x?y HTTP/1.0\r\n\r\n";
     static const char p[] = "PATCH /p HTTP/1.9\r\nHost: h\r\n\r\n";
-    chat__http_request req;
+    chat_http_request req;
     CHECK_INT(uh_parse(UH_S(r), &req), (int)(sizeof r - 1));
     CHECK(uh_span_is(req.method, "HEAD", r, sizeof r - 1));
     CHECK(uh_span_is(req.target, "/x?y", r, sizeof r - 1));
     CHECK_INT(req.minor, 0);
-    CHECK(req.host.p == NULL);
+    CHECK(uh_header(&req, "host").p == NULL);
     CHECK_INT(uh_parse(UH_S(p), &req), (int)(sizeof p - 1));
     CHECK(uh_span_is(req.method, "PATCH", p, sizeof p - 1));
     CHECK_INT(req.minor, 9);
 }
 
-/* --- chat__url_decode --- */
+/* --- chat_url_decode --- */
 
 static int uh_decodes_to(const char *in, int plus_is_space, const char *expect, size_t expect_n) {
     char out[64];
-    size_t n = chat__url_decode(in, strlen(in), out, plus_is_space);
+    size_t n = chat_url_decode(in, strlen(in), out, plus_is_space);
     if (n != expect_n || memcmp(out, expect, n) != 0) {
         printf("  url_decode(\"%s\", %d) = \"%.*s\" (%zu bytes)\n", in, plus_is_space, (int)n, out, n);
         return 0;
@@ -358,19 +369,19 @@ static void test_url_decode(void) {
     CHECK(uh_decodes_to("%ff%FF", 1, "\xff\xff", 2));
 }
 
-/* --- chat__query_param --- */
+/* --- chat_url_query_param --- */
 
 /* 1 when found with exactly `expect` (NUL-terminated in the buffer), 0 when absent as expected. */
 static int uh_param_is(const char *q, const char *name, const char *expect, size_t expect_n) {
-    chat__buf out;
+    chat_buf out;
     int r, ok;
     memset(&out, 0, sizeof out);
-    chat__buf_append(&out, "junk", 4);
-    r = chat__query_param(q, strlen(q), name, &out);
+    chat_buf_append(&out, "junk", 4);
+    r = chat_url_query_param(q, strlen(q), name, &out);
     if (!expect) ok = r == 0;
     else ok = r == 1 && out.len == expect_n && memcmp(out.data, expect, expect_n) == 0 && out.data[out.len] == '\0';
     if (!ok) printf("  query_param(\"%s\", \"%s\") = %d, \"%.*s\"\n", q, name, r, (int)out.len, (const char *)out.data);
-    chat__buf_free(&out);
+    chat_buf_free(&out);
     return ok;
 }
 
@@ -403,12 +414,12 @@ static void test_query_param(void) {
                       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa=1&username=ok", "username", "ok", 2));
 }
 
-/* --- chat__token_list_has --- */
+/* --- chat_http_token_list_has --- */
 
 static int uh_has(const char *value, const char *token) {
-    chat__span s;
+    chat_span s;
     s.p = value, s.n = strlen(value);
-    return chat__token_list_has(s, token);
+    return chat_http_token_list_has(s, token);
 }
 
 static void test_token_list_has(void) {
@@ -450,7 +461,7 @@ static void unit_http_tests(void) {
     RUN(test_http_parse_malformed_is_bad);
     RUN(test_http_parse_nul_byte_is_bad);
     RUN(test_http_parse_body_flag);
-    RUN(test_http_parse_duplicate_ws_key_flag);
+    RUN(test_http_header_counts_repeats);
     RUN(test_http_parse_http10_and_other_methods);
     RUN(test_url_decode);
     RUN(test_query_param);

@@ -6,14 +6,14 @@
 
 #define UJ_S(lit) (lit), sizeof(lit) - 1 /* a string literal and its length (NULs included) */
 
-/* chat__json_put_string of (s, n) into a fresh buffer, compared with the exact expected bytes. */
+/* chat_json_put_string of (s, n) into a fresh buffer, compared with the exact expected bytes. */
 static int uj_put_is(const char *s, size_t n, const char *expect, size_t expect_n) {
-    chat__buf b;
+    chat_buf b;
     int ok;
     memset(&b, 0, sizeof b);
-    ok = chat__json_put_string(&b, s, n) == CHAT_OK && b.len == expect_n && memcmp(b.data, expect, expect_n) == 0;
+    ok = chat_json_put_string(&b, s, n) == CHAT_OK && b.len == expect_n && memcmp(b.data, expect, expect_n) == 0;
     if (!ok) printf("  got: %.*s\n", (int)b.len, b.data ? (const char *)b.data : "");
-    chat__buf_free(&b);
+    chat_buf_free(&b);
     return ok;
 }
 
@@ -68,18 +68,18 @@ static void test_json_put_string_embedded_nul(void) {
 
 /* It appends after what the buffer holds, and works for long inputs that are all escapes. */
 static void test_json_put_string_appends_and_grows(void) {
-    chat__buf b;
+    chat_buf b;
     char in[1000];
     size_t i;
     int ok = 1;
     memset(&b, 0, sizeof b);
-    CHECK_INT(chat__buf_append(&b, "{\"k\":", 5), CHAT_OK);
-    CHECK_INT(chat__json_put_string(&b, "v", 1), CHAT_OK);
-    CHECK_INT(chat__buf_append(&b, "}", 1), CHAT_OK);
+    CHECK_INT(chat_buf_append(&b, "{\"k\":", 5), CHAT_OK);
+    CHECK_INT(chat_json_put_string(&b, "v", 1), CHAT_OK);
+    CHECK_INT(chat_buf_append(&b, "}", 1), CHAT_OK);
     CHECK_MEM(b.data, b.len, "{\"k\":\"v\"}", 9);
     b.len = 0;
     for (i = 0; i < sizeof in; i++) in[i] = (char)(i % 3 == 0 ? 1 : i % 3 == 1 ? '"' : 'x');
-    CHECK_INT(chat__json_put_string(&b, in, sizeof in), CHAT_OK);
+    CHECK_INT(chat_json_put_string(&b, in, sizeof in), CHAT_OK);
     /* 334 x "\u0001" (6) + 333 x "\"" (2) + 333 x "x" (1) + 2 quotes */
     CHECK_INT(b.len, 334 * 6 + 333 * 2 + 333 + 2);
     for (i = 0; i < 1000 && ok; i++) {
@@ -90,7 +90,7 @@ static void test_json_put_string_appends_and_grows(void) {
     }
     CHECK_INT(b.data[0], '"');
     CHECK_INT(b.data[b.len - 1], '"');
-    chat__buf_free(&b);
+    chat_buf_free(&b);
 }
 
 /* --- validator --- */
@@ -103,11 +103,11 @@ typedef struct uj_doc {
 #define UJ_D(lit) {(lit), sizeof(lit) - 1}
 #define UJ_COUNT(docs) (sizeof(docs) / sizeof((docs)[0]))
 
-/* chat__json_validate gives `want` (0 or -1) for every document of the table. */
+/* chat_json_validate gives `want` (0 or -1) for every document of the table. */
 static void uj_validate_all(const uj_doc *docs, size_t count, int want) {
     size_t i;
     for (i = 0; i < count; i++)
-        CHECKF(chat__json_validate(docs[i].s, docs[i].n) == want, "case %zu (%s) not %s: %s", i,
+        CHECKF(chat_json_validate(docs[i].s, docs[i].n) == want, "case %zu (%s) not %s: %s", i,
                want ? "invalid" : "valid", want ? "accepted" : "rejected", docs[i].s);
 }
 
@@ -171,18 +171,34 @@ static void test_json_validate_rejects_invalid_utf8_in_strings(void) {
     uj_validate_all(bad, UJ_COUNT(bad), -1);
 }
 
+/* How the server reads a client's event with the JSON layer's walk (chat__conn_message and
+   chat__event_text): the last "event" member names it, the last "message" member is its text.
+   UJ_INVALID: not JSON; UJ_OTHER: valid but not a send-message with a string message. */
+#define UJ_INVALID (-1)
+#define UJ_OTHER 0
+#define UJ_SEND_MESSAGE 1
+static int uj_read_event(const void *s, size_t n, chat_buf *text) {
+    chat_span event, message;
+    int r = chat_json_get(s, n, "event", &event);
+    text->len = 0;
+    if (r < 0) return UJ_INVALID;
+    if (r == 0 || event.p[0] != '"' || !chat_json_string_is(event, "send-message")) return UJ_OTHER;
+    if (chat_json_get(s, n, "message", &message) != 1 || message.p[0] != '"') return UJ_OTHER;
+    return chat_json_string(message, text) == 0 ? UJ_SEND_MESSAGE : UJ_INVALID;
+}
+
 /* An escape between the bytes of one UTF-8 character must not make the split character valid:
    "\xc3\\n\xa9" is C3, an escaped newline, A9 - two broken sequences, not "é". */
 static void test_json_validate_rejects_escape_inside_utf8_sequence(void) {
-    chat__buf text;
-    CHECK_INT(chat__json_validate(UJ_S("\"\xc3\\n\xa9\"")), -1);
-    CHECK_INT(chat__json_validate(UJ_S("\"\xe2\x82\\u0041\xac\"")), -1);
-    CHECK_INT(chat__json_validate(UJ_S("[\"\xf0\\\\\x9f\xa6\x95\"]")), -1);
+    chat_buf text;
+    CHECK_INT(chat_json_validate(UJ_S("\"\xc3\\n\xa9\"")), -1);
+    CHECK_INT(chat_json_validate(UJ_S("\"\xe2\x82\\u0041\xac\"")), -1);
+    CHECK_INT(chat_json_validate(UJ_S("[\"\xf0\\\\\x9f\xa6\x95\"]")), -1);
     memset(&text, 0, sizeof text);
     /* read_event would otherwise hand out text that is not UTF-8 (C3 0A A9) */
-    CHECK_INT(chat__json_read_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\xc3\\n\xa9\"}"), &text),
-              CHAT__JSON_INVALID);
-    chat__buf_free(&text);
+    CHECK_INT(uj_read_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\xc3\\n\xa9\"}"), &text),
+              UJ_INVALID);
+    chat_buf_free(&text);
 }
 
 /* n nested arrays, or objects {"a":{"a":...}}, around a 0. */
@@ -208,12 +224,12 @@ static void test_json_validate_depth_limit(void) {
         char *s = uj_nested(CHAT_JSON_MAX_DEPTH, objects, &n);
         CHECK(s != NULL);
         if (!s) return;
-        CHECKF(chat__json_validate(s, n) == 0, "depth %d rejected (objects: %d)", CHAT_JSON_MAX_DEPTH, objects);
+        CHECKF(chat_json_validate(s, n) == 0, "depth %d rejected (objects: %d)", CHAT_JSON_MAX_DEPTH, objects);
         free(s);
         s = uj_nested(CHAT_JSON_MAX_DEPTH + 1, objects, &n);
         CHECK(s != NULL);
         if (!s) return;
-        CHECKF(chat__json_validate(s, n) == -1, "depth %d accepted (objects: %d)", CHAT_JSON_MAX_DEPTH + 1, objects);
+        CHECKF(chat_json_validate(s, n) == -1, "depth %d accepted (objects: %d)", CHAT_JSON_MAX_DEPTH + 1, objects);
         free(s);
     }
 }
@@ -227,46 +243,46 @@ static void test_json_validate_very_deep_nesting_rejected_quickly(void) {
         char *s = uj_nested(depths[i], i == 1, &n);
         clock_t t0;
         double secs;
-        chat__buf text;
+        chat_buf text;
         CHECK(s != NULL);
         if (!s) return;
         memset(&text, 0, sizeof text);
         t0 = clock();
-        CHECKF(chat__json_validate(s, n) == -1, "depth %zu accepted", depths[i]);
-        CHECKF(chat__json_validate(s, depths[i]) == -1, "unclosed depth %zu accepted", depths[i]);
-        CHECKF(chat__json_read_event(s, n, &text) == CHAT__JSON_INVALID, "read_event: depth %zu not INVALID",
+        CHECKF(chat_json_validate(s, n) == -1, "depth %zu accepted", depths[i]);
+        CHECKF(chat_json_validate(s, depths[i]) == -1, "unclosed depth %zu accepted", depths[i]);
+        CHECKF(uj_read_event(s, n, &text) == UJ_INVALID, "read_event: depth %zu not INVALID",
                depths[i]);
         secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
         CHECKF(secs < 1.0, "depth %zu took %.3f s", depths[i], secs);
-        chat__buf_free(&text);
+        chat_buf_free(&text);
         free(s);
     }
 }
 
-/* --- chat__json_read_event --- */
+/* --- uj_read_event --- */
 
-static int uj_event(const char *s, size_t n, chat__buf *text) { return chat__json_read_event(s, n, text); }
+static int uj_event(const char *s, size_t n, chat_buf *text) { return uj_read_event(s, n, text); }
 
-/* chat__json_read_event gives `want` for every document of the table. */
+/* uj_read_event gives `want` for every document of the table. */
 static void uj_event_all(const uj_doc *docs, size_t count, int want) {
     size_t i;
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
     for (i = 0; i < count; i++) CHECKF(uj_event(docs[i].s, docs[i].n, &t) == want, "case %zu: %s", i, docs[i].s);
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_send_message(void) {
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"hi\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"hi\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "hi", 2);
     /* the text buffer is replaced, not appended to */
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_INT(t.len, 0);
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"second\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"second\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "second", 6);
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_keys_in_any_order_with_whitespace_and_extras(void) {
@@ -278,49 +294,49 @@ static void test_json_event_keys_in_any_order_with_whitespace_and_extras(void) {
         UJ_D("{\"events\":1,\"event\":\"send-message\",\"messages\":\"no\",\"message\":\"hi\"}"),
     };
     size_t i;
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
     for (i = 0; i < sizeof docs / sizeof docs[0]; i++) {
         int r = uj_event(docs[i].s, docs[i].n, &t);
-        CHECKF(r == CHAT__JSON_SEND_MESSAGE && t.len == 2 && memcmp(t.data, "hi", 2) == 0,
+        CHECKF(r == UJ_SEND_MESSAGE && t.len == 2 && memcmp(t.data, "hi", 2) == 0,
                "case %zu: %d \"%.*s\"", i, r, (int)t.len, t.data ? (const char *)t.data : "");
     }
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_decodes_escapes(void) {
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
     CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"a\\nb\\\"c\\\\d\\/e\\u00e9\\t\\b\\f\\r\"}"), &t),
-              CHAT__JSON_SEND_MESSAGE);
+              UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "a\nb\"c\\d/e\xc3\xa9\t\b\f\r", 15);
     CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\\u0041\\u00E9\\u4f60\\uFFFF\\u0800\\u07ff\"}"), &t),
-              CHAT__JSON_SEND_MESSAGE);
+              UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "A\xc3\xa9\xe4\xbd\xa0\xef\xbf\xbf\xe0\xa0\x80\xdf\xbf", 14);
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_surrogate_pair_becomes_4_byte_utf8(void) {
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\\ud83e\\udd95\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\\ud83e\\udd95\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "\xf0\x9f\xa6\x95", 4); /* 🦕 */
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"x\\uD834\\uDD1Ey\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"x\\uD834\\uDD1Ey\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "x\xf0\x9d\x84\x9ey", 6); /* 𝄞 */
     CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\\udbff\\udfff\\ud800\\udc00\"}"), &t),
-              CHAT__JSON_SEND_MESSAGE);
+              UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "\xf4\x8f\xbf\xbf\xf0\x90\x80\x80", 8); /* U+10FFFF U+10000 */
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_escaped_nul_kept_with_length(void) {
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"a\\u0000b\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"a\\u0000b\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "a\0b", 3);
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\\u0000\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send-message\",\"message\":\"\\u0000\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "\0", 1);
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_lone_surrogate_becomes_replacement_char(void) {
@@ -338,54 +354,54 @@ static void test_json_event_lone_surrogate_becomes_replacement_char(void) {
     };
     char doc[128];
     size_t i;
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int r, n = snprintf(doc, sizeof doc, "{\"event\":\"send-message\",\"message\":\"%s\"}", cases[i].in.s);
         r = uj_event(doc, (size_t)n, &t);
-        CHECKF(r == CHAT__JSON_SEND_MESSAGE && t.len == cases[i].out.n && memcmp(t.data, cases[i].out.s, t.len) == 0,
+        CHECKF(r == UJ_SEND_MESSAGE && t.len == cases[i].out.n && memcmp(t.data, cases[i].out.s, t.len) == 0,
                "case %zu (%s): result %d, %zu bytes", i, cases[i].in.s, r, t.len);
     }
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_escaped_keys_and_values_count(void) {
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
-    CHECK_INT(uj_event(UJ_S("{\"\\u0065vent\":\"send-message\",\"m\\u0065ssage\":\"hi\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"\\u0065vent\":\"send-message\",\"m\\u0065ssage\":\"hi\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "hi", 2);
-    CHECK_INT(uj_event(UJ_S("{\"event\":\"send\\u002dmessage\",\"message\":\"hi\"}"), &t), CHAT__JSON_SEND_MESSAGE);
+    CHECK_INT(uj_event(UJ_S("{\"event\":\"send\\u002dmessage\",\"message\":\"hi\"}"), &t), UJ_SEND_MESSAGE);
     CHECK_INT(uj_event(UJ_S("{\"\\u0065\\u0076\\u0065\\u006e\\u0074\":\"\\u0073end-message\",\"message\":\"x\"}"), &t),
-              CHAT__JSON_SEND_MESSAGE);
+              UJ_SEND_MESSAGE);
     CHECK_MEM(t.data, t.len, "x", 1);
     /* the key "event\u0000" is not "event" */
-    CHECK_INT(uj_event(UJ_S("{\"event\\u0000\":\"send-message\",\"message\":\"x\"}"), &t), CHAT__JSON_OTHER);
-    chat__buf_free(&t);
+    CHECK_INT(uj_event(UJ_S("{\"event\\u0000\":\"send-message\",\"message\":\"x\"}"), &t), UJ_OTHER);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_duplicate_keys_last_wins(void) {
     static const struct { uj_doc doc; int expect; const char *text; } cases[] = {
-        {UJ_D("{\"event\":\"send-message\",\"message\":\"a\",\"message\":\"b\"}"), CHAT__JSON_SEND_MESSAGE, "b"},
-        {UJ_D("{\"message\":\"a\",\"event\":\"send-message\",\"message\":\"bb\"}"), CHAT__JSON_SEND_MESSAGE, "bb"},
-        {UJ_D("{\"event\":\"send-message\",\"event\":\"other\",\"message\":\"x\"}"), CHAT__JSON_OTHER, NULL},
-        {UJ_D("{\"event\":\"other\",\"event\":\"send-message\",\"message\":\"x\"}"), CHAT__JSON_SEND_MESSAGE, "x"},
-        {UJ_D("{\"event\":\"send-message\",\"message\":\"x\",\"event\":null}"), CHAT__JSON_OTHER, NULL},
-        {UJ_D("{\"event\":1,\"message\":\"x\",\"event\":\"send-message\"}"), CHAT__JSON_SEND_MESSAGE, "x"},
-        {UJ_D("{\"event\":\"send-message\",\"message\":\"a\",\"message\":2}"), CHAT__JSON_OTHER, NULL},
-        {UJ_D("{\"event\":\"send-message\",\"message\":null,\"message\":\"ok\"}"), CHAT__JSON_SEND_MESSAGE, "ok"},
-        {UJ_D("{\"event\":\"send-message\",\"message\":\"long text\",\"message\":\"s\"}"), CHAT__JSON_SEND_MESSAGE, "s"},
+        {UJ_D("{\"event\":\"send-message\",\"message\":\"a\",\"message\":\"b\"}"), UJ_SEND_MESSAGE, "b"},
+        {UJ_D("{\"message\":\"a\",\"event\":\"send-message\",\"message\":\"bb\"}"), UJ_SEND_MESSAGE, "bb"},
+        {UJ_D("{\"event\":\"send-message\",\"event\":\"other\",\"message\":\"x\"}"), UJ_OTHER, NULL},
+        {UJ_D("{\"event\":\"other\",\"event\":\"send-message\",\"message\":\"x\"}"), UJ_SEND_MESSAGE, "x"},
+        {UJ_D("{\"event\":\"send-message\",\"message\":\"x\",\"event\":null}"), UJ_OTHER, NULL},
+        {UJ_D("{\"event\":1,\"message\":\"x\",\"event\":\"send-message\"}"), UJ_SEND_MESSAGE, "x"},
+        {UJ_D("{\"event\":\"send-message\",\"message\":\"a\",\"message\":2}"), UJ_OTHER, NULL},
+        {UJ_D("{\"event\":\"send-message\",\"message\":null,\"message\":\"ok\"}"), UJ_SEND_MESSAGE, "ok"},
+        {UJ_D("{\"event\":\"send-message\",\"message\":\"long text\",\"message\":\"s\"}"), UJ_SEND_MESSAGE, "s"},
     };
     size_t i;
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int r = uj_event(cases[i].doc.s, cases[i].doc.n, &t);
         CHECKF(r == cases[i].expect, "case %zu: %d != %d", i, r, cases[i].expect);
-        if (r == CHAT__JSON_SEND_MESSAGE && cases[i].text)
+        if (r == UJ_SEND_MESSAGE && cases[i].text)
             CHECKF(t.len == strlen(cases[i].text) && memcmp(t.data, cases[i].text, t.len) == 0,
                    "case %zu: text \"%.*s\" != \"%s\"", i, (int)t.len, (const char *)t.data, cases[i].text);
     }
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 static void test_json_event_non_string_message_is_other(void) {
@@ -399,7 +415,7 @@ static void test_json_event_non_string_message_is_other(void) {
         UJ_D("{\"event\":\"send-message\",\"message\":[\"hi\"]}"),
         UJ_D("{\"event\":\"send-message\",\"message\":[]}"),
     };
-    uj_event_all(docs, UJ_COUNT(docs), CHAT__JSON_OTHER);
+    uj_event_all(docs, UJ_COUNT(docs), UJ_OTHER);
 }
 
 static void test_json_event_other_events_and_missing_fields_are_other(void) {
@@ -421,7 +437,7 @@ static void test_json_event_other_events_and_missing_fields_are_other(void) {
         UJ_D("null"), UJ_D("[]"), UJ_D("[{\"event\":\"send-message\",\"message\":\"hi\"}]"),
         UJ_D("\"send-message\""), UJ_D("42"), UJ_D("true"), UJ_D(" false "),
     };
-    uj_event_all(docs, UJ_COUNT(docs), CHAT__JSON_OTHER);
+    uj_event_all(docs, UJ_COUNT(docs), UJ_OTHER);
 }
 
 static void test_json_event_invalid_json_anywhere_is_invalid(void) {
@@ -453,14 +469,14 @@ static void test_json_event_invalid_json_anywhere_is_invalid(void) {
         UJ_D("{\"event\":\"send-message\",\"message\":\"hi\"}\0"),
         UJ_D("{\"event\":\"send-message\",\"message\":\"hi\"}/**/"),
     };
-    uj_event_all(docs, UJ_COUNT(docs), CHAT__JSON_INVALID);
+    uj_event_all(docs, UJ_COUNT(docs), UJ_INVALID);
 }
 
-/* Nested values are validated with the same depth limit as chat__json_validate. */
+/* Nested values are validated with the same depth limit as chat_json_validate. */
 static void test_json_event_nested_depth_matches_validator(void) {
     char doc[512];
     size_t depth;
-    chat__buf t;
+    chat_buf t;
     memset(&t, 0, sizeof t);
     for (depth = CHAT_JSON_MAX_DEPTH - 2; depth <= CHAT_JSON_MAX_DEPTH + 1; depth++) {
         /* {"x": + (depth-1) arrays: total nesting = depth */
@@ -471,12 +487,12 @@ static void test_json_event_nested_depth_matches_validator(void) {
         for (i = 0; i + 1 < depth; i++) doc[o++] = ']';
         doc[o++] = '}';
         r = uj_event(doc, o, &t);
-        v = chat__json_validate(doc, o);
+        v = chat_json_validate(doc, o);
         CHECKF(v == (depth <= CHAT_JSON_MAX_DEPTH ? 0 : -1), "validate at depth %zu: %d", depth, v);
-        CHECKF(r == (depth <= CHAT_JSON_MAX_DEPTH ? CHAT__JSON_SEND_MESSAGE : CHAT__JSON_INVALID),
+        CHECKF(r == (depth <= CHAT_JSON_MAX_DEPTH ? UJ_SEND_MESSAGE : UJ_INVALID),
                "read_event at depth %zu: %d", depth, r);
     }
-    chat__buf_free(&t);
+    chat_buf_free(&t);
 }
 
 /* --- JSONTestSuite (tests/data/JSONTestSuite/test_parsing) --- */
@@ -510,9 +526,9 @@ static char *uj_read_file(const char *path, size_t *len) {
 
 typedef struct uj_suite {
     int files;          /* files with the prefix */
-    int accepted;       /* chat__json_validate == 0 */
-    int rejected;       /* chat__json_validate == -1 */
-    int event_invalid;  /* chat__json_read_event == INVALID */
+    int accepted;       /* chat_json_validate == 0 */
+    int rejected;       /* chat_json_validate == -1 */
+    int event_invalid;  /* uj_read_event == INVALID */
     int disagree;       /* read_event INVALID but validate accepted, or the other way round */
     int unreadable;
     char wrong[4096];   /* names of files on the wrong side (for y/n), or disagreeing (for i) */
@@ -523,14 +539,14 @@ static void uj_note(char *list, const char *name) {
     if (n + strlen(name) + 2 < 4096) sprintf(list + n, "%s%s", n ? " " : "", name);
 }
 
-/* Runs chat__json_validate and chat__json_read_event on every file whose name starts with
+/* Runs chat_json_validate and uj_read_event on every file whose name starts with
    `prefix`; `want` is 0 (must accept), -1 (must reject) or 1 (either). Returns 0 when the
    directory cannot be opened. */
 static int uj_run_suite(char prefix, int want, uj_suite *s) {
     char dir[1024], path[2048];
     DIR *d;
     struct dirent *e;
-    chat__buf text;
+    chat_buf text;
     memset(s, 0, sizeof *s);
     memset(&text, 0, sizeof text);
     snprintf(dir, sizeof dir, "%s/tests/data/JSONTestSuite/test_parsing", test_root);
@@ -550,12 +566,12 @@ static int uj_run_suite(char prefix, int want, uj_suite *s) {
             uj_note(s->wrong, e->d_name);
             continue;
         }
-        v = chat__json_validate(data, len);
-        r = chat__json_read_event(data, len, &text);
+        v = chat_json_validate(data, len);
+        r = uj_read_event(data, len, &text);
         if (v == 0) s->accepted++;
         else s->rejected++;
-        if (r == CHAT__JSON_INVALID) s->event_invalid++;
-        if ((r == CHAT__JSON_INVALID) != (v != 0)) {
+        if (r == UJ_INVALID) s->event_invalid++;
+        if ((r == UJ_INVALID) != (v != 0)) {
             s->disagree++;
             uj_note(s->wrong, e->d_name);
         } else if (want != 1 && v != want) {
@@ -564,7 +580,7 @@ static int uj_run_suite(char prefix, int want, uj_suite *s) {
         free(data);
     }
     closedir(d);
-    chat__buf_free(&text);
+    chat_buf_free(&text);
     return 1;
 }
 

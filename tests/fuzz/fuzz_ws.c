@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     const unsigned char *chunk;
     unsigned char *buf = (unsigned char *)malloc(size + 1);
     size_t have = 0, n, msg = 0;
-    chat__ws_decoder d;
+    chat_ws_decoder d;
     int failed = 0;
     memset(&d, 0, sizeof d);
     fuzz_chunker_init(&k, data, size);
@@ -20,31 +20,31 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         memcpy(buf + have, chunk, n);
         have += n;
         for (;;) {
-            chat__ws_event ev;
-            size_t used = chat__ws_decode(&d, buf + pos, have - pos, MAX_MESSAGE, &ev);
+            chat_ws_event ev;
+            size_t used = chat_ws_decode(&d, buf + pos, have - pos, MAX_MESSAGE, &ev);
             FUZZ_CHECK(used <= have - pos);
             pos += used;
-            if (ev.type == CHAT__WS_NEED_MORE) break;
-            if (ev.type == CHAT__WS_ERROR) {
+            if (ev.type == CHAT_WS_NEED_MORE) break;
+            if (ev.type == CHAT_WS_ERROR) {
                 FUZZ_CHECK(ev.code == 1002 || ev.code == 1007 || ev.code == 1009);
                 failed = 1;
                 break;
             }
-            if (ev.type == CHAT__WS_DATA) {
+            if (ev.type == CHAT_WS_DATA) {
                 FUZZ_CHECK(ev.data >= buf + msg && ev.data + ev.len <= buf + pos);
                 memmove(buf + msg, ev.data, ev.len);
                 msg += ev.len;
                 FUZZ_CHECK(msg <= MAX_MESSAGE);
                 if (ev.last) {
-                    if (ev.opcode == CHAT__OP_TEXT) FUZZ_CHECK(chat__utf8_valid(buf, msg));
+                    if (ev.opcode == CHAT_WS_OP_TEXT) FUZZ_CHECK(chat_utf8_valid(buf, msg));
                     msg = 0;
                 }
             }
-            if (ev.type == CHAT__WS_CLOSE) {
-                FUZZ_CHECK(ev.len <= 123 && chat__utf8_valid(ev.data, ev.len));
-                FUZZ_CHECK(ev.code == 1005 || chat__ws_close_code_valid(ev.code));
+            if (ev.type == CHAT_WS_CLOSE) {
+                FUZZ_CHECK(ev.len <= 123 && chat_utf8_valid(ev.data, ev.len));
+                FUZZ_CHECK(ev.code == 1005 || chat_ws_close_code_valid(ev.code));
             }
-            if (ev.type == CHAT__WS_PING || ev.type == CHAT__WS_PONG) FUZZ_CHECK(ev.len <= 125);
+            if (ev.type == CHAT_WS_PING || ev.type == CHAT_WS_PONG) FUZZ_CHECK(ev.len <= 125);
         }
         memmove(buf + msg, buf + pos, have - pos);
         have = msg + have - pos;
