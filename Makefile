@@ -24,6 +24,7 @@ tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tes
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
 test: chat tests/run_tests include-order tests/embed_example
+	sh tests/platform_door.sh
 	./tests/run_tests
 
 # README's embedding example, as a program of its own (C and C++, -Werror).

@@ -330,6 +330,25 @@ typedef struct chat_server chat_server;
 
 typedef struct chat_request chat_request; /* an upgrade request, seen by on_upgrade */
 
+/* A connection's byte transport. The default is the socket itself (recv, sendmsg, shutdown,
+   close); a program may put another in chat_config.transport -- TLS over the socket, or a test
+   double that injects failures. Each function gets `user` and the connection's descriptor and
+   behaves like the call it replaces: -1 with errno on failure (EAGAIN or EWOULDBLOCK: not now,
+   the server waits for the descriptor; EINTR: at once again; anything else: the connection is
+   lost). A NULL function means the default one. */
+typedef struct chat_iovec {
+    const void *base;
+    size_t len;
+} chat_iovec;
+typedef struct chat_transport {
+    int (*open)(void *user, int fd);                               /* a connection begins; nonzero refuses it */
+    long (*read)(void *user, int fd, void *buf, size_t len);       /* bytes read, 0 at the end of the stream */
+    long (*write)(void *user, int fd, const chat_iovec *iov, int count); /* bytes taken, from the front */
+    int (*shutdown)(void *user, int fd);                           /* no more output (TCP: FIN) */
+    void (*close)(void *user, int fd, int reset);                  /* closes fd; reset: drop what is unsent (RST) */
+    void *user;
+} chat_transport;
+
 typedef struct chat_config {
     /* Limits. 0 means the compile-time default (CHAT_MAX_CLIENTS and friends, above). */
     int max_clients;          /* WebSocket clients at once; more are closed with 1013 */
@@ -369,6 +388,7 @@ typedef struct chat_config {
                                    ASCII case-insensitively), e.g. {"server", NULL}: they close
                                    with 1008 "username is reserved". The program may still speak
                                    as them with chat_server_broadcast/chat_server_send */
+    const chat_transport *transport; /* how connections move bytes (copied); NULL: the sockets */
 
     /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
        NUL-terminated, and also given with their length (a message may contain U+0000). */
@@ -402,6 +422,12 @@ CHATDEF chat_server *chat_server_create(const chat_config *config);
    system has IPv6, else IPv4. port 0 picks a free port (see chat_server_port). */
 CHATDEF int chat_server_listen(chat_server *srv, const char *address, int port);
 
+/* Serves an already connected stream socket (accepted elsewhere, one end of a socketpair(), a
+   systemd socket) as if the server had accepted it: the server owns fd from now on, also when
+   this fails (then fd is closed). Returns CHAT_OK, CHAT_EINVAL, CHAT_ESTATE (stopping),
+   CHAT_ENOMEM, CHAT_ESYS, or CHAT_EBUSY when a connection limit refused it. */
+CHATDEF int chat_server_adopt(chat_server *srv, int fd);
+
 /* The port the server listens on, or 0 before chat_server_listen succeeded. */
 CHATDEF int chat_server_port(const chat_server *srv);
 
@@ -414,6 +440,27 @@ CHATDEF int chat_server_add_asset(chat_server *srv, const char *path, const char
    something does). Returns 1 while the server runs, 0 once it has stopped (after
    chat_server_stop and the graceful close of every client), or a negative CHAT_E* code. */
 CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms);
+
+/* A loop the program owns (its own poll, epoll, select, libuv, ...) drives the server with
+   three calls instead of chat_server_poll: before each wait, chat_server_watches (what to watch:
+   the set changes every turn) and chat_server_timeout (how long it may wait); after it,
+   chat_server_process with what became ready. chat_server_poll is exactly this over poll(). */
+#define CHAT_WATCH_READ 1
+#define CHAT_WATCH_WRITE 2
+#define CHAT_WATCH_ERROR 4 /* in what happened: an error or a hang-up */
+typedef struct chat_watch {
+    int fd;
+    int events; /* CHAT_WATCH_*: what to watch for (0: errors and hang-ups only), or what happened */
+} chat_watch;
+/* Fills out[0..cap) and returns how many descriptors there are to watch; when that is more than
+   cap, call again with room for all. */
+CHATDEF int chat_server_watches(chat_server *srv, chat_watch *out, int cap);
+/* Milliseconds the loop may wait before calling chat_server_process even if nothing is ready:
+   0 when there is work at once, -1 when nothing is due. */
+CHATDEF int chat_server_timeout(chat_server *srv);
+/* Handles the n ready descriptors (fd and what happened; in any order, unknown ones ignored),
+   then one turn of timers and output. Returns like chat_server_poll. */
+CHATDEF int chat_server_process(chat_server *srv, const chat_watch *ready, int n);
 
 /* Polls until the server has stopped. Returns CHAT_OK or a negative CHAT_E* code. */
 CHATDEF int chat_server_run(chat_server *srv);
@@ -1650,13 +1697,112 @@ static int chat__wake_pipe(int *rd, int *wr) {
 static ssize_t chat__wake_read(int fd, void *p, size_t n) { return read(fd, p, n); }
 static int chat__wake_write(int fd, const void *p, size_t n) { return write(fd, p, n) == (ssize_t)n ? 0 : -1; }
 
-static ssize_t chat__send_iov(int fd, struct iovec *iov, int n) {
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = iov;
-    m.msg_iovlen = n;
-    return sendmsg(fd, &m, CHAT__SEND_FLAGS);
+static int chat__listen_fd(int family, const struct sockaddr *addr, socklen_t len) {
+    int fd = socket(family, SOCK_STREAM, 0), one = 1, zero = 0, saved;
+    if (fd < 0) return -1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+#ifdef IPV6_V6ONLY
+    if (family == AF_INET6) (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+#endif
+    (void)zero;
+    if (chat__set_nonblock_cloexec(fd) == 0 && bind(fd, addr, len) == 0 && listen(fd, CHAT__LISTEN_BACKLOG) == 0)
+        return fd;
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
 }
+
+/* A listening socket on address:port (NULL or "": every interface, IPv6 dual-stack when the
+   system has IPv6, else IPv4); *bound_port gets the port (the one picked for port 0). */
+static int chat__listen_socket(const char *address, int port, int *out_fd, int *bound_port) {
+    int fd = -1;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+        struct sockaddr_storage ss;
+    } addr;
+    socklen_t len = sizeof addr;
+    memset(&addr, 0, sizeof addr);
+    if (!address || !*address) { /* [::] accepts IPv4 too; fall back to 0.0.0.0 without IPv6 */
+        addr.in6.sin6_family = AF_INET6;
+        addr.in6.sin6_port = htons((unsigned short)port);
+        addr.in6.sin6_addr = in6addr_any;
+        fd = chat__listen_fd(AF_INET6, &addr.sa, sizeof addr.in6);
+        if (fd < 0 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL || errno == EPROTONOSUPPORT)) {
+            memset(&addr, 0, sizeof addr);
+            addr.in4.sin_family = AF_INET;
+            addr.in4.sin_port = htons((unsigned short)port);
+            addr.in4.sin_addr.s_addr = htonl(INADDR_ANY);
+            fd = chat__listen_fd(AF_INET, &addr.sa, sizeof addr.in4);
+        }
+        if (fd < 0) return CHAT_ESYS;
+    } else {
+        struct addrinfo hints, *res, *ai;
+        char service[8];
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        snprintf(service, sizeof service, "%d", port);
+        if (getaddrinfo(address, service, &hints, &res) != 0) return CHAT_EADDR;
+        for (ai = res; ai && fd < 0; ai = ai->ai_next) fd = chat__listen_fd(ai->ai_family, ai->ai_addr, ai->ai_addrlen);
+        freeaddrinfo(res);
+        if (fd < 0) return CHAT_ESYS;
+    }
+    *bound_port = 0;
+    if (getsockname(fd, &addr.sa, &len) == 0)
+        *bound_port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
+    *out_fd = fd;
+    return CHAT_OK;
+}
+
+static void chat__fd_close(int fd) {
+    if (fd >= 0) close(fd);
+}
+
+/* What is left to a system without MSG_NOSIGNAL or SO_NOSIGPIPE: ignore SIGPIPE process-wide,
+   unless the program has a handler of its own. */
+static void chat__sigpipe_ignore(void) {
+#ifdef CHAT__IGNORE_SIGPIPE
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+#endif
+}
+
+static int chat__poll(struct pollfd *fds, unsigned n, int timeout_ms) { return poll(fds, (nfds_t)n, timeout_ms); }
+
+/* --- the default transport: the socket itself --- */
+
+static long chat__posix_read(void *user, int fd, void *buf, size_t len) {
+    (void)user;
+    return (long)recv(fd, buf, len, 0);
+}
+
+static long chat__posix_write(void *user, int fd, const chat_iovec *iov, int count) {
+    struct iovec v[CHAT__IOV_MAX];
+    struct msghdr m;
+    int i;
+    (void)user;
+    if (count > CHAT__IOV_MAX) count = CHAT__IOV_MAX;
+    for (i = 0; i < count; i++) v[i].iov_base = (void *)(uintptr_t)iov[i].base, v[i].iov_len = iov[i].len;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = v;
+    m.msg_iovlen = count;
+    return (long)sendmsg(fd, &m, CHAT__SEND_FLAGS);
+}
+
+static int chat__posix_shutdown(void *user, int fd) {
+    (void)user;
+    return shutdown(fd, SHUT_WR);
+}
+
+static void chat__posix_close(void *user, int fd, int reset) {
+    (void)user;
+    chat__socket_close(fd, reset);
+}
+
 
 /* ============================================================================================ */
 /* frames and connections: the shapes the room and the server share                            */
@@ -1764,6 +1910,9 @@ enum { CHAT__RUNNING, CHAT__STOPPING, CHAT__STOPPED };
 
 struct chat_server {
     chat_config cfg; /* with defaults filled in */
+    chat_transport io; /* cfg.transport's functions, the defaults where it has none */
+    int *watch_slot;   /* fd -> poll slot, for chat_server_process; NULL until chat_server_watches */
+    unsigned watch_slot_cap;
     int listen_fd, port, wake_rd, wake_wr, stop_rd, stop_wr;
     chat__flag stop_requested; /* set by chat_server_stop when its pipe is full */
     int phase, in_poll, accept_paused, resume_pending;
@@ -2862,7 +3011,7 @@ static void chat__conn_received(chat_server *srv, chat__conn *c, size_t n) {
 static void chat__conn_read(chat_server *srv, chat__conn *c) {
     size_t room;
     unsigned char *space = chat__conn_rx_space(srv, &room);
-    ssize_t n = recv(c->fd, space, room, 0);
+    long n = srv->io.read(srv->io.user, c->fd, space, room);
     if (n < 0) {
         if (!chat__would_block(errno)) chat__conn_kill(srv, c);
         return;
@@ -2912,18 +3061,18 @@ static void chat__conn_advance(chat_server *srv, chat__conn *c, size_t sent) {
 /* Writes as much of the queue as the socket takes, with one sendmsg() per CHAT__IOV_MAX frames. */
 static void chat__conn_flush(chat_server *srv, chat__conn *c) {
     while (c->q_count) {
-        struct iovec iov[CHAT__IOV_MAX];
+        chat_iovec iov[CHAT__IOV_MAX];
         size_t total = 0;
         unsigned i, n = CHAT__MIN(c->q_count, (unsigned)CHAT__IOV_MAX);
-        ssize_t sent;
+        long sent;
         for (i = 0; i < n; i++) {
             chat__frame *f = c->q[(c->q_head + i) & (c->q_cap - 1)];
             size_t off = i ? 0 : c->q_off;
-            iov[i].iov_base = (void *)(f->data + off);
-            iov[i].iov_len = f->len - off;
+            iov[i].base = f->data + off;
+            iov[i].len = f->len - off;
             total += f->len - off;
         }
-        sent = chat__send_iov(c->fd, iov, (int)n);
+        sent = srv->io.write(srv->io.user, c->fd, iov, (int)n);
         if (sent < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -2944,7 +3093,7 @@ static void chat__conn_flush(chat_server *srv, chat__conn *c) {
             }
             /* FIN after the last byte; then wait for the peer's FIN rather than close() at once,
                which would reset the connection if the peer's last bytes were still unread. */
-            shutdown(c->fd, SHUT_WR);
+            (void)srv->io.shutdown(srv->io.user, c->fd);
             c->state = CHAT__LINGER;
         }
     }
@@ -2993,7 +3142,7 @@ static void chat__reap(chat_server *srv) {
     for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
         chat__conn *c = srv->conns[i];
         if (c->state != CHAT__DEAD) continue;
-        chat__socket_close(c->fd, (c->flags & CHAT__C_RESET) != 0);
+        srv->io.close(srv->io.user, c->fd, (c->flags & CHAT__C_RESET) != 0);
         CHAT_FREE(c);
         srv->nfds--;
         if (i != srv->nfds) {
@@ -3060,10 +3209,26 @@ static int chat__conn_admit(chat_server *srv, chat__conn *c) {
     return 0;
 }
 
+/* A connected socket (accepted, or adopted) becomes a connection. Returns CHAT_OK; CHAT_EBUSY
+   when a limit refused it (it is reset at the end of the turn); CHAT_ENOMEM (fd closed). */
+static int chat__conn_start(chat_server *srv, int fd) {
+    chat__conn *c = chat__conn_new(srv, fd);
+    if (!c) {
+        srv->io.close(srv->io.user, fd, 1);
+        return CHAT_ENOMEM;
+    }
+    srv->stats.accepted++;
+    if (chat__conn_admit(srv, c) < 0 || (srv->io.open && srv->io.open(srv->io.user, fd) != 0)) {
+        chat__conn_abort(srv, c); /* reset at once: a refused connection holds nothing */
+        return CHAT_EBUSY;
+    }
+    chat__socket_tune(fd, srv->cfg.sndbuf, srv->cfg.rcvbuf);
+    return CHAT_OK;
+}
+
 static void chat__accept_all(chat_server *srv) {
     int i;
     for (i = 0; i < CHAT__ACCEPT_PER_TURN; i++) {
-        chat__conn *c;
         int fd = chat__accept(srv->listen_fd);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
@@ -3074,18 +3239,10 @@ static void chat__accept_all(chat_server *srv) {
             chat__accept_pause(srv);
             return;
         }
-        c = chat__conn_new(srv, fd);
-        if (!c) {
-            chat__socket_close(fd, 1);
+        if (chat__conn_start(srv, fd) == CHAT_ENOMEM) {
             chat__accept_pause(srv);
             return;
         }
-        srv->stats.accepted++;
-        if (chat__conn_admit(srv, c) < 0) {
-            chat__conn_abort(srv, c); /* reset at once: a refused connection holds nothing */
-            continue;
-        }
-        chat__socket_tune(fd, srv->cfg.sndbuf, srv->cfg.rcvbuf);
     }
 }
 
@@ -3130,7 +3287,7 @@ static void chat__begin_shutdown(chat_server *srv) {
     chat__drain_posts(srv, 1); /* what was posted before the stop still goes out */
     srv->phase = CHAT__STOPPING;
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
-    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    chat__fd_close(srv->listen_fd);
     srv->listen_fd = -1;
     srv->pfds[CHAT__SLOT_LISTEN].fd = -1;
     CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->nusers, srv->nusers == 1 ? "" : "s"));
@@ -3179,7 +3336,7 @@ static void chat__drain_stops(chat_server *srv) {
 static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
-    if (srv->flush_head || srv->users_handout || srv->resume_pending ||
+    if (srv->flush_head || srv->users_handout || srv->resume_pending || srv->dead_count ||
         (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
         (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS)) /* nothing left to close: stop now */
         return 0;
@@ -3279,12 +3436,13 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     srv->listen_fd = srv->wake_rd = srv->wake_wr = srv->stop_rd = srv->stop_wr = -1;
     srv->started = srv->now = srv->log_refilled = chat__now_ms();
     srv->log_tokens = CHAT__LOG_BURST;
-#ifdef CHAT__IGNORE_SIGPIPE
-    {
-        struct sigaction old;
-        if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
-    }
-#endif
+    chat__sigpipe_ignore();
+    if (config && config->transport) srv->io = *config->transport;
+    if (!srv->io.read) srv->io.read = chat__posix_read;
+    if (!srv->io.write) srv->io.write = chat__posix_write;
+    if (!srv->io.shutdown) srv->io.shutdown = chat__posix_shutdown;
+    if (!srv->io.close) srv->io.close = chat__posix_close;
+    srv->cfg.transport = &srv->io;
     srv->cap = 16;
     srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
@@ -3306,66 +3464,35 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     return srv;
 }
 
-static int chat__listen_fd(int family, const struct sockaddr *addr, socklen_t len) {
-    int fd = socket(family, SOCK_STREAM, 0), one = 1, zero = 0, saved;
-    if (fd < 0) return -1;
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-#ifdef IPV6_V6ONLY
-    if (family == AF_INET6) (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-#endif
-    (void)zero;
-    if (chat__set_nonblock_cloexec(fd) == 0 && bind(fd, addr, len) == 0 && listen(fd, CHAT__LISTEN_BACKLOG) == 0)
-        return fd;
-    saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-}
-
 CHATDEF int chat_server_listen(chat_server *srv, const char *address, int port) {
-    int fd = -1;
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-        struct sockaddr_storage ss;
-    } addr;
-    socklen_t len = sizeof addr;
+    int fd, r;
     if (!srv || port < 0 || port > 65535) return CHAT_EINVAL;
     if (srv->listen_fd >= 0 || srv->phase != CHAT__RUNNING) return CHAT_ESTATE;
-    memset(&addr, 0, sizeof addr);
-    if (!address || !*address) { /* [::] accepts IPv4 too; fall back to 0.0.0.0 without IPv6 */
-        addr.in6.sin6_family = AF_INET6;
-        addr.in6.sin6_port = htons((unsigned short)port);
-        addr.in6.sin6_addr = in6addr_any;
-        fd = chat__listen_fd(AF_INET6, &addr.sa, sizeof addr.in6);
-        if (fd < 0 && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL || errno == EPROTONOSUPPORT)) {
-            memset(&addr, 0, sizeof addr);
-            addr.in4.sin_family = AF_INET;
-            addr.in4.sin_port = htons((unsigned short)port);
-            addr.in4.sin_addr.s_addr = htonl(INADDR_ANY);
-            fd = chat__listen_fd(AF_INET, &addr.sa, sizeof addr.in4);
-        }
-        if (fd < 0) return CHAT_ESYS;
-    } else {
-        struct addrinfo hints, *res, *ai;
-        char service[8];
-        memset(&hints, 0, sizeof hints);
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        snprintf(service, sizeof service, "%d", port);
-        if (getaddrinfo(address, service, &hints, &res) != 0) return CHAT_EADDR;
-        for (ai = res; ai && fd < 0; ai = ai->ai_next) fd = chat__listen_fd(ai->ai_family, ai->ai_addr, ai->ai_addrlen);
-        freeaddrinfo(res);
-        if (fd < 0) return CHAT_ESYS;
-    }
-    if (getsockname(fd, &addr.sa, &len) == 0)
-        srv->port = ntohs(addr.sa.sa_family == AF_INET6 ? addr.in6.sin6_port : addr.in4.sin_port);
+    r = chat__listen_socket(address, port, &fd, &srv->port);
+    if (r != CHAT_OK) return r;
     srv->listen_fd = fd;
     srv->pfds[CHAT__SLOT_LISTEN].fd = fd;
     CHAT__LOG((srv, CHAT_LOG_INFO, "listening on port %d", srv->port));
     return CHAT_OK;
+}
+
+CHATDEF int chat_server_adopt(chat_server *srv, int fd) {
+    int r;
+    if (!srv || fd < 0) {
+        if (fd >= 0) chat__fd_close(fd);
+        return CHAT_EINVAL;
+    }
+    if (srv->phase != CHAT__RUNNING) {
+        srv->io.close(srv->io.user, fd, 1);
+        return CHAT_ESTATE;
+    }
+    if (chat__set_nonblock_cloexec(fd) < 0) {
+        srv->io.close(srv->io.user, fd, 1);
+        return CHAT_ESYS;
+    }
+    srv->now = chat__now_ms();
+    r = chat__conn_start(srv, fd);
+    return r;
 }
 
 CHATDEF int chat_server_port(const chat_server *srv) { return srv ? srv->port : 0; }
@@ -3405,23 +3532,14 @@ static void chat__resume_held(chat_server *srv) {
     }
 }
 
-CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
-    int n;
+/* One turn after the wait: what became ready (revents in the poll set), then the work of the
+   turn in a fixed order. Connections that died during it are freed at its end. */
+static int chat__turn(chat_server *srv, int ready) {
     unsigned i;
-    if (!srv) return CHAT_EINVAL;
-    if (srv->phase == CHAT__STOPPED) return 0;
-    if (srv->in_poll) return CHAT_ESTATE; /* called from a callback */
-    srv->in_poll = 1;
     srv->now = chat__now_ms();
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
-    n = poll(srv->pfds, (nfds_t)srv->nfds, chat__poll_timeout(srv, timeout_ms));
-    if (n < 0 && errno != EINTR) {
-        srv->in_poll = 0;
-        return CHAT_ESYS;
-    }
-    srv->now = chat__now_ms();
     if (srv->resume_pending) chat__resume_held(srv);
-    if (n > 0) {
+    if (ready) {
         for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
             chat__conn *c = srv->conns[i];
             short re = srv->pfds[i].revents;
@@ -3450,8 +3568,82 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
         srv->phase = CHAT__STOPPED;
         CHAT__LOG((srv, CHAT_LOG_INFO, "stopped"));
     }
-    srv->in_poll = 0;
     return srv->phase == CHAT__STOPPED ? 0 : 1;
+}
+
+/* A server is not re-entered from its own callbacks. */
+static int chat__enter(chat_server *srv) {
+    if (!srv) return CHAT_EINVAL;
+    if (srv->in_poll) return CHAT_ESTATE;
+    return CHAT_OK;
+}
+
+CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
+    int n, r = chat__enter(srv);
+    if (r != CHAT_OK) return r;
+    if (srv->phase == CHAT__STOPPED) return 0;
+    srv->in_poll = 1;
+    srv->now = chat__now_ms();
+    if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
+    n = chat__poll(srv->pfds, srv->nfds, chat__poll_timeout(srv, timeout_ms));
+    r = n < 0 && errno != EINTR ? CHAT_ESYS : chat__turn(srv, n > 0);
+    srv->in_poll = 0;
+    return r;
+}
+
+CHATDEF int chat_server_watches(chat_server *srv, chat_watch *out, int cap) {
+    unsigned i;
+    int n = 0, r = chat__enter(srv);
+    if (r != CHAT_OK) return r;
+    if (cap < 0 || (cap && !out)) return CHAT_EINVAL;
+    for (i = 0; i < srv->nfds; i++) {
+        int fd = srv->pfds[i].fd;
+        if (fd < 0) continue;
+        if ((unsigned)fd >= srv->watch_slot_cap) { /* fd -> slot, for chat_server_process */
+            unsigned want = (unsigned)fd + 64;
+            int *t = (int *)CHAT_REALLOC(srv->watch_slot, want * sizeof *t);
+            if (!t) return CHAT_ENOMEM;
+            srv->watch_slot = t, srv->watch_slot_cap = want;
+        }
+        srv->watch_slot[fd] = (int)i;
+        if (n < cap) {
+            out[n].fd = fd;
+            out[n].events = (srv->pfds[i].events & POLLIN ? CHAT_WATCH_READ : 0) |
+                            (srv->pfds[i].events & POLLOUT ? CHAT_WATCH_WRITE : 0);
+        }
+        n++;
+    }
+    return n;
+}
+
+CHATDEF int chat_server_timeout(chat_server *srv) {
+    int r = chat__enter(srv);
+    if (r != CHAT_OK) return r;
+    if (srv->phase == CHAT__STOPPED) return 0;
+    srv->now = chat__now_ms();
+    return chat__poll_timeout(srv, -1);
+}
+
+CHATDEF int chat_server_process(chat_server *srv, const chat_watch *ready, int n) {
+    unsigned i;
+    int k, r = chat__enter(srv);
+    if (r != CHAT_OK) return r;
+    if (n < 0 || (n && !ready)) return CHAT_EINVAL;
+    if (srv->phase == CHAT__STOPPED) return 0;
+    srv->in_poll = 1;
+    for (i = 0; i < srv->nfds; i++) srv->pfds[i].revents = 0;
+    for (k = 0; k < n; k++) {
+        int fd = ready[k].fd, ev = ready[k].events;
+        unsigned slot;
+        if (fd < 0 || (unsigned)fd >= srv->watch_slot_cap) continue;
+        slot = (unsigned)srv->watch_slot[fd];
+        if (slot >= srv->nfds || srv->pfds[slot].fd != fd) continue; /* not ours (any more) */
+        srv->pfds[slot].revents = (short)((ev & CHAT_WATCH_READ ? POLLIN : 0) | (ev & CHAT_WATCH_WRITE ? POLLOUT : 0) |
+                                          (ev & CHAT_WATCH_ERROR ? POLLERR | POLLHUP : 0));
+    }
+    r = chat__turn(srv, 1);
+    srv->in_poll = 0;
+    return r;
 }
 
 CHATDEF int chat_server_run(chat_server *srv) {
@@ -3581,20 +3773,21 @@ CHATDEF void chat_server_free(chat_server *srv) {
         chat__queue_clear(c);
         CHAT_FREE(c->rx);
         CHAT_FREE(c->name);
-        chat__socket_close(c->fd, 0);
+        srv->io.close(srv->io.user, c->fd, 0);
         CHAT_FREE(c);
     }
     chat__peers_prune(srv, 1);
     CHAT_FREE(srv->peers);
-    if (srv->listen_fd >= 0) close(srv->listen_fd);
+    chat__fd_close(srv->listen_fd);
     if (srv->wake_rd >= 0) {
         srv->phase = CHAT__STOPPED; /* posts still in the pipe are freed, not sent */
         chat__drain_posts(srv, 1);
-        close(srv->wake_rd);
+        chat__fd_close(srv->wake_rd);
     }
-    if (srv->wake_wr >= 0) close(srv->wake_wr);
-    if (srv->stop_rd >= 0) close(srv->stop_rd);
-    if (srv->stop_wr >= 0) close(srv->stop_wr);
+    chat__fd_close(srv->wake_wr);
+    chat__fd_close(srv->stop_rd);
+    chat__fd_close(srv->stop_wr);
+    CHAT_FREE(srv->watch_slot);
     for (k = 0; k < srv->nassets; k++) CHAT_FREE(srv->assets[k]);
     if (srv->users_frame) chat__frame_release(srv->users_frame);
     for (k = 0; k < srv->history_count; k++) chat__frame_release(srv->history[(srv->history_head + k) % srv->cfg.history]);
