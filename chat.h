@@ -1805,7 +1805,7 @@ static void chat__posix_close(void *user, int fd, int reset) {
 
 
 /* ============================================================================================ */
-/* frames and connections: the shapes the room and the server share                            */
+/* frames: bytes ready for the wire, encoded once and queued by reference by many              */
 /* ============================================================================================ */
 
 #define CHAT__FRAME_SHARED 0 /* refcounted bytes; count toward each recipient's backlog */
@@ -1831,6 +1831,314 @@ typedef struct chat__frame {
 
 #define CHAT__FRAME_COST ((uint32_t)(sizeof(chat__frame) + 2 * sizeof(void *) + 16))
 
+static uint32_t chat__hash(const char *s, size_t n) { /* FNV-1a */
+    uint32_t h = 2166136261u;
+    size_t i;
+    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* A frame of head + body, allocated in one block with one reference (the creator's). */
+static chat__frame *chat__frame_new(const void *head, size_t head_len, const void *body, size_t body_len, int kind) {
+    chat__frame *f;
+    unsigned char *data;
+    if (body_len > (size_t)-1 - sizeof *f - head_len) return NULL;
+    f = (chat__frame *)CHAT_MALLOC(sizeof *f + head_len + body_len);
+    if (!f) return NULL;
+    data = (unsigned char *)(f + 1);
+    if (head_len) memcpy(data, head, head_len);
+    if (body_len) memcpy(data + head_len, body, body_len);
+    f->data = data, f->len = head_len + body_len, f->refs = 1, f->kind = kind;
+    return f;
+}
+
+static chat__frame *chat__frame_ws(int opcode, const void *payload, size_t n, int kind) {
+    unsigned char head[CHAT_WS_MAX_HEADER];
+    return chat__frame_new(head, chat_ws_header(head, opcode, n, NULL), payload, n, kind);
+}
+
+static void chat__frame_release(chat__frame *f) {
+    if (f->kind == CHAT__FRAME_PINNED) return;
+    CHAT_ASSERT(f->refs > 0);
+    if (--f->refs == 0) CHAT_FREE(f);
+}
+
+/* What a queued frame counts in its recipient's backlog. A user list is not counted: there is at
+   most one in flight per client. */
+static uint32_t chat__frame_cost(const chat__frame *f) {
+    if (f->kind == CHAT__FRAME_USERS) return 0;
+    return CHAT__FRAME_COST + (f->kind == CHAT__FRAME_PINNED ? 0 : (uint32_t)f->len);
+}
+
+/* ============================================================================================ */
+/* room: members by name and in join order, user lists, history; reached through one outlet  */
+/* ============================================================================================ */
+
+/* The room knows its members only as chat__member: a local connection embeds one, and so can
+   anything else that can take frames (a test double, a user on another board). It reaches them
+   through one outlet: deliver a frame to a member, a member has left. Leaving is deferred: a
+   member marked to leave is out of the list, the names and the count at once, but it is
+   unlinked, and `left` is called, only in chat__room_settle, at the end of the server's turn --
+   never inside a delivery loop, so a loop over members needs no care for members that go. */
+
+typedef struct chat__member {
+    char *name; /* NUL-terminated UTF-8, owned by the room from join to settle */
+    uint32_t name_len, name_hash;
+    struct chat__member *hash_next, *prev, *next;
+    unsigned users_version;       /* the version of the last user list handed to it */
+    unsigned char users_inflight; /* that list is not yet written: no newer one until it is */
+    unsigned char leaving;        /* marked by chat__room_leave_later */
+} chat__member;
+
+typedef struct chat__room_outlet {
+    /* Queues f for m, taking a reference if it keeps it; CHAT_OK when it will go out. It must
+       not call back into the room except chat__room_leave_later. */
+    int (*deliver)(void *user, chat__member *m, chat__frame *f);
+    /* m is out of the room (called from chat__room_settle; m->name still valid). */
+    void (*left)(void *user, chat__member *m);
+    void *user;
+} chat__room_outlet;
+
+typedef struct chat__room {
+    chat__room_outlet out;
+    chat__member **buckets; /* members by name (hash with chaining) */
+    unsigned nbuckets;
+    chat__member *first, *last; /* in join order, leaving ones too until settled */
+    int count;                  /* members not leaving */
+    int leaving;                /* members marked to leave, not yet settled */
+    int delivering;             /* inside a loop over members: no callback may run */
+    unsigned version;           /* bumped by every join and leave */
+    unsigned frame_version;     /* the version users_frame shows */
+    int handout;                /* some member may need users_frame */
+    chat__ms not_before;        /* no new list before this: see chat__room_publish_users */
+    chat__frame *users_frame;
+    chat__frame **history; /* the last history_cap messages, oldest first from history_head */
+    int history_cap, history_head, history_count;
+    unsigned long long messages; /* said in the room */
+    chat_buf json;               /* an event being encoded */
+} chat__room;
+
+static int chat__room_init(chat__room *r, const chat__room_outlet *out, int history) {
+    memset(r, 0, sizeof *r);
+    r->out = *out;
+    r->history_cap = history > 0 ? history : 0;
+    if (r->history_cap) {
+        r->history = (chat__frame **)CHAT_MALLOC((size_t)r->history_cap * sizeof *r->history);
+        if (!r->history) return CHAT_ENOMEM;
+    }
+    return CHAT_OK;
+}
+
+/* Frees what the room owns: frames, the index, the names of members still in it. */
+static void chat__room_free(chat__room *r) {
+    chat__member *m;
+    int k;
+    for (m = r->first; m; m = m->next) CHAT_FREE(m->name), m->name = NULL;
+    if (r->users_frame) chat__frame_release(r->users_frame);
+    for (k = 0; k < r->history_count; k++) chat__frame_release(r->history[(r->history_head + k) % r->history_cap]);
+    CHAT_FREE(r->history);
+    CHAT_FREE(r->buckets);
+    chat_buf_free(&r->json);
+    memset(r, 0, sizeof *r);
+}
+
+/* The member called `name` that is not leaving, or NULL. */
+static chat__member *chat__room_find(const chat__room *r, const char *name, size_t n) {
+    uint32_t h = chat__hash(name, n);
+    chat__member *m;
+    if (!r->nbuckets) return NULL;
+    for (m = r->buckets[h & (r->nbuckets - 1)]; m; m = m->hash_next)
+        if (m->name_hash == h && m->name_len == n && !m->leaving && memcmp(m->name, name, n) == 0) return m;
+    return NULL;
+}
+
+static int chat__room_grow(chat__room *r) {
+    unsigned nb = r->nbuckets ? r->nbuckets * 2 : 64;
+    chat__member **b = (chat__member **)CHAT_MALLOC(nb * sizeof *b), *m;
+    if (!b) return CHAT_ENOMEM;
+    memset(b, 0, nb * sizeof *b);
+    for (m = r->first; m; m = m->next) {
+        m->hash_next = b[m->name_hash & (nb - 1)];
+        b[m->name_hash & (nb - 1)] = m;
+    }
+    CHAT_FREE(r->buckets);
+    r->buckets = b, r->nbuckets = nb;
+    return CHAT_OK;
+}
+
+/* Adds m under `name` (owned from now on). The caller checked that the name is free. */
+static int chat__room_join(chat__room *r, chat__member *m, char *name, size_t n) {
+    unsigned b;
+    if ((unsigned)(r->count + r->leaving) >= r->nbuckets && chat__room_grow(r) != CHAT_OK && !r->nbuckets)
+        return CHAT_ENOMEM;
+    memset(m, 0, sizeof *m);
+    m->name = name, m->name_len = (uint32_t)n, m->name_hash = chat__hash(name, n);
+    b = m->name_hash & (r->nbuckets - 1);
+    m->hash_next = r->buckets[b];
+    r->buckets[b] = m;
+    m->prev = r->last;
+    if (r->last) r->last->next = m;
+    else r->first = m;
+    r->last = m;
+    r->count++;
+    r->version++;
+    return CHAT_OK;
+}
+
+/* Marks m to leave: from now on it gets nothing, is not listed, and its name is free. Safe
+   anywhere, also inside a delivery loop; the rest happens in chat__room_settle. */
+static void chat__room_leave_later(chat__room *r, chat__member *m) {
+    if (m->leaving) return;
+    m->leaving = 1;
+    r->count--, r->leaving++;
+    r->version++;
+}
+
+/* Unlinks the members marked to leave and tells the outlet, one by one. What `left` does
+   (speak in the room, mark others to leave) is safe: the ones it marks are settled too. */
+static void chat__room_settle(chat__room *r) {
+    while (r->leaving) {
+        chat__member *gone = NULL, *m, *next, **pp;
+        CHAT_ASSERT(!r->delivering);
+        for (m = r->first; m; m = next) { /* unlink them all first: `left` may walk the list */
+            next = m->next;
+            if (!m->leaving) continue;
+            for (pp = &r->buckets[m->name_hash & (r->nbuckets - 1)]; *pp != m; pp = &(*pp)->hash_next) {}
+            *pp = m->hash_next;
+            if (m->prev) m->prev->next = m->next;
+            else r->first = m->next;
+            if (m->next) m->next->prev = m->prev;
+            else r->last = m->prev;
+            m->next = gone, gone = m;
+            r->leaving--;
+        }
+        for (m = gone; m; m = next) {
+            next = m->next;
+            m->next = m->prev = m->hash_next = NULL;
+            if (r->out.left) r->out.left(r->out.user, m);
+            CHAT_FREE(m->name);
+            m->name = NULL, m->name_len = 0, m->leaving = 0;
+        }
+    }
+}
+
+/* Hands f to every member; returns how many took it. */
+static int chat__room_broadcast(chat__room *r, chat__frame *f) {
+    chat__member *m;
+    int n = 0;
+    r->delivering++;
+    for (m = r->first; m; m = m->next)
+        if (!m->leaving && r->out.deliver(r->out.user, m, f) == CHAT_OK) n++;
+    r->delivering--;
+    return n;
+}
+
+/* {"event":"send-message","username":NAME,"message":TEXT}, encoded once. */
+static chat__frame *chat__room_message(chat__room *r, const char *name, size_t name_len, const void *text,
+                                       size_t text_len) {
+    static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
+    r->json.len = 0;
+    if (chat_buf_append(&r->json, a, sizeof a - 1) || chat_json_put_string(&r->json, name, name_len) ||
+        chat_buf_append(&r->json, b, sizeof b - 1) || chat_json_put_string(&r->json, text, text_len) ||
+        chat_buf_append(&r->json, "}", 1))
+        return NULL;
+    return chat__frame_ws(CHAT_WS_OP_TEXT, r->json.data, r->json.len, CHAT__FRAME_SHARED);
+}
+
+/* Sends a message to everyone and keeps it in the history. Returns the number of recipients. */
+static int chat__room_say(chat__room *r, const char *name, size_t name_len, const void *text, size_t text_len) {
+    chat__frame *f = chat__room_message(r, name, name_len, text, text_len);
+    int n;
+    if (!f) return CHAT_ENOMEM;
+    n = chat__room_broadcast(r, f);
+    r->messages++;
+    if (r->history_cap > 0) { /* the history keeps the frame itself: no copy */
+        int slot = (r->history_head + r->history_count) % r->history_cap;
+        if (r->history_count == r->history_cap) {
+            chat__frame_release(r->history[r->history_head]);
+            r->history_head = (r->history_head + 1) % r->history_cap;
+        } else {
+            r->history_count++;
+        }
+        r->history[slot] = f;
+    } else {
+        chat__frame_release(f);
+    }
+    return n;
+}
+
+/* A newcomer gets the recent messages, oldest first, as the others saw them: as many of the
+   newest as fit in max_bytes (half its backlog, so a history of big messages cannot get it
+   closed as too slow). */
+static void chat__room_replay(chat__room *r, chat__member *m, size_t max_bytes) {
+    size_t bytes = 0;
+    int first = r->history_count, i;
+    while (first > 0) {
+        chat__frame *f = r->history[(r->history_head + first - 1) % r->history_cap];
+        if (bytes + f->len > max_bytes) break;
+        bytes += f->len;
+        first--;
+    }
+    r->delivering++;
+    for (i = first; i < r->history_count && !m->leaving; i++)
+        if (r->out.deliver(r->out.user, m, r->history[(r->history_head + i) % r->history_cap]) != CHAT_OK) break;
+    r->delivering--;
+}
+
+/* The outlet wrote the user list m was handed: m may have a newer one. */
+static void chat__room_users_written(chat__room *r, chat__member *m) {
+    m->users_inflight = 0;
+    if (m->users_version != r->version) r->handout = 1;
+}
+
+/* Once per turn: if the room changed, encode the new list once; hand it to every member that has
+   no list in flight. A member with one in flight gets the newest when that one is written.
+   A list costs O(users) bytes for each of O(users) members, and the kernel takes it at memcpy
+   speed, so "in flight" alone does not slow a join storm of thousands down. New lists are
+   therefore also spaced by their own cost: after one that handed out B bytes in all, the next
+   waits B / CHAT__USERS_BYTES_PER_MS (64 MB/s of lists at most, a small part of a core), and at
+   most CHAT__USERS_MAX_SPACING_MS. A room of 100 never notices (a few ms); join churn against a
+   room of 200 costs tens of lists a second, not hundreds; a storm of 10,000 gets a new list
+   about once a second. */
+static void chat__room_publish_users(chat__room *r, chat__ms now) {
+    chat__member *m;
+    uint64_t sent = 0;
+    if (r->frame_version != r->version && now >= r->not_before) {
+        static const char head[] = "{\"event\":\"update-users\",\"usernames\":[";
+        chat__frame *f;
+        int listed = 0;
+        r->json.len = 0;
+        if (chat_buf_append(&r->json, head, sizeof head - 1)) return;
+        for (m = r->first; m; m = m->next) {
+            if (m->leaving) continue;
+            if ((listed++ && chat_buf_append(&r->json, ",", 1)) || chat_json_put_string(&r->json, m->name, m->name_len))
+                return;
+        }
+        if (chat_buf_append(&r->json, "]}", 2)) return;
+        f = chat__frame_ws(CHAT_WS_OP_TEXT, r->json.data, r->json.len, CHAT__FRAME_USERS);
+        if (!f) return;
+        if (r->users_frame) chat__frame_release(r->users_frame);
+        r->users_frame = f;
+        r->frame_version = r->version;
+        r->handout = 1;
+    }
+    if (!r->handout) return;
+    r->handout = 0;
+    r->delivering++;
+    for (m = r->first; m; m = m->next) {
+        if (m->leaving || m->users_inflight || m->users_version == r->frame_version) continue;
+        m->users_version = r->frame_version;
+        m->users_inflight = 1;
+        if (r->out.deliver(r->out.user, m, r->users_frame) == CHAT_OK) sent += r->users_frame->len;
+    }
+    r->delivering--;
+    r->not_before = now + (chat__ms)CHAT__MIN(sent / CHAT__USERS_BYTES_PER_MS, (uint64_t)CHAT__USERS_MAX_SPACING_MS);
+}
+
+/* ============================================================================================ */
+/* connections: the server's per-peer state, output queues, per-address limits              */
+/* ============================================================================================ */
+
 typedef enum chat__state {
     CHAT__HTTP,    /* reading HTTP requests */
     CHAT__OPEN,    /* WebSocket open */
@@ -1840,9 +2148,9 @@ typedef enum chat__state {
 } chat__state;
 
 #define CHAT__C_FLUSH_LISTED 1u   /* on srv->flush_head */
-#define CHAT__C_USERS_INFLIGHT 2u /* a user list is queued and not yet written */
+#define CHAT__C_TOO_SLOW 2u       /* over max_backlog: said in the log when it is freed */
 #define CHAT__C_PING_SENT 4u      /* waiting for any sign of life after our ping */
-#define CHAT__C_JOINED 8u         /* in the room: has a name */
+#define CHAT__C_JOINED 8u         /* a member of the room (until it is settled) */
 #define CHAT__C_PEER_EOF 16u      /* the peer shut down its side */
 #define CHAT__C_HELD 32u          /* complete input waits in rx until our replies are written */
 #define CHAT__C_THROTTLED 64u     /* over max_byte_rate: not read until the next second */
@@ -1881,17 +2189,13 @@ typedef struct chat__conn {
     chat__frame **q;
     struct chat__conn *flush_next;
     chat__peer *peer; /* the address this connection counts against; NULL: none (yet) */
-    /* The room's part: only set while joined. */
-    char *name; /* NUL-terminated UTF-8, owned */
-    struct chat__conn *hash_next, *prev, *next;
+    chat__member member; /* the room's part: only used while joined */
     int fd;
     unsigned slot; /* index in srv->pfds and srv->conns */
     uint32_t rx_len;
     uint32_t q_head, q_count, q_cap;
     uint32_t q_off;   /* bytes of the first frame already sent */
     uint32_t backlog; /* what the queued frames cost: bytes + CHAT__FRAME_COST each */
-    uint32_t name_len, name_hash;
-    unsigned users_version; /* version of the last user list queued to this client */
     uint32_t rate_second;   /* the second (server clock) the rate counts count in */
     uint32_t rate_count;    /* frames and requests received in that second */
     uint32_t rate_bytes;    /* bytes read in that second */
@@ -1928,19 +2232,7 @@ struct chat_server {
     chat__peer **peers;
     unsigned npeer_buckets, npeers, peers_idle; /* idle: entries kept only for their joins */
     chat__addr proxy;                           /* cfg.trusted_proxy, parsed */
-    /* The room: members by name (hash with chaining) and in join order (list). */
-    chat__conn **buckets;
-    unsigned nbuckets;
-    chat__conn *first, *last;
-    int nusers;
-    unsigned users_version;       /* bumped by every join and leave */
-    unsigned users_frame_version; /* the version users_frame shows */
-    int users_handout;            /* some member may need users_frame */
-    chat__ms users_not_before;    /* no new list before this: see chat__room_publish_users */
-    chat__frame *users_frame;
-    /* The last cfg.history broadcasts, oldest first from history_head, for newcomers. */
-    chat__frame **history;
-    int history_head, history_count;
+    chat__room room;
     chat_stats stats;   /* the counters; the gauges are computed by chat_server_stats */
     chat__ms started;
     int log_tokens;     /* lines the log may still write now; refilled 10 a second, up to 50 */
@@ -1949,8 +2241,11 @@ struct chat_server {
     char *owned;        /* one block holding the copies of cfg's strings */
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
     chat_buf text;       /* a decoded message or username */
-    chat_buf json;       /* an event being encoded */
 };
+
+/* Every call of the program's code goes through here: never from inside a loop over the room's
+   members (where a callback could change what the loop walks). */
+#define CHAT__CALLBACK(srv) CHAT_ASSERT(!(srv)->room.delivering)
 
 #define CHAT__LOG_BURST 50
 #define CHAT__LOG_PER_SECOND 10
@@ -1970,6 +2265,7 @@ static void chat__log_dropped_note(chat_server *srv) {
     if (!srv->log_dropped || srv->log_tokens < 1) return;
     snprintf(line, sizeof line, "(%lu log lines dropped: too many)", srv->log_dropped);
     srv->log_dropped = 0, srv->log_tokens--;
+    CHAT__CALLBACK(srv);
     srv->cfg.on_log(srv->cfg.user, CHAT_LOG_WARN, line);
 }
 
@@ -1987,6 +2283,7 @@ static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    CHAT__CALLBACK(srv);
     srv->cfg.on_log(srv->cfg.user, level, line);
 }
 #define CHAT__LOG_NOTE(srv) do { if ((srv)->cfg.on_log) chat__log_dropped_note(srv); } while (0)
@@ -1997,38 +2294,6 @@ static void chat__log(chat_server *srv, int level, const char *fmt, ...) {
 #define CHAT__LOGGING(srv, level) 0
 #define CHAT__LOG_NOTE(srv) ((void)0)
 #endif
-
-/* A frame of head + body, allocated in one block with one reference (the creator's). */
-static chat__frame *chat__frame_new(const void *head, size_t head_len, const void *body, size_t body_len, int kind) {
-    chat__frame *f;
-    unsigned char *data;
-    if (body_len > (size_t)-1 - sizeof *f - head_len) return NULL;
-    f = (chat__frame *)CHAT_MALLOC(sizeof *f + head_len + body_len);
-    if (!f) return NULL;
-    data = (unsigned char *)(f + 1);
-    if (head_len) memcpy(data, head, head_len);
-    if (body_len) memcpy(data + head_len, body, body_len);
-    f->data = data, f->len = head_len + body_len, f->refs = 1, f->kind = kind;
-    return f;
-}
-
-static chat__frame *chat__frame_ws(int opcode, const void *payload, size_t n, int kind) {
-    unsigned char head[CHAT_WS_MAX_HEADER];
-    return chat__frame_new(head, chat_ws_header(head, opcode, n, NULL), payload, n, kind);
-}
-
-static void chat__frame_release(chat__frame *f) {
-    if (f->kind == CHAT__FRAME_PINNED) return;
-    CHAT_ASSERT(f->refs > 0);
-    if (--f->refs == 0) CHAT_FREE(f);
-}
-
-/* What a queued frame counts in its recipient's backlog. A user list is not counted: there is at
-   most one in flight per client. */
-static uint32_t chat__frame_cost(const chat__frame *f) {
-    if (f->kind == CHAT__FRAME_USERS) return 0;
-    return CHAT__FRAME_COST + (f->kind == CHAT__FRAME_PINNED ? 0 : (uint32_t)f->len);
-}
 
 static void chat__conn_kill(chat_server *srv, chat__conn *c);
 
@@ -2048,7 +2313,7 @@ static void chat__flush_later(chat_server *srv, chat__conn *c) {
 /* Queues a reference to f; it is written at the end of the turn. A client whose backlog passes
    the limit is closed: it cannot keep up, and the others must not wait for it. */
 static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
-    if (c->state == CHAT__DEAD) return CHAT_ESTATE;
+    if (c->state >= CHAT__CLOSING) return CHAT_ESTATE; /* after our last words, nothing */
     if (c->q_count == c->q_cap) {
         unsigned cap = c->q_cap ? c->q_cap * 2 : 8, i;
         chat__frame **q = (chat__frame **)CHAT_MALLOC(cap * sizeof *q);
@@ -2064,8 +2329,7 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
        (a long message JSON-escaped, with max_message near max_backlog) still goes through. */
     if (f->kind != CHAT__FRAME_USERS && c->backlog > srv->cfg.max_backlog) {
         srv->stats.closed_slow++;
-        CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", c->name ? c->name : "a client",
-                   (unsigned long)srv->cfg.max_backlog));
+        c->flags |= CHAT__C_TOO_SLOW; /* logged when it is freed: this may run inside a broadcast */
         chat__conn_abort(srv, c);
         return CHAT_ESTATE;
     }
@@ -2100,13 +2364,6 @@ static void chat__queue_clear(chat__conn *c) {
 }
 
 /* --- addresses: the per-address limits --- */
-
-static uint32_t chat__hash(const char *s, size_t n) { /* FNV-1a */
-    uint32_t h = 2166136261u;
-    size_t i;
-    for (i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
 
 static int chat__peers_grow(chat_server *srv) {
     unsigned nb = srv->npeer_buckets ? srv->npeer_buckets * 2 : 64, i;
@@ -2188,31 +2445,8 @@ static int chat__conn_set_peer(chat_server *srv, chat__conn *c, chat__peer *p) {
 }
 
 /* ============================================================================================ */
-/* room: users by name, join/leave, broadcast of one encoded frame to many                      */
+/* server: accept, read, dispatch by connection state, write, timers; the poll() loop           */
 /* ============================================================================================ */
-
-static chat__conn *chat__room_find(const chat_server *srv, const char *name, size_t n) {
-    uint32_t h = chat__hash(name, n);
-    chat__conn *c;
-    if (!srv->nbuckets) return NULL;
-    for (c = srv->buckets[h & (srv->nbuckets - 1)]; c; c = c->hash_next)
-        if (c->name_hash == h && c->name_len == n && memcmp(c->name, name, n) == 0) return c;
-    return NULL;
-}
-
-static int chat__room_grow(chat_server *srv) {
-    unsigned nb = srv->nbuckets ? srv->nbuckets * 2 : 64;
-    chat__conn **b = (chat__conn **)CHAT_MALLOC(nb * sizeof *b), *c;
-    if (!b) return CHAT_ENOMEM;
-    memset(b, 0, nb * sizeof *b);
-    for (c = srv->first; c; c = c->next) {
-        c->hash_next = b[c->name_hash & (nb - 1)];
-        b[c->name_hash & (nb - 1)] = c;
-    }
-    CHAT_FREE(srv->buckets);
-    srv->buckets = b, srv->nbuckets = nb;
-    return CHAT_OK;
-}
 
 /* Why a requested name cannot be used, or NULL when it can (apart from being taken). */
 CHAT__FN const char *chat__name_problem(const char *name, size_t n, size_t max) {
@@ -2236,147 +2470,28 @@ static int chat__name_reserved(const chat_server *srv, const char *name, size_t 
     return 0;
 }
 
-/* Adds c under `name` (owned from now on). The caller checked the name is free. */
-static int chat__room_join(chat_server *srv, chat__conn *c, char *name, size_t n) {
-    unsigned b;
-    if (srv->nusers >= (int)srv->nbuckets && chat__room_grow(srv) != CHAT_OK && !srv->nbuckets) return CHAT_ENOMEM;
-    c->name = name, c->name_len = n, c->name_hash = chat__hash(name, n);
-    b = c->name_hash & (srv->nbuckets - 1);
-    c->hash_next = srv->buckets[b];
-    srv->buckets[b] = c;
-    c->prev = srv->last, c->next = NULL;
-    if (srv->last) srv->last->next = c;
-    else srv->first = c;
-    srv->last = c;
-    srv->nusers++;
-    srv->users_version++;
-    c->flags |= CHAT__C_JOINED;
-    return CHAT_OK;
+/* The room's outlet to local members: a member is a connection. */
+#define CHAT__CONN_OF(m) ((chat__conn *)(void *)((char *)(m) - offsetof(chat__conn, member)))
+
+static int chat__member_deliver(void *user, chat__member *m, chat__frame *f) {
+    return chat__enqueue((chat_server *)user, CHAT__CONN_OF(m), f);
 }
 
-static void chat__room_leave(chat_server *srv, chat__conn *c) {
-    chat__conn **pp = &srv->buckets[c->name_hash & (srv->nbuckets - 1)];
-    CHAT_ASSERT(c->flags & CHAT__C_JOINED);
-    while (*pp != c) pp = &(*pp)->hash_next;
-    *pp = c->hash_next;
-    /* c->next stays valid so a broadcast walking the list can step past a member that left. */
-    if (c->prev) c->prev->next = c->next;
-    else srv->first = c->next;
-    if (c->next) c->next->prev = c->prev;
-    else srv->last = c->prev;
-    srv->nusers--;
-    srv->users_version++;
+static void chat__member_left(void *user, chat__member *m) {
+    chat_server *srv = (chat_server *)user;
+    chat__conn *c = CHAT__CONN_OF(m);
     c->flags &= ~CHAT__C_JOINED;
-    CHAT__LOG((srv, CHAT_LOG_DEBUG, "leave: %s (%d users)", c->name, srv->nusers));
-    if (srv->cfg.on_leave) srv->cfg.on_leave(srv->cfg.user, srv, c->name, c->name_len);
-    CHAT_FREE(c->name);
-    c->name = NULL, c->name_len = 0;
-}
-
-static int chat__room_broadcast(chat_server *srv, chat__frame *f) {
-    chat__conn *c, *next;
-    int n = 0;
-    for (c = srv->first; c; c = next) {
-        next = c->next;
-        if (chat__enqueue(srv, c, f) == CHAT_OK) n++;
+    if (c->flags & CHAT__C_TOO_SLOW) {
+        c->flags &= ~CHAT__C_TOO_SLOW;
+        CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", m->name, (unsigned long)srv->cfg.max_backlog));
     }
-    return n;
-}
-
-/* {"event":"send-message","username":NAME,"message":TEXT}, encoded once. */
-static chat__frame *chat__room_message(chat_server *srv, const char *name, size_t name_len, const void *text,
-                                       size_t text_len) {
-    static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
-    srv->json.len = 0;
-    if (chat_buf_append(&srv->json, a, sizeof a - 1) || chat_json_put_string(&srv->json, name, name_len) ||
-        chat_buf_append(&srv->json, b, sizeof b - 1) || chat_json_put_string(&srv->json, text, text_len) ||
-        chat_buf_append(&srv->json, "}", 1))
-        return NULL;
-    return chat__frame_ws(CHAT_WS_OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_SHARED);
-}
-
-/* Sends a message to everyone and keeps it in the history. */
-static int chat__room_say(chat_server *srv, const char *name, size_t name_len, const void *text, size_t text_len) {
-    chat__frame *f = chat__room_message(srv, name, name_len, text, text_len);
-    int n;
-    if (!f) return CHAT_ENOMEM;
-    n = chat__room_broadcast(srv, f);
-    srv->stats.messages++;
-    if (srv->cfg.history > 0) { /* the history keeps the frame itself: no copy */
-        int slot = (srv->history_head + srv->history_count) % srv->cfg.history;
-        if (srv->history_count == srv->cfg.history) {
-            chat__frame_release(srv->history[srv->history_head]);
-            srv->history_head = (srv->history_head + 1) % srv->cfg.history;
-        } else {
-            srv->history_count++;
-        }
-        srv->history[slot] = f;
-    } else {
-        chat__frame_release(f);
+    CHAT__LOG((srv, CHAT_LOG_DEBUG, "leave: %s (%d users)", m->name, srv->room.count));
+    if (srv->cfg.on_leave) {
+        CHAT__CALLBACK(srv);
+        srv->cfg.on_leave(srv->cfg.user, srv, m->name, m->name_len);
     }
-    return n;
 }
 
-/* A newcomer gets the recent messages, oldest first, as the others saw them; as many of the
-   newest as fit in half its backlog, so a history of big messages cannot get it closed. */
-static void chat__room_replay(chat_server *srv, chat__conn *c) {
-    size_t bytes = 0;
-    int first = srv->history_count, i;
-    while (first > 0) {
-        chat__frame *f = srv->history[(srv->history_head + first - 1) % srv->cfg.history];
-        if (bytes + f->len > srv->cfg.max_backlog / 2) break;
-        bytes += f->len;
-        first--;
-    }
-    for (i = first; i < srv->history_count; i++)
-        if (chat__enqueue(srv, c, srv->history[(srv->history_head + i) % srv->cfg.history]) != CHAT_OK) return;
-}
-
-/* Once per turn: if the room changed, encode the new list once; hand it to every member that has
-   no list in flight. A member with one in flight gets the newest when that one is written.
-   A list costs O(users) bytes for each of O(users) members, and the kernel takes it at memcpy
-   speed, so "in flight" alone does not slow a join storm of thousands down. New lists are
-   therefore also spaced by their own cost: after one that handed out B bytes in all, the next
-   waits B / CHAT__USERS_BYTES_PER_MS (64 MB/s of lists at most, a small part of a core), and at
-   most CHAT__USERS_MAX_SPACING_MS. A room of 100 never notices (a few ms); join churn against a
-   room of 200 costs tens of lists a second, not hundreds; a storm of 10,000 gets a new list
-   about once a second. */
-static void chat__room_publish_users(chat_server *srv) {
-    chat__conn *c, *next;
-    uint64_t sent = 0;
-    if (srv->users_frame_version != srv->users_version && srv->now >= srv->users_not_before) {
-        static const char head[] = "{\"event\":\"update-users\",\"usernames\":[";
-        chat__frame *f;
-        srv->json.len = 0;
-        if (chat_buf_append(&srv->json, head, sizeof head - 1)) return;
-        for (c = srv->first; c; c = c->next)
-            if ((c != srv->first && chat_buf_append(&srv->json, ",", 1)) ||
-                chat_json_put_string(&srv->json, c->name, c->name_len))
-                return;
-        if (chat_buf_append(&srv->json, "]}", 2)) return;
-        f = chat__frame_ws(CHAT_WS_OP_TEXT, srv->json.data, srv->json.len, CHAT__FRAME_USERS);
-        if (!f) return;
-        if (srv->users_frame) chat__frame_release(srv->users_frame);
-        srv->users_frame = f;
-        srv->users_frame_version = srv->users_version;
-        srv->users_handout = 1;
-    }
-    if (!srv->users_handout) return;
-    srv->users_handout = 0;
-    for (c = srv->first; c; c = next) {
-        next = c->next;
-        if (!(c->flags & CHAT__C_USERS_INFLIGHT) && c->users_version != srv->users_frame_version) {
-            c->users_version = srv->users_frame_version;
-            c->flags |= CHAT__C_USERS_INFLIGHT;
-            if (chat__enqueue(srv, c, srv->users_frame) == CHAT_OK) sent += srv->users_frame->len;
-        }
-    }
-    srv->users_not_before = srv->now + (chat__ms)CHAT__MIN(sent / CHAT__USERS_BYTES_PER_MS, (uint64_t)CHAT__USERS_MAX_SPACING_MS);
-}
-
-/* ============================================================================================ */
-/* server: accept, read, dispatch by connection state, write, timers; the poll() loop           */
-/* ============================================================================================ */
 
 /* Input is read only while nothing holds it back: the peer's own answers still unsent, complete
    input still waiting, its byte rate spent this second, or its side shut down. */
@@ -2404,9 +2519,11 @@ static void chat__set_events(chat_server *srv, chat__conn *c) {
     srv->pfds[c->slot].events = ev;
 }
 
+/* Marks c dead: it gets and does nothing more, and is freed at the end of the turn (chat__reap),
+   where it also leaves the room. No callback runs from here, so this is safe anywhere. */
 static void chat__conn_kill(chat_server *srv, chat__conn *c) {
     if (c->state == CHAT__DEAD) return;
-    if (c->flags & CHAT__C_JOINED) chat__room_leave(srv, c);
+    if (c->flags & CHAT__C_JOINED) chat__room_leave_later(&srv->room, &c->member);
     chat__queue_clear(c);
     chat__conn_set_peer(srv, c, NULL);
     CHAT_FREE(c->rx);
@@ -2418,7 +2535,7 @@ static void chat__conn_kill(chat_server *srv, chat__conn *c) {
 
 /* Sends our last words (queued) and stops reading: after them the socket is shut down. */
 static void chat__conn_finish(chat_server *srv, chat__conn *c) {
-    if (c->flags & CHAT__C_JOINED) chat__room_leave(srv, c);
+    if (c->flags & CHAT__C_JOINED) chat__room_leave_later(&srv->room, &c->member);
     c->state = CHAT__CLOSING;
     c->deadline = srv->now + srv->cfg.close_timeout_ms;
     c->flags &= ~CHAT__C_HELD;
@@ -2443,7 +2560,7 @@ static void chat__conn_close(chat_server *srv, chat__conn *c, int code, const ch
         n = 2 + r;
     }
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "close %d%s%s%s for %s", code, reason && *reason ? " (" : "",
-               reason ? reason : "", reason && *reason ? ")" : "", c->name ? c->name : "a client"));
+               reason ? reason : "", reason && *reason ? ")" : "", c->member.name ? c->member.name : "a client"));
     if (chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_CLOSE, payload, n, CHAT__FRAME_SHARED)) == CHAT_OK)
         chat__conn_finish(srv, c);
 }
@@ -2637,6 +2754,7 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
         memset(&r, 0, sizeof r);
         r.srv = srv, r.c = c, r.http = req, r.has_name = found;
         chat__conn_address(c, r.address, sizeof r.address);
+        CHAT__CALLBACK(srv);
         verdict = srv->cfg.on_upgrade(srv->cfg.user, srv, &r);
         found = r.has_name;
         CHAT_FREE(r.copy);
@@ -2666,20 +2784,20 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
         problem = reason;
     } else if (!problem && chat__name_reserved(srv, (const char *)srv->text.data, srv->text.len)) {
         problem = "username is reserved";
-    } else if (!problem && srv->nusers >= srv->cfg.max_clients) {
+    } else if (!problem && srv->room.count >= srv->cfg.max_clients) {
         /* a browser cannot see an HTTP status: the page learns it from the close */
         srv->stats.refused_full++;
         CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
         chat__conn_close(srv, c, 1013, "room is full");
         return;
-    } else if (!problem && chat__room_find(srv, (const char *)srv->text.data, srv->text.len)) {
+    } else if (!problem && chat__room_find(&srv->room, (const char *)srv->text.data, srv->text.len)) {
         /* the tutorial's words; the name is cut so the reason fits in a close frame */
         size_t cut = CHAT__MIN(srv->text.len, (size_t)100);
         while (cut < srv->text.len && (srv->text.data[cut] & 0xC0) == 0x80) cut--;
         snprintf(reason, sizeof reason, "用户名 %.*s 已被占用", (int)cut, (const char *)srv->text.data);
         problem = reason;
-    } else if (!problem && srv->cfg.on_join &&
-               srv->cfg.on_join(srv->cfg.user, srv, (const char *)srv->text.data, srv->text.len)) {
+    } else if (!problem && srv->cfg.on_join && (CHAT__CALLBACK(srv),
+               srv->cfg.on_join(srv->cfg.user, srv, (const char *)srv->text.data, srv->text.len))) {
         problem = "username refused";
     }
     if (problem) {
@@ -2690,19 +2808,23 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
     if (c->state != CHAT__OPEN) return; /* on_join did something to it */
     name = (char *)CHAT_MALLOC(srv->text.len + 1);
     if (name) memcpy(name, srv->text.data, srv->text.len + 1);
-    if (!name || chat__room_join(srv, c, name, srv->text.len) != CHAT_OK) {
+    if (!name || chat__room_join(&srv->room, &c->member, name, srv->text.len) != CHAT_OK) {
         CHAT_FREE(name);
         chat__conn_abort(srv, c);
         return;
     }
+    c->flags |= CHAT__C_JOINED;
     if (CHAT__LOGGING(srv, CHAT_LOG_DEBUG)) {
         char addr[64];
         chat__conn_address(c, addr, sizeof addr);
-        CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->nusers));
+        CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->room.count));
     }
     if (chat__conn_welcome(srv, c) != CHAT_OK) return;
-    chat__room_replay(srv, c);
-    if (c->state == CHAT__OPEN && srv->cfg.on_joined) srv->cfg.on_joined(srv->cfg.user, srv, c->name, c->name_len);
+    chat__room_replay(&srv->room, &c->member, srv->cfg.max_backlog / 2);
+    if (c->state == CHAT__OPEN && srv->cfg.on_joined) {
+        CHAT__CALLBACK(srv);
+        srv->cfg.on_joined(srv->cfg.user, srv, c->member.name, c->member.name_len);
+    }
 }
 
 /* The counters of chat_server_stats as JSON, for monitoring. */
@@ -2824,10 +2946,11 @@ static int chat__event_text(chat_server *srv, const unsigned char *msg, size_t n
 /* {"event":"send-message","message":TEXT}: said to everyone, unless on_message vetoes it. */
 static void chat__event_send_message(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n) {
     if (!chat__event_text(srv, msg, n, "message")) return;
-    if (srv->cfg.on_message &&
-        srv->cfg.on_message(srv->cfg.user, srv, c->name, c->name_len, (const char *)srv->text.data, srv->text.len))
+    if (srv->cfg.on_message && (CHAT__CALLBACK(srv), srv->cfg.on_message(srv->cfg.user, srv, c->member.name,
+                                                                          c->member.name_len, (const char *)srv->text.data,
+                                                                          srv->text.len)))
         return;
-    chat__room_say(srv, c->name, c->name_len, srv->text.data, srv->text.len);
+    chat__room_say(&srv->room, c->member.name, c->member.name_len, srv->text.data, srv->text.len);
 }
 
 typedef struct chat__event {
@@ -2881,7 +3004,7 @@ static size_t chat__conn_frames(chat_server *srv, chat__conn *c, unsigned char *
         if ((ev.type == CHAT_WS_NONE || (ev.type == CHAT_WS_DATA && ev.len == 0) || ev.type == CHAT_WS_PING ||
              ev.type == CHAT_WS_PONG) && !chat__rate_ok(srv, c)) {
             srv->stats.closed_rate++;
-            CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %d frames per second", c->name ? c->name : "a client",
+            CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %d frames per second", c->member.name ? c->member.name : "a client",
                        srv->cfg.max_rate));
             chat__conn_close(srv, c, 1008, "too many messages");
             break;
@@ -2903,7 +3026,7 @@ static size_t chat__conn_frames(chat_server *srv, chat__conn *c, unsigned char *
             break;
         case CHAT_WS_ERROR:
             srv->stats.closed_protocol++;
-            CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: %d %s", c->name ? c->name : "a client", ev.code,
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: %d %s", c->member.name ? c->member.name : "a client", ev.code,
                        chat__close_reason(ev.code)));
             chat__conn_close(srv, c, ev.code, chat__close_reason(ev.code));
             break;
@@ -3048,8 +3171,7 @@ static void chat__conn_advance(chat_server *srv, chat__conn *c, size_t sent) {
         c->q_head = (c->q_head + 1) & (c->q_cap - 1);
         c->q_count--;
         if (f->kind == CHAT__FRAME_USERS) {
-            c->flags &= ~CHAT__C_USERS_INFLIGHT;
-            if (c->users_version != srv->users_version) srv->users_handout = 1;
+            chat__room_users_written(&srv->room, &c->member);
         } else if (f->kind == CHAT__FRAME_REPLY && --c->replies == 0 && (c->flags & CHAT__C_HELD)) {
             srv->resume_pending = 1; /* the input it held back is handled next turn */
         }
@@ -3135,13 +3257,18 @@ static chat__conn *chat__conn_new(chat_server *srv, int fd) {
     return c;
 }
 
-/* Frees the connections that died this turn; the last slot moves into each freed one. */
+/* The end of a turn, the one place where anything goes: members that left leave the room (and
+   on_leave runs), then the connections that died are closed and freed; the last slot moves into
+   each freed one. */
 static void chat__reap(chat_server *srv) {
     unsigned i;
+    chat__room_settle(&srv->room); /* members that left this turn: on_leave */
     if (!srv->dead_count) return;
     for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
         chat__conn *c = srv->conns[i];
         if (c->state != CHAT__DEAD) continue;
+        if (c->flags & CHAT__C_TOO_SLOW)
+            CHAT__LOG((srv, CHAT_LOG_INFO, "closing a client: more than %lu bytes queued", (unsigned long)srv->cfg.max_backlog));
         srv->io.close(srv->io.user, c->fd, (c->flags & CHAT__C_RESET) != 0);
         CHAT_FREE(c);
         srv->nfds--;
@@ -3263,7 +3390,7 @@ static void chat__sweep(chat_server *srv) {
             chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_PING, NULL, 0, CHAT__FRAME_SHARED));
         } else if (c->state == CHAT__OPEN) {
             srv->stats.closed_idle++;
-            CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: no response to ping", c->name ? c->name : "a client"));
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "closing %s: no response to ping", c->member.name ? c->member.name : "a client"));
             chat__conn_close(srv, c, 1001, "no response to ping");
         } else {
             if (c->state == CHAT__HTTP) srv->stats.closed_idle++;
@@ -3290,7 +3417,7 @@ static void chat__begin_shutdown(chat_server *srv) {
     chat__fd_close(srv->listen_fd);
     srv->listen_fd = -1;
     srv->pfds[CHAT__SLOT_LISTEN].fd = -1;
-    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->nusers, srv->nusers == 1 ? "" : "s"));
+    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->room.count, srv->room.count == 1 ? "" : "s"));
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if (c->state == CHAT__OPEN) chat__conn_close(srv, c, 1001, "server shutting down");
@@ -3320,7 +3447,8 @@ static void chat__drain_posts(chat_server *srv, int all) {
         for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
             chat__post *p = posts[i];
             if (srv->phase == CHAT__RUNNING)
-                chat__room_say(srv, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len, p->text_len);
+                chat__room_say(&srv->room, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len,
+                               p->text_len);
             CHAT_FREE(p);
         }
     }
@@ -3336,13 +3464,13 @@ static void chat__drain_stops(chat_server *srv) {
 static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
-    if (srv->flush_head || srv->users_handout || srv->resume_pending || srv->dead_count ||
+    if (srv->flush_head || srv->room.handout || srv->room.leaving || srv->resume_pending || srv->dead_count ||
         (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
         (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS)) /* nothing left to close: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
     if (srv->nfds > CHAT__SLOT_CONNS || srv->accept_paused || srv->log_dropped) CHAT__DUE(srv->next_sweep);
-    if (srv->users_frame_version != srv->users_version) CHAT__DUE(srv->users_not_before);
+    if (srv->room.frame_version != srv->room.version) CHAT__DUE(srv->room.not_before);
     if (srv->phase == CHAT__STOPPING) CHAT__DUE(srv->stop_deadline);
 #undef CHAT__DUE
     if (!has_due) return timeout_ms < 0 ? -1 : timeout_ms;
@@ -3402,8 +3530,10 @@ static int chat__copy_strings(chat_server *srv) {
 
 CHATDEF chat_server *chat_server_create(const chat_config *config) {
     chat_server *srv = (chat_server *)CHAT_MALLOC(sizeof *srv);
+    chat__room_outlet outlet;
     int i;
     if (!srv) return NULL;
+    outlet.deliver = chat__member_deliver, outlet.left = chat__member_left, outlet.user = srv;
     memset(srv, 0, sizeof *srv);
     if (config) srv->cfg = *config;
 #define CHAT__DEFAULT(field, value) if (srv->cfg.field <= 0) srv->cfg.field = value
@@ -3447,9 +3577,7 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
     srv->rxbuf = (unsigned char *)CHAT_MALLOC(CHAT_READ_CHUNK);
-    if (srv->cfg.history > 0)
-        srv->history = (chat__frame **)CHAT_MALLOC((size_t)srv->cfg.history * sizeof *srv->history);
-    if (!srv->pfds || !srv->conns || !srv->rxbuf || (srv->cfg.history > 0 && !srv->history) ||
+    if (!srv->pfds || !srv->conns || !srv->rxbuf || chat__room_init(&srv->room, &outlet, srv->cfg.history) != CHAT_OK ||
         chat__copy_strings(srv) != CHAT_OK ||
         (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) ||
         chat__wake_pipe(&srv->wake_rd, &srv->wake_wr) < 0 || chat__wake_pipe(&srv->stop_rd, &srv->stop_wr) < 0) {
@@ -3559,7 +3687,7 @@ static int chat__turn(chat_server *srv, int ready) {
     }
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->now >= srv->next_sweep) chat__sweep(srv);
-    chat__room_publish_users(srv);
+    chat__room_publish_users(&srv->room, srv->now);
     chat__flush_all(srv);
     chat__reap(srv);
     if (srv->phase == CHAT__STOPPING && (srv->nfds == CHAT__SLOT_CONNS || srv->now >= srv->stop_deadline)) {
@@ -3685,7 +3813,8 @@ CHATDEF int chat_server_post(chat_server *srv, const char *username, const char 
 CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
     chat__ms now = chat__now_ms();
     *out = srv->stats;
-    out->clients = srv->nusers;
+    out->messages = srv->room.messages;
+    out->clients = srv->room.count;
     out->connections = (int)srv->nfds - CHAT__SLOT_CONNS;
     out->uptime_ms = now - srv->started;
 }
@@ -3693,23 +3822,23 @@ CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
 CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text, size_t text_len) {
     if (!srv || !username || (!text && text_len)) return CHAT_EINVAL;
     if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
-    return chat__room_say(srv, username, strlen(username), text ? text : "", text_len);
+    return chat__room_say(&srv->room, username, strlen(username), text ? text : "", text_len);
 }
 
-CHATDEF int chat_server_user_count(const chat_server *srv) { return srv ? srv->nusers : 0; }
+CHATDEF int chat_server_user_count(const chat_server *srv) { return srv ? srv->room.count : 0; }
 
 CHATDEF int chat_server_send(chat_server *srv, const char *to, const char *username, const char *text,
                              size_t text_len) {
-    chat__conn *c;
+    chat__member *m;
     chat__frame *f;
     int r;
     if (!srv || !to || !username || (!text && text_len)) return CHAT_EINVAL;
     if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
-    c = chat__room_find(srv, to, strlen(to));
-    if (!c) return 0;
-    f = chat__room_message(srv, username, strlen(username), text ? text : "", text_len);
+    m = chat__room_find(&srv->room, to, strlen(to));
+    if (!m) return 0;
+    f = chat__room_message(&srv->room, username, strlen(username), text ? text : "", text_len);
     if (!f) return CHAT_ENOMEM;
-    r = chat__enqueue(srv, c, f);
+    r = srv->room.out.deliver(srv->room.out.user, m, f);
     chat__frame_release(f);
     return r == CHAT_OK ? 1 : r;
 }
@@ -3768,11 +3897,11 @@ CHATDEF void chat_server_free(chat_server *srv) {
     unsigned i;
     int k;
     if (!srv) return;
+    chat__room_free(&srv->room); /* first: it walks its members, which the connections hold */
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         chat__queue_clear(c);
         CHAT_FREE(c->rx);
-        CHAT_FREE(c->name);
         srv->io.close(srv->io.user, c->fd, 0);
         CHAT_FREE(c);
     }
@@ -3789,17 +3918,12 @@ CHATDEF void chat_server_free(chat_server *srv) {
     chat__fd_close(srv->stop_wr);
     CHAT_FREE(srv->watch_slot);
     for (k = 0; k < srv->nassets; k++) CHAT_FREE(srv->assets[k]);
-    if (srv->users_frame) chat__frame_release(srv->users_frame);
-    for (k = 0; k < srv->history_count; k++) chat__frame_release(srv->history[(srv->history_head + k) % srv->cfg.history]);
-    CHAT_FREE(srv->history);
     CHAT_FREE(srv->owned);
     CHAT_FREE(srv->assets);
-    CHAT_FREE(srv->buckets);
     CHAT_FREE(srv->pfds);
     CHAT_FREE(srv->conns);
     CHAT_FREE(srv->rxbuf);
     chat_buf_free(&srv->text);
-    chat_buf_free(&srv->json);
     CHAT_FREE(srv);
 }
 
