@@ -51,8 +51,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
         }
         FUZZ_UNPOISON(srv->rxbuf, CHAT_READ_CHUNK);
         if (srv->resume_pending) chat__resume_held(srv); /* input held back behind a reply */
-        chat__room_publish_users(srv);
+        chat__room_publish_users(&srv->room, srv->now);
         chat__flush_all(srv);
+        chat__room_settle(&srv->room); /* the end of a turn, short of freeing the dead */
         for (i = 0; i < 2; i++)
             while (read(peer[i], sink, sizeof sink) > 0) {}
         turn++;
