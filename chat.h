@@ -495,6 +495,10 @@ CHATDEF const char *chat_request_username(const chat_request *req, size_t *len);
    Returns CHAT_OK, CHAT_EINVAL or CHAT_ENOMEM. */
 CHATDEF int chat_request_set_username(chat_request *req, const char *name, size_t len);
 
+/* The configuration in effect: every default filled in (see the one rule in chat_config). Its
+   strings and transport are the server's own copies, valid until chat_server_free. */
+CHATDEF void chat_server_config(const chat_server *srv, chat_config *out);
+
 /* The number of joined users. */
 CHATDEF int chat_server_user_count(const chat_server *srv);
 
@@ -1572,6 +1576,7 @@ CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, ui
 #define CHAT__POSTS_AT_STOP 16384           /* ... and at a stop: more than a full pipe holds */
 #define CHAT__HTTP_MAX_REQUESTS 100         /* per keep-alive connection */
 #define CHAT__HTTP_LIFETIME 6               /* a keep-alive connection lives this many idle times */
+#define CHAT__SCRATCH_KEEP 16384       /* bytes a scratch buffer keeps between turns */
 #define CHAT__MAX_BUFFER (1u << 28) /* max_message and max_backlog at most: 32-bit counts stay exact */
 
 typedef long long chat__ms;
@@ -2568,9 +2573,21 @@ static void chat__conn_close(chat_server *srv, chat__conn *c, int code, const ch
 /* --- HTTP --- */
 
 /* Queues a response: head, then `body` (a frame, e.g. an asset) or `text` (a short message). */
-static void chat__conn_respond(chat_server *srv, chat__conn *c, const chat_http_request *req, int status,
-                               const char *type, const char *extra, chat__frame *body, const char *text, int keep) {
+typedef struct chat__response {
+    int status;
+    const char *type;  /* Content-Type */
+    const char *extra; /* more header lines, each ending in CRLF, or NULL */
+    chat__frame *body; /* the body as a frame (an asset), or NULL */
+    const char *text;  /* ... or a short text, or NULL */
+} chat__response;
+
+static void chat__conn_respond(chat_server *srv, chat__conn *c, const chat_http_request *req,
+                               const chat__response *resp, int keep) {
     char head[640];
+    chat__frame *body = resp->body;
+    const char *text = resp->text;
+    int status = resp->status;
+    const char *type = resp->type, *extra = resp->extra;
     size_t body_len = body ? body->len : text ? strlen(text) : 0;
     int head_only = req->method.n == 4 && memcmp(req->method.p, "HEAD", 4) == 0;
     int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %lu\r\n%s%s\r\n",
@@ -2593,7 +2610,9 @@ static void chat__conn_error(chat_server *srv, chat__conn *c, const chat_http_re
     snprintf(text, sizeof text, "%d %s\n", status, chat_http_reason(status));
     if (status != 404 && status != 403 && status != 429) srv->stats.refused_http++;
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "HTTP %d", status));
-    chat__conn_respond(srv, c, req, status, "text/plain; charset=UTF-8", extra, NULL, text, keep);
+    chat__response r;
+    r.status = status, r.type = "text/plain; charset=UTF-8", r.extra = extra, r.body = NULL, r.text = text;
+    chat__conn_respond(srv, c, req, &r, keep);
 }
 
 /* The tutorial's route, matched as its router does: any case, optional trailing slash. */
@@ -2829,6 +2848,7 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
 
 /* The counters of chat_server_stats as JSON, for monitoring. */
 static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_request *req, int keep) {
+    chat__response r;
     chat_stats st;
     char text[768];
     chat_server_stats(srv, &st);
@@ -2840,7 +2860,8 @@ static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_re
              st.clients, st.connections, st.accepted, st.messages, st.bytes_in, st.bytes_out, st.refused_name,
              st.refused_full, st.refused_origin, st.refused_http, st.refused_address, st.closed_protocol,
              st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.uptime_ms);
-    chat__conn_respond(srv, c, req, 200, "application/json", "Cache-Control: no-store\r\n", NULL, text, keep);
+    r.status = 200, r.type = "application/json", r.extra = "Cache-Control: no-store\r\n", r.body = NULL, r.text = text;
+    chat__conn_respond(srv, c, req, &r, keep);
 }
 
 /* Methods are case-sensitive (RFC 9110 9.1): "get" is not GET. A method we know of but do not
@@ -2921,7 +2942,9 @@ static void chat__conn_request(chat_server *srv, chat__conn *c, const chat_http_
     for (i = 0; i < srv->nassets; i++) {
         chat__asset *a = srv->assets[i];
         if (strlen(a->path) == srv->text.len && memcmp(a->path, srv->text.data, srv->text.len) == 0) {
-            chat__conn_respond(srv, c, req, 200, a->type, "Cache-Control: no-cache\r\n", &a->body, NULL, keep);
+            chat__response r;
+            r.status = 200, r.type = a->type, r.extra = "Cache-Control: no-cache\r\n", r.body = &a->body, r.text = NULL;
+            chat__conn_respond(srv, c, req, &r, keep);
             return;
         }
     }
@@ -3497,6 +3520,37 @@ CHATDEF const char *chat_strerror(int err) {
     }
 }
 
+/* The one rule of every limit: 0 means the default; a negative value means none (no limit, no
+   history, the system's buffer size) where the field says so, and is an error elsewhere. */
+static int chat__config_resolve(chat_config *c) {
+#define CHAT__LIMIT(field, fallback, may_be_none) \
+    if (c->field == 0) c->field = (fallback); \
+    else if (c->field < 0 && !(may_be_none)) return -1; \
+    else if (c->field < 0) c->field = -1
+    CHAT__LIMIT(max_clients, CHAT_MAX_CLIENTS, 0);
+    CHAT__LIMIT(max_connections, CHAT_MAX_CONNECTIONS > 0 ? CHAT_MAX_CONNECTIONS : c->max_clients / 4 * 5 + 16, 0);
+    CHAT__LIMIT(max_per_address, CHAT_MAX_PER_ADDRESS > 0 ? CHAT_MAX_PER_ADDRESS
+                                 : c->max_clients / 2 < 16 ? 16 : CHAT__MIN(c->max_clients / 2, 32), 1);
+    CHAT__LIMIT(max_join_rate, CHAT_MAX_JOIN_RATE, 1);
+    CHAT__LIMIT(max_name, CHAT_MAX_NAME, 0);
+    CHAT__LIMIT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS, 0);
+    CHAT__LIMIT(ping_interval_ms, CHAT_PING_INTERVAL_MS, 0);
+    CHAT__LIMIT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS, 0);
+    CHAT__LIMIT(max_rate, CHAT_MAX_RATE, 1);
+    CHAT__LIMIT(max_byte_rate, CHAT_MAX_BYTE_RATE, 1);
+    CHAT__LIMIT(sndbuf, CHAT_SNDBUF, 1);
+    CHAT__LIMIT(rcvbuf, CHAT_RCVBUF, 1);
+    CHAT__LIMIT(history, CHAT_HISTORY, 1);
+    CHAT__LIMIT(log_level, CHAT_LOG_INFO, 0);
+#undef CHAT__LIMIT
+    if (!c->max_header) c->max_header = CHAT_MAX_HEADER; /* sizes: unsigned, so only 0 */
+    if (!c->max_message) c->max_message = CHAT_MAX_MESSAGE;
+    if (!c->max_backlog) c->max_backlog = CHAT_MAX_BACKLOG;
+    if (c->max_message > CHAT__MAX_BUFFER) c->max_message = CHAT__MAX_BUFFER;
+    if (c->max_backlog > CHAT__MAX_BUFFER) c->max_backlog = CHAT__MAX_BUFFER;
+    return 0;
+}
+
 /* The server keeps its own copies of the configuration's strings, in one block. */
 static int chat__copy_strings(chat_server *srv) {
     const char *const *o;
@@ -3536,33 +3590,10 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     outlet.deliver = chat__member_deliver, outlet.left = chat__member_left, outlet.user = srv;
     memset(srv, 0, sizeof *srv);
     if (config) srv->cfg = *config;
-#define CHAT__DEFAULT(field, value) if (srv->cfg.field <= 0) srv->cfg.field = value
-    CHAT__DEFAULT(max_clients, CHAT_MAX_CLIENTS);
-    CHAT__DEFAULT(max_name, CHAT_MAX_NAME);
-    CHAT__DEFAULT(max_header, CHAT_MAX_HEADER);
-    CHAT__DEFAULT(max_message, CHAT_MAX_MESSAGE);
-    CHAT__DEFAULT(max_backlog, CHAT_MAX_BACKLOG);
-    if (srv->cfg.max_message > CHAT__MAX_BUFFER) srv->cfg.max_message = CHAT__MAX_BUFFER;
-    if (srv->cfg.max_backlog > CHAT__MAX_BUFFER) srv->cfg.max_backlog = CHAT__MAX_BUFFER;
-    CHAT__DEFAULT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS);
-    CHAT__DEFAULT(ping_interval_ms, CHAT_PING_INTERVAL_MS);
-    CHAT__DEFAULT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS);
-    if (srv->cfg.max_connections <= 0)
-        srv->cfg.max_connections = CHAT_MAX_CONNECTIONS > 0 ? CHAT_MAX_CONNECTIONS : srv->cfg.max_clients / 4 * 5 + 16;
-    /* these may be negative: "no limit" (or the system's buffer sizes) */
-#define CHAT__DEFAULT_SIGNED(field, value) if (srv->cfg.field == 0) srv->cfg.field = value
-    CHAT__DEFAULT_SIGNED(max_rate, CHAT_MAX_RATE);
-    CHAT__DEFAULT_SIGNED(max_byte_rate, CHAT_MAX_BYTE_RATE);
-    if (srv->cfg.max_per_address == 0)
-        srv->cfg.max_per_address = CHAT_MAX_PER_ADDRESS > 0 ? CHAT_MAX_PER_ADDRESS
-                                   : srv->cfg.max_clients / 2 < 16 ? 16 : CHAT__MIN(srv->cfg.max_clients / 2, 32);
-    CHAT__DEFAULT_SIGNED(max_join_rate, CHAT_MAX_JOIN_RATE);
-    CHAT__DEFAULT_SIGNED(sndbuf, CHAT_SNDBUF);
-    CHAT__DEFAULT_SIGNED(rcvbuf, CHAT_RCVBUF);
-    CHAT__DEFAULT_SIGNED(history, CHAT_HISTORY);
-#undef CHAT__DEFAULT_SIGNED
-    CHAT__DEFAULT(log_level, CHAT_LOG_INFO);
-#undef CHAT__DEFAULT
+    if (chat__config_resolve(&srv->cfg) < 0) {
+        CHAT_FREE(srv);
+        return NULL;
+    }
     srv->listen_fd = srv->wake_rd = srv->wake_wr = srv->stop_rd = srv->stop_wr = -1;
     srv->started = srv->now = srv->log_refilled = chat__now_ms();
     srv->log_tokens = CHAT__LOG_BURST;
@@ -3660,6 +3691,12 @@ static void chat__resume_held(chat_server *srv) {
     }
 }
 
+/* A scratch buffer that grew for one big message (escaping a 64 KiB message may take 6 times
+   that) is given back at the end of the turn: a board must not keep the peak for good. */
+static void chat__scratch_shrink(chat_buf *b) {
+    if (b->cap > CHAT__SCRATCH_KEEP) chat_buf_free(b);
+}
+
 /* One turn after the wait: what became ready (revents in the poll set), then the work of the
    turn in a fixed order. Connections that died during it are freed at its end. */
 static int chat__turn(chat_server *srv, int ready) {
@@ -3690,6 +3727,8 @@ static int chat__turn(chat_server *srv, int ready) {
     chat__room_publish_users(&srv->room, srv->now);
     chat__flush_all(srv);
     chat__reap(srv);
+    chat__scratch_shrink(&srv->text);
+    chat__scratch_shrink(&srv->room.json);
     if (srv->phase == CHAT__STOPPING && (srv->nfds == CHAT__SLOT_CONNS || srv->now >= srv->stop_deadline)) {
         for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) chat__conn_kill(srv, srv->conns[i]);
         chat__reap(srv);
@@ -3809,6 +3848,8 @@ CHATDEF int chat_server_post(chat_server *srv, const char *username, const char 
     }
     return CHAT_OK;
 }
+
+CHATDEF void chat_server_config(const chat_server *srv, chat_config *out) { *out = srv->cfg; }
 
 CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
     chat__ms now = chat__now_ms();

@@ -71,6 +71,7 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "faults.c"
 #include "deploy.c"
 #include "limits.c"
+#include "seams.c"
 
 int api_only_check(void); /* api_only.c */
 
@@ -101,6 +102,7 @@ int main(int argc, char **argv) {
         fault_tests();
         deploy_tests();
         limits_tests();
+        seams_tests();
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

@@ -1,0 +1,107 @@
+/* The seams of issue 11 that no other file covers: one rule for every limit and the effective
+   configuration read back; scratch buffers given back after a big message. In one process,
+   over a socketpair adopted by the server: no fork, no timing. */
+
+#include <sys/socket.h>
+
+static void test_seams_config_one_rule(void) {
+    static const char *const origins[] = {"https://a.example", NULL};
+    chat_config cfg, got;
+    chat_server *srv;
+    memset(&cfg, 0, sizeof cfg);
+    srv = chat_server_create(&cfg);
+    CHECK(srv != NULL);
+    if (!srv) return;
+    chat_server_config(srv, &got);
+    CHECK_INT(got.max_clients, CHAT_MAX_CLIENTS);
+    CHECK_INT(got.max_rate, CHAT_MAX_RATE);
+    CHECK_INT(got.history, CHAT_HISTORY);
+    CHECK_INT((long long)got.max_message, CHAT_MAX_MESSAGE);
+    CHECK_INT(got.max_connections, CHAT_MAX_CLIENTS / 4 * 5 + 16);
+    CHECK(got.transport != NULL && got.transport->read != NULL); /* the sockets' own */
+    chat_server_free(srv);
+    /* negative: none, where a limit can be lifted */
+    cfg.max_rate = -5, cfg.history = -1, cfg.max_per_address = -2, cfg.origins = origins;
+    srv = chat_server_create(&cfg);
+    CHECK(srv != NULL);
+    if (!srv) return;
+    chat_server_config(srv, &got);
+    CHECK_INT(got.max_rate, -1);
+    CHECK_INT(got.history, -1);
+    CHECK_INT(got.max_per_address, -1);
+    CHECK(got.origins != origins && got.origins[0] && strcmp(got.origins[0], origins[0]) == 0 && !got.origins[1]);
+    chat_server_free(srv);
+    /* ... and an error where it cannot */
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_clients = -1;
+    CHECK(chat_server_create(&cfg) == NULL);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.handshake_timeout_ms = -1;
+    CHECK(chat_server_create(&cfg) == NULL);
+}
+
+/* Runs the server's turns until the client end has `want` bytes or more to read (bounded). */
+static size_t seams_pump(chat_server *srv, int fd, unsigned char *buf, size_t cap, size_t want) {
+    size_t got = 0;
+    int turn;
+    for (turn = 0; turn < 200 && got < want; turn++) {
+        ssize_t n;
+        chat_server_poll(srv, 0);
+        while (got < cap && (n = recv(fd, buf + got, cap - got, MSG_DONTWAIT)) > 0) got += (size_t)n;
+    }
+    return got;
+}
+
+static void test_seams_scratch_shrinks_after_a_big_message(void) {
+    static const char upgrade[] = "GET /start_web_socket?username=big HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                  "Sec-WebSocket-Version: 13\r\n\r\n";
+    static const unsigned char mask[4] = {1, 2, 3, 4};
+    enum { TEXT = 60000 };
+    chat_config cfg;
+    chat_server *srv;
+    chat_buf msg = {NULL, 0, 0};
+    unsigned char head[CHAT_WS_MAX_HEADER], *in = (unsigned char *)malloc(1 << 20);
+    size_t before, after, i, got = 0;
+    int sv[2];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_per_address = -1, cfg.max_join_rate = -1, cfg.history = -1;
+    cfg.max_message = 1 << 20, cfg.max_backlog = 4 << 20, cfg.max_byte_rate = -1;
+    srv = chat_server_create(&cfg);
+    CHECK(srv && in && socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    if (!srv || !in) {
+        chat_server_free(srv);
+        free(in);
+        return;
+    }
+    CHECK_INT(chat_server_adopt(srv, sv[0]), CHAT_OK);
+    CHECK(send(sv[1], upgrade, sizeof upgrade - 1, 0) == (ssize_t)(sizeof upgrade - 1));
+    seams_pump(srv, sv[1], in, 1 << 20, 200); /* the 101, the welcome, the user list */
+    /* a message of control characters: escaped as \u00XX, six bytes each */
+    chat_buf_append(&msg, "{\"event\":\"send-message\",\"message\":\"", 35);
+    for (i = 0; i < TEXT; i++) chat_buf_append(&msg, "\\u0001", 6);
+    chat_buf_append(&msg, "\"}", 2);
+    chat_ws_unmask(msg.data, msg.len, mask, 0);
+    i = chat_ws_header(head, CHAT_WS_OP_TEXT, msg.len, mask);
+    before = test_heap_bytes; /* msg is on the counted heap too */
+    CHECK(send(sv[1], head, i, 0) == (ssize_t)i);
+    for (i = 0; i < msg.len;) { /* the server reads as the client writes */
+        ssize_t n = send(sv[1], msg.data + i, msg.len - i, MSG_DONTWAIT), r;
+        if (n > 0) i += (size_t)n;
+        chat_server_poll(srv, 0);
+        while ((r = recv(sv[1], in, 1 << 20, MSG_DONTWAIT)) > 0) got += (size_t)r;
+    }
+    got += seams_pump(srv, sv[1], in, 1 << 20, TEXT * 6 - got); /* the broadcast back: 6 bytes a character */
+    CHECKF(got >= TEXT * 6, "the broadcast came back with %zu bytes", got);
+    after = test_heap_bytes;
+    CHECKF(after < before + 4096, "after a %d-byte message the server keeps %zu bytes more", TEXT * 6, after - before);
+    chat_server_free(srv);
+    close(sv[1]);
+    chat_buf_free(&msg);
+    free(in);
+}
+
+static void seams_tests(void) {
+    RUN(test_seams_config_one_rule);
+    RUN(test_seams_scratch_shrinks_after_a_big_message);
+}
