@@ -1,4 +1,4 @@
-/* chat.h - v0.2.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
+/* chat.h - v0.3.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
 
    The chat app of Deno's "chat app with WebSockets" tutorial, rebuilt as a dependency-free
    C99 library for small Linux boards: libc + POSIX only, one poll() loop, one thread.
@@ -47,8 +47,11 @@
    - Every buffer is bounded (see the limits below). A client that cannot keep up is closed; the
      others never wait for it. SIGPIPE is never raised.
 
-   CONFIGURATION
-   At run time: a zero-initialised chat_config; every zero field means the default below.
+   CONFIGURATION (every limit is described here, and only here)
+   At run time: a zero-initialised chat_config. One rule for every field: 0 means the default
+   below; negative means none (no limit, no history, the system's size) for the fields marked
+   "negative: none" in chat_config, and is an error (chat_server_create returns NULL) elsewhere.
+   chat_server_config reads back what is in effect.
    At compile time, #define before the implementation to change a default:
        CHAT_MAX_CLIENTS            1024     WebSocket clients at once; more close with 1013
        CHAT_MAX_CONNECTIONS        0        TCP connections of every kind (0: CHAT_MAX_CLIENTS
@@ -89,12 +92,39 @@
        CHAT_NO_ACCEPT4             use accept() + fcntl() even where accept4() exists
        CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
 
+   TIERS (each calls only those below it)
+       public API   chat_server_*                      the server: connections by state, limits,
+       server                                          timers, one turn at a time
+       room         members, user lists, history       reached through one outlet (deliver a frame
+                                                       to a member; a member left): a member need
+                                                       not be a socket; no callback while it walks
+                                                       its members -- leaving, on_leave and freeing
+                                                       happen at the end of the turn
+       frames       bytes for the wire, shared by reference
+       platform     every OS call; the default transport (chat_transport: read, write, shutdown,
+                    close -- TLS or a test double can take its place)
+       codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws: public,
+                    documented below; CHAT_CODECS_ONLY compiles only these
+
+   WHOSE LOOP
+   chat_server_run (or chat_server_poll, one turn) uses chat.h's own poll(). A program with a loop
+   of its own drives the same turn with chat_server_watches (what to watch), chat_server_timeout
+   (how long it may wait) and chat_server_process (what became ready). chat_server_adopt serves a
+   socket connected elsewhere.
+
    THREADS
    A server is used from one thread. The exceptions: chat_server_stop() may be called from a
    signal handler or any thread, and chat_server_post() (a broadcast) from any thread; the loop
    takes at most 64 posts a turn, so a thread posting without pause cannot hold it.
 
    REVISION HISTORY
+       0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
+                            the end of the turn; client events by table; the codec tier public
+                            (JSON walk, HTTP headers by name and responses, client-side frames),
+                            CHAT_CODECS_ONLY; every OS call behind the platform door, a transport
+                            table, chat_server_adopt; a loop the embedder owns; one rule for
+                            limits (a negative limit that cannot be lifted is an error),
+                            chat_server_config; scratch buffers given back after big messages
        0.2.0  (2026-12-01)  bounded under attack: a peer's answers hold back its input; caps on
                             connections (every kind, per address), joins per address, frames,
                             requests and bytes per second; slow readers reset; kernel buffers
@@ -350,29 +380,22 @@ typedef struct chat_transport {
 } chat_transport;
 
 typedef struct chat_config {
-    /* Limits. 0 means the compile-time default (CHAT_MAX_CLIENTS and friends, above). */
-    int max_clients;          /* WebSocket clients at once; more are closed with 1013 */
-    int max_connections;      /* TCP connections of every kind at once (0: max_clients * 5/4 + 16);
-                                 more are reset at once */
-    int max_per_address;      /* connections from one address (the forwarded one behind
-                                 trusted_proxy); more are reset (HTTP: 429). 0: max_clients / 2,
-                                 from 16 to 32. Negative: no limit */
-    int max_join_rate;        /* upgrades per minute from one address; more get 429. Negative: none */
-    int max_name;             /* bytes of a username */
-    size_t max_header;        /* bytes of an HTTP request head */
-    size_t max_message;       /* bytes of one WebSocket message */
-    size_t max_backlog;       /* bytes queued for one client, with what each frame costs */
-    int handshake_timeout_ms; /* to deliver a complete HTTP request; also the keep-alive idle time
-                                 (a keep-alive connection lives at most 6 times this) */
-    int ping_interval_ms;     /* silence before a ping, and the wait for an answer */
-    int close_timeout_ms;     /* to finish a close handshake or a shutdown */
-    int max_rate;             /* frames (messages, fragments, pings, pongs) and HTTP requests per
-                                 second from one connection; more close it (1008, HTTP 429).
-                                 Negative: no limit */
-    int max_byte_rate;        /* bytes per second read from one connection; past it the server
-                                 stops reading it until the next second. Negative: no limit */
-    int sndbuf, rcvbuf;       /* the kernel's send and receive buffer per socket, bytes (Linux
-                                 doubles them for its bookkeeping). Negative: the system's */
+    /* Limits, each described in CONFIGURATION above (CHAT_MAX_CLIENTS and friends): 0 means the
+       default; negative means none where marked, else is an error. */
+    int max_clients;          /* CHAT_MAX_CLIENTS */
+    int max_connections;      /* CHAT_MAX_CONNECTIONS */
+    int max_per_address;      /* CHAT_MAX_PER_ADDRESS; negative: none */
+    int max_join_rate;        /* CHAT_MAX_JOIN_RATE; negative: none */
+    int max_name;             /* CHAT_MAX_NAME */
+    size_t max_header;        /* CHAT_MAX_HEADER */
+    size_t max_message;       /* CHAT_MAX_MESSAGE */
+    size_t max_backlog;       /* CHAT_MAX_BACKLOG */
+    int handshake_timeout_ms; /* CHAT_HANDSHAKE_TIMEOUT_MS */
+    int ping_interval_ms;     /* CHAT_PING_INTERVAL_MS */
+    int close_timeout_ms;     /* CHAT_CLOSE_TIMEOUT_MS */
+    int max_rate;             /* CHAT_MAX_RATE; negative: none */
+    int max_byte_rate;        /* CHAT_MAX_BYTE_RATE; negative: none */
+    int sndbuf, rcvbuf;       /* CHAT_SNDBUF, CHAT_RCVBUF; negative: the system's */
     int log_level;            /* CHAT_LOG_*; 0: CHAT_LOG_INFO */
     int history;              /* messages replayed to a newcomer; 0: CHAT_HISTORY; negative: none */
 
