@@ -25,6 +25,7 @@ tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tes
 
 test: chat tests/run_tests include-order tests/embed_example
 	sh tests/platform_door.sh
+	sh tests/wire/run.sh ./chat
 	./tests/run_tests
 
 # README's embedding example, as a program of its own (C and C++, -Werror).
