@@ -1909,14 +1909,20 @@ static uint32_t chat__frame_cost(const chat__frame *f) {
    unlinked, and `left` is called, only in chat__room_settle, at the end of the server's turn --
    never inside a delivery loop, so a loop over members needs no care for members that go. */
 
+/* 40 bytes on a 64-bit system, in every connection: the name's hash is computed again where it
+   is needed (a lookup, a rehash) rather than kept, and a name is at most 65,535 bytes. */
 typedef struct chat__member {
     char *name; /* NUL-terminated UTF-8, owned by the room from join to settle */
-    uint32_t name_len, name_hash;
     struct chat__member *hash_next, *prev, *next;
     unsigned users_version;       /* the version of the last user list handed to it */
+    uint16_t name_len;
     unsigned char users_inflight; /* that list is not yet written: no newer one until it is */
     unsigned char leaving;        /* marked by chat__room_leave_later */
 } chat__member;
+
+#define CHAT__NAME_MAX 65535 /* what chat__member.name_len holds: the most max_name can be */
+
+
 
 typedef struct chat__room_outlet {
     /* Queues f for m, taking a reference if it keeps it; CHAT_OK when it will go out. It must
@@ -1946,6 +1952,10 @@ typedef struct chat__room {
     chat_buf json;               /* an event being encoded */
 } chat__room;
 
+static unsigned chat__room_bucket(const chat__room *r, const char *name, size_t n) {
+    return chat__hash(name, n) & (r->nbuckets - 1);
+}
+
 static int chat__room_init(chat__room *r, const chat__room_outlet *out, int history) {
     memset(r, 0, sizeof *r);
     r->out = *out;
@@ -1972,11 +1982,10 @@ static void chat__room_free(chat__room *r) {
 
 /* The member called `name` that is not leaving, or NULL. */
 static chat__member *chat__room_find(const chat__room *r, const char *name, size_t n) {
-    uint32_t h = chat__hash(name, n);
     chat__member *m;
     if (!r->nbuckets) return NULL;
-    for (m = r->buckets[h & (r->nbuckets - 1)]; m; m = m->hash_next)
-        if (m->name_hash == h && m->name_len == n && !m->leaving && memcmp(m->name, name, n) == 0) return m;
+    for (m = r->buckets[chat__room_bucket(r, name, n)]; m; m = m->hash_next)
+        if (m->name_len == n && !m->leaving && memcmp(m->name, name, n) == 0) return m;
     return NULL;
 }
 
@@ -1986,8 +1995,9 @@ static int chat__room_grow(chat__room *r) {
     if (!b) return CHAT_ENOMEM;
     memset(b, 0, nb * sizeof *b);
     for (m = r->first; m; m = m->next) {
-        m->hash_next = b[m->name_hash & (nb - 1)];
-        b[m->name_hash & (nb - 1)] = m;
+        unsigned k = chat__hash(m->name, m->name_len) & (nb - 1);
+        m->hash_next = b[k];
+        b[k] = m;
     }
     CHAT_FREE(r->buckets);
     r->buckets = b, r->nbuckets = nb;
@@ -2000,8 +2010,9 @@ static int chat__room_join(chat__room *r, chat__member *m, char *name, size_t n)
     if ((unsigned)(r->count + r->leaving) >= r->nbuckets && chat__room_grow(r) != CHAT_OK && !r->nbuckets)
         return CHAT_ENOMEM;
     memset(m, 0, sizeof *m);
-    m->name = name, m->name_len = (uint32_t)n, m->name_hash = chat__hash(name, n);
-    b = m->name_hash & (r->nbuckets - 1);
+    if (n > CHAT__NAME_MAX) return CHAT_EINVAL;
+    m->name = name, m->name_len = (uint16_t)n;
+    b = chat__room_bucket(r, name, n);
     m->hash_next = r->buckets[b];
     r->buckets[b] = m;
     m->prev = r->last;
@@ -2031,7 +2042,7 @@ static void chat__room_settle(chat__room *r) {
         for (m = r->first; m; m = next) { /* unlink them all first: `left` may walk the list */
             next = m->next;
             if (!m->leaving) continue;
-            for (pp = &r->buckets[m->name_hash & (r->nbuckets - 1)]; *pp != m; pp = &(*pp)->hash_next) {}
+            for (pp = &r->buckets[chat__room_bucket(r, m->name, m->name_len)]; *pp != m; pp = &(*pp)->hash_next) {}
             *pp = m->hash_next;
             if (m->prev) m->prev->next = m->next;
             else r->first = m->next;
@@ -3556,6 +3567,7 @@ static int chat__config_resolve(chat_config *c) {
                                  : c->max_clients / 2 < 16 ? 16 : CHAT__MIN(c->max_clients / 2, 32), 1);
     CHAT__LIMIT(max_join_rate, CHAT_MAX_JOIN_RATE, 1);
     CHAT__LIMIT(max_name, CHAT_MAX_NAME, 0);
+    if (c->max_name > CHAT__NAME_MAX) c->max_name = CHAT__NAME_MAX;
     CHAT__LIMIT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS, 0);
     CHAT__LIMIT(ping_interval_ms, CHAT_PING_INTERVAL_MS, 0);
     CHAT__LIMIT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS, 0);
