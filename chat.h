@@ -1300,8 +1300,10 @@ static int chat__http_status_line(const char *p, size_t n, chat_http_request *re
 }
 
 /* Requests and responses differ only in their first line. */
+typedef int (*chat__http_first_line)(const char *p, size_t n, chat_http_request *req);
+
 static int chat__http_parse_head(const char *buf, size_t len, size_t max_head, size_t *scanned, chat_http_request *req,
-                                 int response) {
+                                 chat__http_first_line first_line) {
     size_t i, end = 0, line, head_len, start = 0;
     int hosts = 0;
     /* Empty lines before the request line are ignored (RFC 9112 2.2); they count as head. */
@@ -1332,9 +1334,7 @@ static int chat__http_parse_head(const char *buf, size_t len, size_t max_head, s
         if (n && buf[i - 1] == '\r') n--;
         if (n == 0) break; /* the empty line */
         if (memchr(buf + line, '\r', n)) return CHAT_HTTP_BAD; /* a bare CR */
-        if (line != start) bad = chat__http_header_line(buf + line, n, req, &hosts);
-        else if (response) bad = chat__http_status_line(buf + line, n, req);
-        else bad = chat__http_request_line(buf + line, n, req);
+        bad = line != start ? chat__http_header_line(buf + line, n, req, &hosts) : first_line(buf + line, n, req);
         if (bad) return CHAT_HTTP_BAD;
         line = i + 1;
     }
@@ -1343,12 +1343,12 @@ static int chat__http_parse_head(const char *buf, size_t len, size_t max_head, s
 }
 
 CHATDEF int chat_http_parse(const char *buf, size_t len, size_t max_head, size_t *scanned, chat_http_request *req) {
-    return chat__http_parse_head(buf, len, max_head, scanned, req, 0);
+    return chat__http_parse_head(buf, len, max_head, scanned, req, chat__http_request_line);
 }
 
 CHATDEF int chat_http_parse_response(const char *buf, size_t len, size_t max_head, size_t *scanned,
                                      chat_http_request *resp) {
-    return chat__http_parse_head(buf, len, max_head, scanned, resp, 1);
+    return chat__http_parse_head(buf, len, max_head, scanned, resp, chat__http_status_line);
 }
 
 static int chat__hex_digit(int c) {
@@ -2273,6 +2273,7 @@ struct chat_server {
     chat__addr proxy;                           /* cfg.trusted_proxy, parsed */
     chat__room room;
     chat_stats stats;   /* the counters; the gauges are computed by chat_server_stats */
+    unsigned long long closed_slow_logged; /* stats.closed_slow when their log lines were written */
     chat__ms started;
     int log_tokens;     /* lines the log may still write now; refilled 10 a second, up to 50 */
     chat__ms log_refilled;
@@ -2284,7 +2285,8 @@ struct chat_server {
 
 /* Every call of the program's code goes through here: never from inside a loop over the room's
    members (where a callback could change what the loop walks). */
-#define CHAT__CALLBACK(srv) CHAT_ASSERT(!(srv)->room.delivering)
+static void chat__callback_check(const chat_server *srv) { CHAT_ASSERT(!srv->room.delivering); (void)srv; }
+#define CHAT__CALLBACK(srv) chat__callback_check(srv)
 
 #define CHAT__LOG_BURST 50
 #define CHAT__LOG_PER_SECOND 10
@@ -2520,10 +2522,6 @@ static void chat__member_left(void *user, chat__member *m) {
     chat_server *srv = (chat_server *)user;
     chat__conn *c = CHAT__CONN_OF(m);
     c->flags &= ~CHAT__C_JOINED;
-    if (c->flags & CHAT__C_TOO_SLOW) {
-        c->flags &= ~CHAT__C_TOO_SLOW;
-        CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", m->name, (unsigned long)srv->cfg.max_backlog));
-    }
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "leave: %s (%d users)", m->name, srv->room.count));
     if (srv->cfg.on_leave) {
         CHAT__CALLBACK(srv);
@@ -3319,13 +3317,20 @@ static chat__conn *chat__conn_new(chat_server *srv, int fd) {
    each freed one. */
 static void chat__reap(chat_server *srv) {
     unsigned i;
+    if (srv->closed_slow_logged != srv->stats.closed_slow) /* said here: not from inside a broadcast */
+        for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
+            chat__conn *c = srv->conns[i];
+            if (!(c->flags & CHAT__C_TOO_SLOW)) continue;
+            c->flags &= ~CHAT__C_TOO_SLOW;
+            CHAT__LOG((srv, CHAT_LOG_INFO, "closing %s: more than %lu bytes queued", c->member.name ? c->member.name : "a client",
+                       (unsigned long)srv->cfg.max_backlog));
+        }
+    srv->closed_slow_logged = srv->stats.closed_slow;
     chat__room_settle(&srv->room); /* members that left this turn: on_leave */
     if (!srv->dead_count) return;
     for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
         chat__conn *c = srv->conns[i];
         if (c->state != CHAT__DEAD) continue;
-        if (c->flags & CHAT__C_TOO_SLOW)
-            CHAT__LOG((srv, CHAT_LOG_INFO, "closing a client: more than %lu bytes queued", (unsigned long)srv->cfg.max_backlog));
         srv->io.close(srv->io.user, c->fd, (c->flags & CHAT__C_RESET) != 0);
         CHAT_FREE(c);
         srv->nfds--;
@@ -3556,28 +3561,41 @@ CHATDEF const char *chat_strerror(int err) {
 
 /* The one rule of every limit: 0 means the default; a negative value means none (no limit, no
    history, the system's buffer size) where the field says so, and is an error elsewhere. */
+typedef struct chat__limit {
+    size_t offset; /* of an int in chat_config */
+    int fallback;  /* the default (0 here: computed below) */
+    int may_be_none;
+} chat__limit;
+
 static int chat__config_resolve(chat_config *c) {
-#define CHAT__LIMIT(field, fallback, may_be_none) \
-    if (c->field == 0) c->field = (fallback); \
-    else if (c->field < 0 && !(may_be_none)) return -1; \
-    else if (c->field < 0) c->field = -1
-    CHAT__LIMIT(max_clients, CHAT_MAX_CLIENTS, 0);
-    CHAT__LIMIT(max_connections, CHAT_MAX_CONNECTIONS > 0 ? CHAT_MAX_CONNECTIONS : c->max_clients / 4 * 5 + 16, 0);
-    CHAT__LIMIT(max_per_address, CHAT_MAX_PER_ADDRESS > 0 ? CHAT_MAX_PER_ADDRESS
-                                 : c->max_clients / 2 < 16 ? 16 : CHAT__MIN(c->max_clients / 2, 32), 1);
-    CHAT__LIMIT(max_join_rate, CHAT_MAX_JOIN_RATE, 1);
-    CHAT__LIMIT(max_name, CHAT_MAX_NAME, 0);
-    if (c->max_name > CHAT__NAME_MAX) c->max_name = CHAT__NAME_MAX;
-    CHAT__LIMIT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS, 0);
-    CHAT__LIMIT(ping_interval_ms, CHAT_PING_INTERVAL_MS, 0);
-    CHAT__LIMIT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS, 0);
-    CHAT__LIMIT(max_rate, CHAT_MAX_RATE, 1);
-    CHAT__LIMIT(max_byte_rate, CHAT_MAX_BYTE_RATE, 1);
-    CHAT__LIMIT(sndbuf, CHAT_SNDBUF, 1);
-    CHAT__LIMIT(rcvbuf, CHAT_RCVBUF, 1);
-    CHAT__LIMIT(history, CHAT_HISTORY, 1);
-    CHAT__LIMIT(log_level, CHAT_LOG_INFO, 0);
+#define CHAT__LIMIT(field, fallback, may_be_none) {offsetof(chat_config, field), fallback, may_be_none}
+    static const chat__limit limits[] = {
+        CHAT__LIMIT(max_clients, CHAT_MAX_CLIENTS, 0),
+        CHAT__LIMIT(max_connections, CHAT_MAX_CONNECTIONS, 0),
+        CHAT__LIMIT(max_per_address, CHAT_MAX_PER_ADDRESS, 1),
+        CHAT__LIMIT(max_join_rate, CHAT_MAX_JOIN_RATE, 1),
+        CHAT__LIMIT(max_name, CHAT_MAX_NAME, 0),
+        CHAT__LIMIT(handshake_timeout_ms, CHAT_HANDSHAKE_TIMEOUT_MS, 0),
+        CHAT__LIMIT(ping_interval_ms, CHAT_PING_INTERVAL_MS, 0),
+        CHAT__LIMIT(close_timeout_ms, CHAT_CLOSE_TIMEOUT_MS, 0),
+        CHAT__LIMIT(max_rate, CHAT_MAX_RATE, 1),
+        CHAT__LIMIT(max_byte_rate, CHAT_MAX_BYTE_RATE, 1),
+        CHAT__LIMIT(sndbuf, CHAT_SNDBUF, 1),
+        CHAT__LIMIT(rcvbuf, CHAT_RCVBUF, 1),
+        CHAT__LIMIT(history, CHAT_HISTORY, 1),
+        CHAT__LIMIT(log_level, CHAT_LOG_INFO, 0),
+    };
 #undef CHAT__LIMIT
+    size_t i;
+    for (i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        int *v = (int *)(void *)((char *)c + limits[i].offset);
+        if (*v == 0) *v = limits[i].fallback;
+        else if (*v < 0 && !limits[i].may_be_none) return -1;
+        else if (*v < 0) *v = -1;
+    }
+    if (c->max_connections == 0) c->max_connections = c->max_clients / 4 * 5 + 16;
+    if (c->max_per_address == 0) c->max_per_address = c->max_clients / 2 < 16 ? 16 : CHAT__MIN(c->max_clients / 2, 32);
+    if (c->max_name > CHAT__NAME_MAX) c->max_name = CHAT__NAME_MAX;
     if (!c->max_header) c->max_header = CHAT_MAX_HEADER; /* sizes: unsigned, so only 0 */
     if (!c->max_message) c->max_message = CHAT_MAX_MESSAGE;
     if (!c->max_backlog) c->max_backlog = CHAT_MAX_BACKLOG;
