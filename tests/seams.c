@@ -101,7 +101,64 @@ static void test_seams_scratch_shrinks_after_a_big_message(void) {
     free(in);
 }
 
+/* A member that cannot keep up is closed by a broadcast; its on_leave must not run inside that
+   broadcast (where it could change the room the loop walks), but after it, at the end of a turn. */
+static int seams_inside_broadcast, seams_leaves, seams_left_inside;
+static void seams_on_leave(void *user, chat_server *srv, const char *name, size_t len) {
+    (void)user, (void)name, (void)len;
+    seams_leaves++;
+    if (seams_inside_broadcast) seams_left_inside++;
+    chat_server_broadcast(srv, "server", "someone left", 12); /* speaking from on_leave is allowed */
+}
+
+static void test_seams_no_callback_inside_a_broadcast(void) {
+    static const char upgrade[] = "GET /start_web_socket?username=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                  "Sec-WebSocket-Version: 13\r\n\r\n";
+    chat_config cfg;
+    chat_server *srv;
+    unsigned char *in = (unsigned char *)malloc(1 << 16);
+    char req[512], text[1024];
+    int fast[2], slow[2], i, sent = 0, n;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_per_address = -1, cfg.max_join_rate = -1, cfg.history = -1, cfg.max_backlog = 16384;
+    cfg.sndbuf = 4096, cfg.rcvbuf = 4096, cfg.on_leave = seams_on_leave;
+    seams_inside_broadcast = seams_leaves = seams_left_inside = 0;
+    srv = chat_server_create(&cfg);
+    CHECK(srv && in && socketpair(AF_UNIX, SOCK_STREAM, 0, fast) == 0 && socketpair(AF_UNIX, SOCK_STREAM, 0, slow) == 0);
+    if (!srv || !in) {
+        chat_server_free(srv);
+        free(in);
+        return;
+    }
+    CHECK_INT(chat_server_adopt(srv, fast[0]), CHAT_OK);
+    CHECK_INT(chat_server_adopt(srv, slow[0]), CHAT_OK);
+    n = snprintf(req, sizeof req, upgrade, "fast");
+    CHECK(send(fast[1], req, (size_t)n, 0) == n);
+    n = snprintf(req, sizeof req, upgrade, "slow");
+    CHECK(send(slow[1], req, (size_t)n, 0) == n);
+    for (i = 0; i < 50 && chat_server_user_count(srv) < 2; i++) chat_server_poll(srv, 0);
+    CHECK_INT(chat_server_user_count(srv), 2);
+    memset(text, 'x', sizeof text);
+    /* slow never reads: its socket fills, then its backlog, and a broadcast closes it */
+    for (i = 0; i < 2000 && seams_leaves == 0; i++) {
+        seams_inside_broadcast = 1;
+        if (chat_server_broadcast(srv, "server", text, sizeof text) > 0) sent++;
+        seams_inside_broadcast = 0;
+        chat_server_poll(srv, 0);
+        while (recv(fast[1], in, 1 << 16, MSG_DONTWAIT) > 0) {}
+    }
+    CHECKF(seams_leaves == 1, "on_leave ran %d times (after %d broadcasts)", seams_leaves, sent);
+    CHECKF(seams_left_inside == 0, "on_leave ran inside a broadcast %d times", seams_left_inside);
+    CHECK_INT(chat_server_user_count(srv), 1);
+    chat_server_free(srv);
+    close(fast[1]);
+    close(slow[1]);
+    free(in);
+}
+
 static void seams_tests(void) {
+    RUN(test_seams_no_callback_inside_a_broadcast);
     RUN(test_seams_config_one_rule);
     RUN(test_seams_scratch_shrinks_after_a_big_message);
 }
