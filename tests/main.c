@@ -72,6 +72,7 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "deploy.c"
 #include "limits.c"
 #include "seams.c"
+#include "door.c"
 
 int api_only_check(void); /* api_only.c */
 
@@ -103,6 +104,7 @@ int main(int argc, char **argv) {
         deploy_tests();
         limits_tests();
         seams_tests();
+        door_tests();
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;
