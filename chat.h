@@ -2027,7 +2027,7 @@ static int chat__room_join(chat__room *r, chat__member *m, char *name, size_t n)
 /* Marks m to leave: from now on it gets nothing, is not listed, and its name is free. Safe
    anywhere, also inside a delivery loop; the rest happens in chat__room_settle. */
 static void chat__room_leave_later(chat__room *r, chat__member *m) {
-    if (m->leaving) return;
+    if (m->leaving || !m->name) return; /* marked already, or not (any more) a member */
     m->leaving = 1;
     r->count--, r->leaving++;
     r->version++;
@@ -2037,7 +2037,7 @@ static void chat__room_leave_later(chat__room *r, chat__member *m) {
    (speak in the room, mark others to leave) is safe: the ones it marks are settled too. */
 static void chat__room_settle(chat__room *r) {
     while (r->leaving) {
-        chat__member *gone = NULL, *m, *next, **pp;
+        chat__member *gone = NULL, **tail = &gone, *m, *next, **pp;
         CHAT_ASSERT(!r->delivering);
         for (m = r->first; m; m = next) { /* unlink them all first: `left` may walk the list */
             next = m->next;
@@ -2048,7 +2048,7 @@ static void chat__room_settle(chat__room *r) {
             else r->first = m->next;
             if (m->next) m->next->prev = m->prev;
             else r->last = m->prev;
-            m->next = gone, gone = m;
+            m->next = NULL, *tail = m, tail = &m->next; /* in join order */
             r->leaving--;
         }
         for (m = gone; m; m = next) {
@@ -2171,7 +2171,10 @@ static void chat__room_publish_users(chat__room *r, chat__ms now) {
         if (r->out.deliver(r->out.user, m, r->users_frame) == CHAT_OK) sent += r->users_frame->len;
     }
     r->delivering--;
-    r->not_before = now + (chat__ms)CHAT__MIN(sent / CHAT__USERS_BYTES_PER_MS, (uint64_t)CHAT__USERS_MAX_SPACING_MS);
+    { /* a late handout of the same list must not bring the next one forward */
+        chat__ms next = now + (chat__ms)CHAT__MIN(sent / CHAT__USERS_BYTES_PER_MS, (uint64_t)CHAT__USERS_MAX_SPACING_MS);
+        if (next > r->not_before) r->not_before = next;
+    }
 }
 
 /* ============================================================================================ */
