@@ -1,0 +1,340 @@
+/* unit_room.c - the room layer of chat.h (chat__room) with fake members and a fake outlet: no
+   sockets, no forks, no threads, no clock (every `now` is passed explicitly). A fake member
+   embeds a chat__member and records the JSON of every frame handed to it; the fake outlet can
+   refuse a frame, take a reference to it (released at the end), and mark members to leave from
+   inside deliver or left, or speak in the room from inside left. The heap counters of main.c
+   (test_heap_bytes, test_heap_blocks) count only chat.h's allocations: what the fakes record is
+   plain malloc, so every test can check that the room gives back all it took. */
+
+#include <stddef.h>
+
+#define UR_LOG 16    /* the frames a fake member records (the rest are only counted) */
+#define UR_HELD 64   /* the references a fake member can hold */
+#define UR_MEMBERS 256
+
+typedef struct ur_member {
+    /* behaviour */
+    int refuse;              /* deliver answers CHAT_EBUSY (counted, not logged) */
+    int keep;                /* deliver takes a reference (released by ur_world_end) */
+    struct ur_member *mark_on_deliver; /* chat__room_leave_later on this one (itself too) */
+    struct ur_member *mark_on_left;    /* ... on this one from inside its own `left` */
+    const char *say_on_left;           /* chat__room_say this, as itself, from inside `left` */
+    chat__member m;          /* what the room knows (not the first field: UR_OF is exercised) */
+    /* record */
+    int delivered;           /* frames handed to it (refused ones too) */
+    int refused;
+    int users;               /* of the frames it took, user lists */
+    char *log[UR_LOG];       /* the JSON of the frames it took, in order */
+    int nlog;
+    chat__frame *held[UR_HELD];
+    int nheld;
+    int list_len_at_deliver; /* members linked in the room when the last frame came */
+    int count_at_deliver;    /* room.count then */
+    int left_calls;
+    int gone;                /* `left` has been called: as the server's JOINED flag, cleared */
+} ur_member;
+
+typedef struct ur_world {
+    chat__room room;
+    int copy;                        /* record the JSON of frames (off for very big lists) */
+    ur_member *members[UR_MEMBERS];  /* every fake in the test, for ur_world_end */
+    int nmembers;
+    char departed[4096];             /* the names `left` saw, in order, comma-separated */
+    int ndeparted;
+    int deliver_outside_loop;        /* deliver was called while room.delivering == 0 */
+    int left_while_delivering;       /* left was called while room.delivering != 0 */
+    int left_bad;                    /* left saw a member still linked, findable, or nameless */
+    size_t heap_bytes, heap_blocks;  /* the baseline */
+} ur_world;
+
+#define UR_OF(mp) ((ur_member *)(void *)((char *)(mp) - offsetof(ur_member, m)))
+
+/* The JSON a WebSocket text frame carries (a malloc'ed copy), or NULL when f is no such frame. */
+static char *ur_json_of(const chat__frame *f) {
+    size_t h = 2, n, i;
+    char *s;
+    if (f->len < 2 || f->data[0] != 0x81 || (f->data[1] & 0x80)) return NULL; /* FIN|text, unmasked */
+    n = f->data[1] & 0x7f;
+    if (n == 126) {
+        if (f->len < 4) return NULL;
+        n = (size_t)f->data[2] << 8 | f->data[3], h = 4;
+        if (n < 126) return NULL;
+    } else if (n == 127) {
+        if (f->len < 10) return NULL;
+        for (n = 0, i = 2; i < 10; i++) n = n << 8 | f->data[i];
+        h = 10;
+        if (n <= 0xffff) return NULL;
+    }
+    if (h + n != f->len) return NULL;
+    s = (char *)malloc(n + 1);
+    if (!s) return NULL;
+    memcpy(s, f->data + h, n);
+    s[n] = 0;
+    return s;
+}
+
+static int ur_list_len(const chat__room *r) {
+    const chat__member *m;
+    int n = 0;
+    for (m = r->first; m; m = m->next) n++;
+    return n;
+}
+
+static int ur_deliver(void *user, chat__member *mp, chat__frame *f) {
+    ur_world *w = (ur_world *)user;
+    ur_member *u = UR_OF(mp);
+    if (w->room.delivering <= 0) w->deliver_outside_loop++;
+    u->delivered++;
+    u->list_len_at_deliver = ur_list_len(&w->room);
+    u->count_at_deliver = w->room.count;
+    if (u->mark_on_deliver) chat__room_leave_later(&w->room, &u->mark_on_deliver->m);
+    if (u->refuse) {
+        u->refused++;
+        return CHAT_EBUSY;
+    }
+    if (f->kind == CHAT__FRAME_USERS) u->users++;
+    if (u->nlog < UR_LOG) {
+        char *s = w->copy ? ur_json_of(f) : NULL;
+        if (!s && w->copy && (s = (char *)malloc(sizeof "(bad frame)")) != NULL) strcpy(s, "(bad frame)");
+        u->log[u->nlog++] = s;
+    }
+    if (u->keep && u->nheld < UR_HELD) {
+        f->refs++;
+        u->held[u->nheld++] = f;
+    }
+    return CHAT_OK;
+}
+
+static void ur_left(void *user, chat__member *mp) {
+    ur_world *w = (ur_world *)user;
+    ur_member *u = UR_OF(mp);
+    size_t at = strlen(w->departed);
+    if (w->room.delivering != 0) w->left_while_delivering++;
+    if (!mp->name || mp->next || mp->prev || w->room.first == mp ||
+        (mp->name && chat__room_find(&w->room, mp->name, mp->name_len) == mp))
+        w->left_bad++;
+    if (mp->name && at + mp->name_len + 2 < sizeof w->departed)
+        snprintf(w->departed + at, sizeof w->departed - at, "%s%s", at ? "," : "", mp->name);
+    w->ndeparted++;
+    u->left_calls++;
+    u->gone = 1;
+    if (u->say_on_left && mp->name) chat__room_say(&w->room, mp->name, mp->name_len, u->say_on_left, strlen(u->say_on_left));
+    /* as the server does (its JOINED flag): only a member still in the room is marked */
+    if (u->mark_on_left && !u->mark_on_left->gone) chat__room_leave_later(&w->room, &u->mark_on_left->m);
+}
+
+/* A room with the fake outlet and `history` messages kept; the heap baseline is taken first. */
+static int ur_world_init(ur_world *w, int history) {
+    chat__room_outlet out;
+    memset(w, 0, sizeof *w);
+    w->copy = 1;
+    w->heap_bytes = test_heap_bytes, w->heap_blocks = test_heap_blocks;
+    out.deliver = ur_deliver, out.left = ur_left, out.user = w;
+    return chat__room_init(&w->room, &out, history);
+}
+
+static void ur_member_init(ur_world *w, ur_member *u) {
+    memset(u, 0, sizeof *u);
+    if (w->nmembers < UR_MEMBERS) w->members[w->nmembers++] = u;
+}
+
+/* Joins u under name (a copy from chat.h's allocator: the room owns and frees it). */
+static int ur_join_n(ur_world *w, ur_member *u, const char *name, size_t n) {
+    char *copy = (char *)CHAT_MALLOC(n + 1);
+    int rc;
+    if (!copy) return CHAT_ENOMEM;
+    memcpy(copy, name, n);
+    copy[n] = 0;
+    rc = chat__room_join(&w->room, &u->m, copy, n);
+    if (rc != CHAT_OK) CHAT_FREE(copy);
+    return rc;
+}
+
+static int ur_join(ur_world *w, ur_member *u, const char *name) { return ur_join_n(w, u, name, strlen(name)); }
+
+static const char *ur_log(const ur_member *u, int i) {
+    if (i < 0 || i >= u->nlog) return "(nothing)";
+    return u->log[i] ? u->log[i] : "(not copied)";
+}
+
+/* The JSON of the last frame u took, or "(nothing)". */
+static const char *ur_last(const ur_member *u) { return ur_log(u, u->nlog - 1); }
+
+static void ur_forget(ur_member *u) {
+    int i;
+    for (i = 0; i < u->nlog; i++) free(u->log[i]);
+    u->nlog = 0;
+}
+
+static void ur_drop(ur_member *u) {
+    int i;
+    for (i = 0; i < u->nheld; i++) chat__frame_release(u->held[i]);
+    u->nheld = 0;
+}
+
+/* The end of every test: the fakes give back their references, the room is freed, and chat.h's
+   heap is where it was before the room was made. */
+static void ur_world_end(ur_world *w) {
+    int i;
+    CHECK_INT(w->room.delivering, 0);
+    for (i = 0; i < w->nmembers; i++) ur_drop(w->members[i]), ur_forget(w->members[i]);
+    chat__room_free(&w->room);
+    CHECK_INT(w->deliver_outside_loop, 0);
+    CHECK_INT(w->left_while_delivering, 0);
+    CHECK_INT(w->left_bad, 0);
+    CHECKF(test_heap_bytes == w->heap_bytes && test_heap_blocks == w->heap_blocks,
+           "heap after chat__room_free: %zu bytes in %zu blocks, before the room: %zu in %zu", test_heap_bytes,
+           test_heap_blocks, w->heap_bytes, w->heap_blocks);
+}
+
+/* The list is linked both ways, first/last right, and holds exactly count + leaving members. */
+static int ur_links_ok(const chat__room *r) {
+    const chat__member *m, *prev = NULL;
+    int n = 0, leaving = 0;
+    for (m = r->first; m; prev = m, m = m->next) {
+        if (m->prev != prev) return 0;
+        n++, leaving += m->leaving != 0;
+    }
+    return r->last == prev && n == r->count + r->leaving && leaving == r->leaving;
+}
+
+/* --- joins and the user list --- */
+
+static void test_room_joins_in_order_and_user_list_json(void) {
+    ur_world w;
+    ur_member a, b, c, d;
+    const char *want = "{\"event\":\"update-users\",\"usernames\":[\"alice\",\"bob\",\"c\\\"d\\\\e\",\"\xc3\xa9t\xc3\xa9\"]}";
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c), ur_member_init(&w, &d);
+    chat__room_publish_users(&w.room, 0); /* nobody, no change: no list */
+    CHECK(w.room.users_frame == NULL);
+    CHECK_INT(ur_join(&w, &a, "alice"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "bob"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c\"d\\e"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &d, "\xc3\xa9t\xc3\xa9"), CHAT_OK); /* été */
+    CHECK_INT(w.room.count, 4);
+    CHECK_INT(w.room.version, 4);
+    CHECK(w.room.first == &a.m && a.m.next == &b.m && b.m.next == &c.m && c.m.next == &d.m && w.room.last == &d.m);
+    CHECK(ur_links_ok(&w.room));
+    CHECK_INT(a.delivered + b.delivered + c.delivered + d.delivered, 0); /* joining sends nothing */
+    chat__room_publish_users(&w.room, 0);
+    CHECK_INT(a.users, 1); CHECK_INT(b.users, 1); CHECK_INT(c.users, 1); CHECK_INT(d.users, 1);
+    CHECK_STR(ur_last(&a), want);
+    CHECK_STR(ur_last(&d), want);
+    CHECK(w.room.users_frame != NULL && w.room.users_frame->kind == CHAT__FRAME_USERS);
+    CHECK(w.room.users_frame && w.room.users_frame->refs == 1); /* the room's: the fakes took none */
+    CHECK(a.m.users_inflight && d.m.users_inflight);
+    CHECK_INT(a.m.users_version, 4);
+    CHECK_INT(w.room.frame_version, 4);
+    ur_world_end(&w);
+}
+
+static void test_room_user_list_is_one_frame_shared_by_all(void) {
+    ur_world w;
+    ur_member u[5];
+    static const char *const names[5] = {"n0", "n1", "n2", "n3", "n4"};
+    int i;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    for (i = 0; i < 5; i++) {
+        ur_member_init(&w, &u[i]);
+        u[i].keep = 1;
+        CHECK_INT(ur_join(&w, &u[i], names[i]), CHAT_OK);
+    }
+    chat__room_publish_users(&w.room, 0);
+    for (i = 0; i < 5; i++) {
+        CHECK_INT(u[i].nheld, 1);
+        CHECK(u[i].nheld == 1 && u[i].held[0] == w.room.users_frame);
+        CHECK_STR(ur_last(&u[i]), "{\"event\":\"update-users\",\"usernames\":[\"n0\",\"n1\",\"n2\",\"n3\",\"n4\"]}");
+    }
+    CHECK(w.room.users_frame && w.room.users_frame->refs == 6); /* the room's and five */
+    /* a newer list: the room lets go of the old one, which the holders still have */
+    chat__room_leave_later(&w.room, &u[4].m);
+    for (i = 0; i < 5; i++) chat__room_users_written(&w.room, &u[i].m);
+    chat__room_publish_users(&w.room, 100000);
+    CHECK(w.room.users_frame != NULL && w.room.users_frame != u[0].held[0]);
+    CHECK_INT(u[0].held[0]->refs, 5);
+    CHECK(u[0].nheld == 2 && u[0].held[1] == w.room.users_frame);
+    CHECK_INT(u[4].nheld, 1);
+    CHECK(w.room.users_frame && w.room.users_frame->refs == 5); /* the room's and four */
+    CHECK_STR(ur_last(&u[3]), "{\"event\":\"update-users\",\"usernames\":[\"n0\",\"n1\",\"n2\",\"n3\"]}");
+    chat__room_settle(&w.room);
+    ur_world_end(&w);
+}
+
+/* --- coalescing: one list per version, at most one in flight per member --- */
+
+static void test_room_changes_before_one_publish_make_one_list(void) {
+    ur_world w;
+    ur_member a, b, c, d, e;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c), ur_member_init(&w, &d), ur_member_init(&w, &e);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    chat__room_leave_later(&w.room, &b.m);
+    CHECK_INT(ur_join(&w, &d, "d"), CHAT_OK);
+    chat__room_leave_later(&w.room, &d.m);
+    CHECK_INT(ur_join(&w, &e, "e"), CHAT_OK);
+    CHECK_INT(w.room.version, 7); /* 5 joins, 2 leaves */
+    CHECK_INT(w.room.count, 3);
+    chat__room_publish_users(&w.room, 0);
+    CHECK_INT(a.users, 1); CHECK_INT(c.users, 1); CHECK_INT(e.users, 1);
+    CHECK_INT(b.delivered, 0); CHECK_INT(d.delivered, 0); /* leaving: nothing */
+    CHECK_STR(ur_last(&a), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"c\",\"e\"]}");
+    CHECK_STR(ur_last(&e), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"c\",\"e\"]}");
+    /* nothing changed: publishing again hands out nothing, even after the lists are written */
+    chat__room_users_written(&w.room, &a.m), chat__room_users_written(&w.room, &c.m), chat__room_users_written(&w.room, &e.m);
+    CHECK_INT(w.room.handout, 0);
+    chat__room_publish_users(&w.room, 10000);
+    CHECK_INT(a.users + c.users + e.users, 3);
+    chat__room_settle(&w.room);
+    CHECK_INT(b.left_calls, 1); CHECK_INT(d.left_calls, 1);
+    CHECK_INT(w.ndeparted, 2);
+    ur_world_end(&w);
+}
+
+static void test_room_member_with_list_in_flight_gets_only_the_newest_after_written(void) {
+    ur_world w;
+    ur_member a, b, c, d;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c), ur_member_init(&w, &d);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    chat__room_publish_users(&w.room, 0); /* v2: a and b, both now in flight */
+    CHECK_INT(a.users, 1); CHECK_INT(b.users, 1);
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    chat__room_publish_users(&w.room, 100000); /* v3: only c, the others have one in flight */
+    CHECK_INT(a.users, 1); CHECK_INT(b.users, 1); CHECK_INT(c.users, 1);
+    CHECK_STR(ur_last(&c), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"b\",\"c\"]}");
+    CHECK_INT(ur_join(&w, &d, "d"), CHAT_OK);
+    chat__room_publish_users(&w.room, 200000); /* v4: only d */
+    CHECK_INT(a.users, 1); CHECK_INT(b.users, 1); CHECK_INT(c.users, 1); CHECK_INT(d.users, 1);
+    CHECK_STR(ur_last(&d), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"b\",\"c\",\"d\"]}");
+    /* a's list is written: a is behind, so a handout is asked for, and a gets v4, not v3 */
+    chat__room_users_written(&w.room, &a.m);
+    CHECK_INT(a.m.users_inflight, 0);
+    CHECK_INT(w.room.handout, 1);
+    chat__room_publish_users(&w.room, 200000);
+    CHECK_INT(a.users, 2); CHECK_INT(b.users, 1); CHECK_INT(c.users, 1); CHECK_INT(d.users, 1);
+    CHECK_STR(ur_last(&a), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"b\",\"c\",\"d\"]}");
+    CHECK_INT(w.room.handout, 0);
+    /* d's is written, and d is up to date: no handout, nothing more for d */
+    chat__room_users_written(&w.room, &d.m);
+    CHECK_INT(w.room.handout, 0);
+    chat__room_publish_users(&w.room, 200000);
+    CHECK_INT(d.users, 1);
+    /* c and b: written, behind, the newest for both */
+    chat__room_users_written(&w.room, &c.m), chat__room_users_written(&w.room, &b.m);
+    chat__room_publish_users(&w.room, 200000);
+    CHECK_INT(a.users, 2); CHECK_INT(b.users, 2); CHECK_INT(c.users, 2); CHECK_INT(d.users, 1);
+    CHECK_STR(ur_last(&b), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"b\",\"c\",\"d\"]}");
+    CHECK_STR(ur_last(&c), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"b\",\"c\",\"d\"]}");
+    ur_world_end(&w);
+}
+
+static void unit_room_tests(void) {
+    RUN(test_room_joins_in_order_and_user_list_json);
+    RUN(test_room_user_list_is_one_frame_shared_by_all);
+    RUN(test_room_changes_before_one_publish_make_one_list);
+    RUN(test_room_member_with_list_in_flight_gets_only_the_newest_after_written);
+}
