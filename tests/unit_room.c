@@ -332,9 +332,100 @@ static void test_room_member_with_list_in_flight_gets_only_the_newest_after_writ
     ur_world_end(&w);
 }
 
+/* --- spacing: a list waits for the cost of the one before it --- */
+
+/* n members with distinct names of `len` bytes each, joined in order. */
+static void ur_join_long(ur_world *w, ur_member *u, int n, size_t len) {
+    char *name = (char *)malloc(len);
+    int i;
+    if (!name) return;
+    memset(name, 'x', len);
+    for (i = 0; i < n; i++) {
+        ur_member_init(w, &u[i]);
+        name[0] = (char)('A' + i % 26), name[1] = (char)('A' + i / 26 % 26), name[2] = (char)('A' + i / 676);
+        CHECK_INT(ur_join_n(w, &u[i], name, len), CHAT_OK);
+    }
+    free(name);
+}
+
+static chat__ms ur_spacing(const chat__room *r, int recipients) {
+    uint64_t sent = (uint64_t)recipients * r->users_frame->len;
+    return (chat__ms)CHAT__MIN(sent / CHAT__USERS_BYTES_PER_MS, (uint64_t)CHAT__USERS_MAX_SPACING_MS);
+}
+
+static void test_room_user_lists_spaced_by_their_cost(void) {
+    enum { N = 32 };
+    static ur_member u[N + 1];
+    ur_world w;
+    chat__frame *first;
+    chat__ms spacing;
+    int i, lists = 0;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_join_long(&w, u, N, 2000);
+    chat__room_publish_users(&w.room, 1000);
+    first = w.room.users_frame;
+    CHECK(first != NULL);
+    if (!first) {
+        ur_world_end(&w);
+        return;
+    }
+    spacing = ur_spacing(&w.room, N);
+    CHECKF(spacing >= 20 && spacing < 100, "spacing %lld ms: the test needs a list that costs tens of ms", (long long)spacing);
+    CHECK_INT(w.room.not_before, 1000 + spacing);
+    for (i = 0; i < N; i++) {
+        CHECK_INT(u[i].users, 1);
+        chat__room_users_written(&w.room, &u[i].m);
+    }
+    /* a join: the room changed, but no list before not_before */
+    ur_member_init(&w, &u[N]);
+    CHECK_INT(ur_join(&w, &u[N], "late"), CHAT_OK);
+    chat__room_publish_users(&w.room, 1000);
+    chat__room_publish_users(&w.room, 1000 + spacing - 1);
+    CHECK(w.room.users_frame == first);
+    CHECK_INT(w.room.frame_version, N);
+    for (i = 0; i <= N; i++) lists += u[i].users;
+    CHECK_INT(lists, N);
+    /* at not_before: the new list, to everyone */
+    chat__room_publish_users(&w.room, 1000 + spacing);
+    CHECK(w.room.users_frame != first);
+    CHECK_INT(w.room.frame_version, N + 1);
+    for (i = 0; i <= N; i++) CHECKF(u[i].users == (i < N ? 2 : 1), "member %d got %d lists", i, u[i].users);
+    CHECK_INT(w.room.not_before, 1000 + spacing + ur_spacing(&w.room, N + 1));
+    ur_world_end(&w);
+}
+
+static void test_room_user_list_spacing_is_capped(void) {
+    enum { N = 160 };
+    static ur_member u[N];
+    ur_world w;
+    int i;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    w.copy = 0; /* lists of 640 kB: counted, not copied */
+    ur_join_long(&w, u, N, 4000);
+    chat__room_publish_users(&w.room, 5000);
+    CHECK(w.room.users_frame != NULL);
+    if (!w.room.users_frame) {
+        ur_world_end(&w);
+        return;
+    }
+    /* the cost would be 1.5 s */
+    CHECK((uint64_t)N * w.room.users_frame->len / CHAT__USERS_BYTES_PER_MS > CHAT__USERS_MAX_SPACING_MS);
+    CHECK_INT(w.room.not_before, 5000 + CHAT__USERS_MAX_SPACING_MS);
+    for (i = 0; i < N; i++) chat__room_users_written(&w.room, &u[i].m);
+    chat__room_leave_later(&w.room, &u[0].m);
+    chat__room_publish_users(&w.room, 5000 + CHAT__USERS_MAX_SPACING_MS - 1);
+    CHECK_INT(u[1].users, 1);
+    chat__room_publish_users(&w.room, 5000 + CHAT__USERS_MAX_SPACING_MS);
+    CHECK_INT(u[1].users, 2); CHECK_INT(u[N - 1].users, 2); CHECK_INT(u[0].users, 1);
+    chat__room_settle(&w.room);
+    ur_world_end(&w);
+}
+
 static void unit_room_tests(void) {
     RUN(test_room_joins_in_order_and_user_list_json);
     RUN(test_room_user_list_is_one_frame_shared_by_all);
     RUN(test_room_changes_before_one_publish_make_one_list);
     RUN(test_room_member_with_list_in_flight_gets_only_the_newest_after_written);
+    RUN(test_room_user_lists_spaced_by_their_cost);
+    RUN(test_room_user_list_spacing_is_capped);
 }
