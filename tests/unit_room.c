@@ -421,6 +421,118 @@ static void test_room_user_list_spacing_is_capped(void) {
     ur_world_end(&w);
 }
 
+/* --- names --- */
+
+static void test_room_find_never_returns_a_leaving_member(void) {
+    ur_world w;
+    ur_member a, b;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b);
+    CHECK(chat__room_find(&w.room, "alice", 5) == NULL); /* no index yet */
+    CHECK_INT(ur_join(&w, &a, "alice"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "bob"), CHAT_OK);
+    CHECK(chat__room_find(&w.room, "alice", 5) == &a.m);
+    CHECK(chat__room_find(&w.room, "bob", 3) == &b.m);
+    CHECK(chat__room_find(&w.room, "ali", 3) == NULL);
+    CHECK(chat__room_find(&w.room, "alicea", 6) == NULL);
+    CHECK(chat__room_find(&w.room, "Alice", 5) == NULL); /* names are bytes */
+    chat__room_leave_later(&w.room, &a.m);
+    CHECK(chat__room_find(&w.room, "alice", 5) == NULL); /* free at once */
+    CHECK(chat__room_find(&w.room, "bob", 3) == &b.m);
+    CHECK_INT(w.room.count, 1);
+    CHECK_INT(w.room.leaving, 1);
+    CHECK_INT(w.room.version, 3);
+    chat__room_leave_later(&w.room, &a.m); /* twice is once */
+    CHECK_INT(w.room.count, 1);
+    CHECK_INT(w.room.leaving, 1);
+    CHECK_INT(w.room.version, 3);
+    CHECK(a.m.name != NULL && strcmp(a.m.name, "alice") == 0); /* the name lives until settle */
+    CHECK(ur_links_ok(&w.room));
+    chat__room_settle(&w.room);
+    CHECK_INT(a.left_calls, 1);
+    CHECK(a.m.name == NULL);
+    CHECK(chat__room_find(&w.room, "alice", 5) == NULL);
+    CHECK(chat__room_find(&w.room, "bob", 3) == &b.m);
+    CHECK(w.room.first == &b.m && w.room.last == &b.m && ur_links_ok(&w.room));
+    ur_world_end(&w);
+}
+
+static void test_room_rejoin_with_the_same_name_before_settle(void) {
+    ur_world w;
+    ur_member old, mid, now, other;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &old), ur_member_init(&w, &mid), ur_member_init(&w, &now), ur_member_init(&w, &other);
+    CHECK_INT(ur_join(&w, &old, "alice"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &other, "zed"), CHAT_OK);
+    chat__room_leave_later(&w.room, &old.m);
+    CHECK(chat__room_find(&w.room, "alice", 5) == NULL);
+    CHECK_INT(ur_join(&w, &mid, "alice"), CHAT_OK); /* old is still linked */
+    CHECK(chat__room_find(&w.room, "alice", 5) == &mid.m);
+    chat__room_leave_later(&w.room, &mid.m);
+    CHECK_INT(ur_join(&w, &now, "alice"), CHAT_OK);
+    CHECK(chat__room_find(&w.room, "alice", 5) == &now.m);
+    CHECK_INT(w.room.count, 2);
+    CHECK_INT(w.room.leaving, 2);
+    CHECK(ur_links_ok(&w.room));
+    chat__room_publish_users(&w.room, 0);
+    CHECK_STR(ur_last(&now), "{\"event\":\"update-users\",\"usernames\":[\"zed\",\"alice\"]}");
+    CHECK_INT(old.delivered + mid.delivered, 0);
+    chat__room_settle(&w.room);
+    CHECK_INT(old.left_calls, 1); CHECK_INT(mid.left_calls, 1); CHECK_INT(now.left_calls, 0);
+    CHECK_INT(w.ndeparted, 2);
+    CHECK_INT(w.room.count, 2);
+    CHECK_INT(w.room.leaving, 0);
+    CHECK(chat__room_find(&w.room, "alice", 5) == &now.m);
+    CHECK(now.m.name != NULL && strcmp(now.m.name, "alice") == 0);
+    CHECK(w.room.first == &other.m && w.room.last == &now.m && ur_links_ok(&w.room));
+    /* the one left is an ordinary member: it can leave and be settled */
+    chat__room_leave_later(&w.room, &now.m);
+    chat__room_settle(&w.room);
+    CHECK_INT(now.left_calls, 1);
+    CHECK(chat__room_find(&w.room, "alice", 5) == NULL);
+    CHECK(w.room.first == &other.m && w.room.last == &other.m && ur_links_ok(&w.room));
+    ur_world_end(&w);
+}
+
+/* Past 64 members the index grows while some are marked but still linked: settle must still
+   find them in it. */
+static void test_room_index_grows_with_members_marked_to_leave(void) {
+    enum { N = 200 };
+    static ur_member u[N];
+    char name[16];
+    ur_world w;
+    int i, found = 0, wrong = 0;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    for (i = 0; i < N; i++) {
+        ur_member_init(&w, &u[i]);
+        snprintf(name, sizeof name, "user%d", i);
+        CHECK_INT(ur_join(&w, &u[i], name), CHAT_OK);
+        if (i % 3 == 0) chat__room_leave_later(&w.room, &u[i].m);
+    }
+    CHECK(w.room.nbuckets >= 128);
+    CHECK_INT(w.room.count, N - (N + 2) / 3);
+    CHECK_INT(w.room.leaving, (N + 2) / 3);
+    for (i = 0; i < N; i++) {
+        chat__member *m;
+        snprintf(name, sizeof name, "user%d", i);
+        m = chat__room_find(&w.room, name, strlen(name));
+        if (i % 3 == 0) wrong += m != NULL;
+        else found += m == &u[i].m;
+    }
+    CHECK_INT(found, N - (N + 2) / 3);
+    CHECK_INT(wrong, 0);
+    chat__room_settle(&w.room);
+    CHECK_INT(w.ndeparted, (N + 2) / 3);
+    CHECK_INT(w.room.leaving, 0);
+    for (found = 0, i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "user%d", i);
+        found += chat__room_find(&w.room, name, strlen(name)) == (i % 3 ? &u[i].m : NULL);
+    }
+    CHECK_INT(found, N);
+    CHECK(ur_links_ok(&w.room));
+    ur_world_end(&w);
+}
+
 static void unit_room_tests(void) {
     RUN(test_room_joins_in_order_and_user_list_json);
     RUN(test_room_user_list_is_one_frame_shared_by_all);
@@ -428,4 +540,7 @@ static void unit_room_tests(void) {
     RUN(test_room_member_with_list_in_flight_gets_only_the_newest_after_written);
     RUN(test_room_user_lists_spaced_by_their_cost);
     RUN(test_room_user_list_spacing_is_capped);
+    RUN(test_room_find_never_returns_a_leaving_member);
+    RUN(test_room_rejoin_with_the_same_name_before_settle);
+    RUN(test_room_index_grows_with_members_marked_to_leave);
 }
