@@ -533,6 +533,131 @@ static void test_room_index_grows_with_members_marked_to_leave(void) {
     ur_world_end(&w);
 }
 
+/* --- leaving from inside a delivery loop --- */
+
+static void test_room_leave_later_inside_broadcast_reaches_everyone_else(void) {
+    ur_world w;
+    ur_member a, b, c, d, e, f;
+    int n;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c);
+    ur_member_init(&w, &d), ur_member_init(&w, &e), ur_member_init(&w, &f);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &d, "d"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &e, "e"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &f, "f"), CHAT_OK);
+    b.refuse = 1, b.mark_on_deliver = &b; /* too slow: refuses and kills itself */
+    c.mark_on_deliver = &e;               /* kills one still to come */
+    d.mark_on_deliver = &a;               /* kills one already served */
+    n = chat__room_say(&w.room, "a", 1, "hi", 2);
+    CHECK_INT(n, 4); /* a, c, d and f took it; b refused; e was gone before its turn */
+    CHECK_INT(a.delivered, 1); CHECK_INT(b.delivered, 1); CHECK_INT(c.delivered, 1);
+    CHECK_INT(d.delivered, 1); CHECK_INT(e.delivered, 0); CHECK_INT(f.delivered, 1);
+    CHECK_STR(ur_last(&f), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"hi\"}");
+    CHECK_INT(b.nlog, 0);
+    /* nothing was unlinked mid-loop, the count went down at once */
+    CHECK_INT(c.list_len_at_deliver, 6); CHECK_INT(d.list_len_at_deliver, 6); CHECK_INT(f.list_len_at_deliver, 6);
+    CHECK_INT(c.count_at_deliver, 5); /* b had marked itself */
+    CHECK_INT(f.count_at_deliver, 3);
+    CHECK_INT(w.room.count, 3);
+    CHECK_INT(w.room.leaving, 3);
+    CHECK_INT(w.ndeparted, 0);
+    CHECK(ur_links_ok(&w.room));
+    /* the next broadcast skips them */
+    b.mark_on_deliver = c.mark_on_deliver = d.mark_on_deliver = NULL;
+    CHECK_INT(chat__room_say(&w.room, "c", 1, "again", 5), 3);
+    CHECK_INT(a.delivered, 1); CHECK_INT(b.delivered, 1); CHECK_INT(e.delivered, 0);
+    CHECK_INT(c.delivered, 2); CHECK_INT(d.delivered, 2); CHECK_INT(f.delivered, 2);
+    chat__room_settle(&w.room);
+    CHECK_INT(a.left_calls, 1); CHECK_INT(b.left_calls, 1); CHECK_INT(e.left_calls, 1);
+    CHECK_INT(c.left_calls + d.left_calls + f.left_calls, 0);
+    CHECK_INT(w.room.count, 3);
+    CHECK_INT(ur_list_len(&w.room), 3);
+    ur_world_end(&w);
+}
+
+static void test_room_leave_later_inside_user_list_handout(void) {
+    ur_world w;
+    ur_member a, b, c;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    a.mark_on_deliver = &b;
+    chat__room_publish_users(&w.room, 0);
+    CHECK_INT(a.users, 1); CHECK_INT(b.users, 0); CHECK_INT(c.users, 1);
+    CHECK_INT(c.list_len_at_deliver, 3);
+    CHECK_INT(w.room.count, 2);
+    a.mark_on_deliver = NULL;
+    chat__room_settle(&w.room);
+    CHECK_STR(w.departed, "b");
+    chat__room_users_written(&w.room, &a.m), chat__room_users_written(&w.room, &c.m);
+    chat__room_publish_users(&w.room, 100000); /* the leave made a new version */
+    CHECK_INT(a.users, 2); CHECK_INT(c.users, 2);
+    CHECK_STR(ur_last(&c), "{\"event\":\"update-users\",\"usernames\":[\"a\",\"c\"]}");
+    ur_world_end(&w);
+}
+
+/* --- settle --- */
+
+static void test_room_settle_handles_members_marked_inside_left(void) {
+    ur_world w;
+    ur_member a, b, c, d, e;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c), ur_member_init(&w, &d), ur_member_init(&w, &e);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &d, "d"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &e, "e"), CHAT_OK);
+    c.mark_on_left = &b; /* c's departure takes b, whose takes a: three rounds */
+    b.mark_on_left = &a;
+    a.mark_on_left = &c; /* c is gone by then: nothing */
+    chat__room_leave_later(&w.room, &c.m);
+    chat__room_settle(&w.room);
+    CHECK_STR(w.departed, "c,b,a");
+    CHECK_INT(a.left_calls, 1); CHECK_INT(b.left_calls, 1); CHECK_INT(c.left_calls, 1);
+    CHECK_INT(d.left_calls + e.left_calls, 0);
+    CHECK_INT(w.room.leaving, 0);
+    CHECK_INT(w.room.count, 2);
+    CHECK(w.room.first == &d.m && w.room.last == &e.m && ur_links_ok(&w.room));
+    /* marked together, and one's departure marks the other again: still once each */
+    d.mark_on_left = &e, e.mark_on_left = &d;
+    chat__room_leave_later(&w.room, &d.m);
+    chat__room_leave_later(&w.room, &e.m);
+    chat__room_settle(&w.room);
+    CHECK_INT(d.left_calls, 1); CHECK_INT(e.left_calls, 1);
+    CHECK_INT(w.ndeparted, 5);
+    CHECK_INT(w.room.count, 0); CHECK_INT(w.room.leaving, 0);
+    CHECK(w.room.first == NULL && w.room.last == NULL);
+    ur_world_end(&w);
+}
+
+static void test_room_say_from_inside_left_reaches_those_still_in(void) {
+    ur_world w;
+    ur_member a, b, c;
+    CHECK_INT(ur_world_init(&w, 2), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    b.say_on_left = "bye";
+    b.mark_on_left = &c; /* and takes c along: c is marked after the message went out */
+    chat__room_leave_later(&w.room, &b.m);
+    chat__room_settle(&w.room);
+    CHECK_STR(w.departed, "b,c");
+    CHECK_INT(a.delivered, 1); CHECK_INT(b.delivered, 0); CHECK_INT(c.delivered, 1);
+    CHECK_STR(ur_last(&a), "{\"event\":\"send-message\",\"username\":\"b\",\"message\":\"bye\"}");
+    CHECK_INT(w.room.history_count, 1);
+    CHECK_INT(w.room.messages, 1);
+    CHECK_INT(w.room.count, 1);
+    CHECK(w.room.first == &a.m && w.room.last == &a.m && ur_links_ok(&w.room));
+    ur_world_end(&w);
+}
+
 static void unit_room_tests(void) {
     RUN(test_room_joins_in_order_and_user_list_json);
     RUN(test_room_user_list_is_one_frame_shared_by_all);
@@ -543,4 +668,8 @@ static void unit_room_tests(void) {
     RUN(test_room_find_never_returns_a_leaving_member);
     RUN(test_room_rejoin_with_the_same_name_before_settle);
     RUN(test_room_index_grows_with_members_marked_to_leave);
+    RUN(test_room_leave_later_inside_broadcast_reaches_everyone_else);
+    RUN(test_room_leave_later_inside_user_list_handout);
+    RUN(test_room_settle_handles_members_marked_inside_left);
+    RUN(test_room_say_from_inside_left_reaches_those_still_in);
 }
