@@ -152,6 +152,10 @@ static int ur_join_n(ur_world *w, ur_member *u, const char *name, size_t n) {
 
 static int ur_join(ur_world *w, ur_member *u, const char *name) { return ur_join_n(w, u, name, strlen(name)); }
 
+static void ur_say(ur_world *w, const char *name, const char *text) {
+    chat__room_say(&w->room, name, strlen(name), text, strlen(text));
+}
+
 static const char *ur_log(const ur_member *u, int i) {
     if (i < 0 || i >= u->nlog) return "(nothing)";
     return u->log[i] ? u->log[i] : "(not copied)";
@@ -658,6 +662,170 @@ static void test_room_say_from_inside_left_reaches_those_still_in(void) {
     ur_world_end(&w);
 }
 
+/* --- say and the history --- */
+
+static void test_room_say_encodes_once_and_keeps_the_last_frames(void) {
+    ur_world w;
+    ur_member a, b, c;
+    chat__frame *sent[5];
+    char text[32], long_text[300];
+    int i, k;
+    CHECK_INT(ur_world_init(&w, 3), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c);
+    a.keep = b.keep = 1; /* c takes no reference */
+    CHECK_INT(ur_join(&w, &a, "alice"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &b, "bob"), CHAT_OK);
+    CHECK_INT(ur_join(&w, &c, "c\"q"), CHAT_OK);
+    for (i = 0; i < 5; i++) {
+        snprintf(text, sizeof text, "m%d \"quoted\"\n", i);
+        CHECK_INT(chat__room_say(&w.room, i % 2 ? "bob" : "alice", i % 2 ? 3 : 5, text, strlen(text)), 3);
+        sent[i] = a.held[i];
+        CHECK(a.nheld == i + 1 && b.nheld == i + 1 && b.held[i] == sent[i]); /* one frame for all */
+    }
+    CHECK_STR(ur_log(&c, 0), "{\"event\":\"send-message\",\"username\":\"alice\",\"message\":\"m0 \\\"quoted\\\"\\n\"}");
+    CHECK_STR(ur_log(&c, 1), "{\"event\":\"send-message\",\"username\":\"bob\",\"message\":\"m1 \\\"quoted\\\"\\n\"}");
+    CHECK_INT(c.nlog, 5);
+    CHECK_INT(w.room.messages, 5);
+    CHECK_INT(w.room.history_count, 3);
+    for (k = 0; k < 3; k++) /* the newest three, oldest first, the very frames sent */
+        CHECKF(w.room.history[(w.room.history_head + k) % w.room.history_cap] == sent[2 + k], "history[%d]", k);
+    for (i = 0; i < 5; i++) {
+        CHECK(sent[i]->kind == CHAT__FRAME_SHARED);
+        CHECKF(sent[i]->refs == (uint32_t)(i < 2 ? 2 : 3), "message %d: %u references", i, (unsigned)sent[i]->refs);
+    }
+    /* a name from inside the room, as the server says it */
+    CHECK_INT(chat__room_say(&w.room, c.m.name, c.m.name_len, "", 0), 3);
+    CHECK_STR(ur_last(&c), "{\"event\":\"send-message\",\"username\":\"c\\\"q\",\"message\":\"\"}");
+    CHECK_INT(sent[2]->refs, 2); /* pushed out of the history */
+    /* past 125 bytes the frame has a 4-byte header */
+    memset(long_text, 'y', sizeof long_text - 1);
+    long_text[sizeof long_text - 1] = 0;
+    ur_say(&w, "bob", long_text);
+    CHECK(a.nheld == 7 && a.held[6]->len == 4 + strlen(ur_last(&a)) && a.held[6]->data[1] == 126);
+    {
+        static const char head[] = "{\"event\":\"send-message\",\"username\":\"bob\",\"message\":\"";
+        const char *got = ur_last(&c);
+        size_t k, ys = 0;
+        CHECK(strncmp(got, head, sizeof head - 1) == 0);
+        for (k = sizeof head - 1; got[k] == 'y'; k++) ys++;
+        CHECK_INT(ys, sizeof long_text - 1);
+        CHECK_STR(got + k, "\"}");
+    }
+    ur_world_end(&w);
+}
+
+static void test_room_replay_gives_the_newest_that_fit_oldest_first(void) {
+    ur_world w;
+    ur_member a, n1, n2, n3, n4, n5;
+    size_t len[5], all;
+    int i;
+    char text[64];
+    CHECK_INT(ur_world_init(&w, 5), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &n1), ur_member_init(&w, &n2);
+    ur_member_init(&w, &n3), ur_member_init(&w, &n4), ur_member_init(&w, &n5);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    for (i = 0; i < 5; i++) {
+        snprintf(text, sizeof text, "message %d%.*s", i, i * 3, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        ur_say(&w, "a", text);
+        len[i] = w.room.history[(w.room.history_head + i) % w.room.history_cap]->len;
+    }
+    all = len[0] + len[1] + len[2] + len[3] + len[4];
+    CHECK_INT(ur_join(&w, &n1, "n1"), CHAT_OK);
+    chat__room_replay(&w.room, &n1.m, len[2] + len[3] + len[4]); /* exactly three */
+    CHECK_INT(n1.delivered, 3);
+    CHECK_STR(ur_log(&n1, 0), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 2xxxxxx\"}");
+    CHECK_STR(ur_log(&n1, 1), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 3xxxxxxxxx\"}");
+    CHECK_STR(ur_log(&n1, 2), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 4xxxxxxxxxxxx\"}");
+    CHECK_INT(ur_join(&w, &n2, "n2"), CHAT_OK);
+    chat__room_replay(&w.room, &n2.m, len[2] + len[3] + len[4] - 1); /* a byte short: two */
+    CHECK_INT(n2.delivered, 2);
+    CHECK_STR(ur_log(&n2, 0), ur_log(&n1, 1));
+    CHECK_INT(ur_join(&w, &n3, "n3"), CHAT_OK);
+    chat__room_replay(&w.room, &n3.m, all); /* everything, in order */
+    CHECK_INT(n3.delivered, 5);
+    CHECK_STR(ur_log(&n3, 0), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 0\"}");
+    CHECK_STR(ur_log(&n3, 4), ur_log(&n1, 2));
+    chat__room_replay(&w.room, &n3.m, len[4] - 1); /* not even the newest: nothing */
+    chat__room_replay(&w.room, &n3.m, 0);
+    CHECK_INT(n3.delivered, 5);
+    /* a refusal ends it; so does leaving from inside it; a leaving member gets nothing */
+    CHECK_INT(ur_join(&w, &n4, "n4"), CHAT_OK);
+    n4.refuse = 1;
+    chat__room_replay(&w.room, &n4.m, all);
+    CHECK_INT(n4.delivered, 1);
+    CHECK_INT(ur_join(&w, &n5, "n5"), CHAT_OK);
+    n5.mark_on_deliver = &n5;
+    chat__room_replay(&w.room, &n5.m, all);
+    CHECK_INT(n5.delivered, 1);
+    chat__room_replay(&w.room, &n5.m, all);
+    CHECK_INT(n5.delivered, 1);
+    CHECK_INT(a.delivered, 5); /* replay is for one member only */
+    CHECK_INT(w.room.messages, 5);
+    chat__room_settle(&w.room);
+    ur_world_end(&w);
+}
+
+static void test_room_history_zero_keeps_nothing(void) {
+    ur_world w;
+    ur_member a, b, c;
+    size_t bytes, blocks;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_member_init(&w, &a), ur_member_init(&w, &b), ur_member_init(&w, &c);
+    CHECK(w.room.history == NULL);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    ur_say(&w, "a", "one"); /* the first grows the room's scratch buffer */
+    bytes = test_heap_bytes, blocks = test_heap_blocks;
+    ur_say(&w, "a", "two"); /* nobody keeps it: the frame is gone once said */
+    CHECK_INT(test_heap_bytes, bytes);
+    CHECK_INT(test_heap_blocks, blocks);
+    CHECK_INT(a.delivered, 2);
+    CHECK_STR(ur_last(&a), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"two\"}");
+    CHECK_INT(w.room.history_count, 0);
+    CHECK_INT(w.room.messages, 2);
+    c.keep = 1;
+    CHECK_INT(ur_join(&w, &c, "c"), CHAT_OK);
+    ur_say(&w, "c", "three");
+    CHECK(c.nheld == 1 && c.held[0]->refs == 1); /* c's only */
+    CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
+    chat__room_replay(&w.room, &b.m, (size_t)-1);
+    CHECK_INT(b.delivered, 0);
+    ur_world_end(&w);
+    /* a negative history is none too */
+    CHECK_INT(ur_world_init(&w, -3), CHAT_OK);
+    CHECK_INT(w.room.history_cap, 0);
+    CHECK(w.room.history == NULL);
+    ur_member_init(&w, &a);
+    CHECK_INT(ur_join(&w, &a, "a"), CHAT_OK);
+    ur_say(&w, "a", "x");
+    CHECK_INT(w.room.history_count, 0);
+    CHECK_INT(a.delivered, 1);
+    ur_world_end(&w);
+}
+
+/* --- freeing --- */
+
+static void test_room_free_releases_everything(void) {
+    ur_world w;
+    ur_member u[8];
+    static const char *const names[8] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    int i;
+    CHECK_INT(ur_world_init(&w, 4), CHAT_OK);
+    CHECK(test_heap_blocks > w.heap_blocks); /* the history */
+    for (i = 0; i < 8; i++) {
+        ur_member_init(&w, &u[i]);
+        u[i].keep = i % 2;
+        CHECK_INT(ur_join(&w, &u[i], names[i]), CHAT_OK);
+    }
+    for (i = 0; i < 6; i++) ur_say(&w, names[i], "some words");
+    chat__room_publish_users(&w.room, 0);
+    chat__room_leave_later(&w.room, &u[2].m); /* marked, never settled: freed with the room */
+    chat__room_leave_later(&w.room, &u[5].m);
+    CHECK(test_heap_bytes > w.heap_bytes);
+    ur_world_end(&w); /* the fakes drop their references, then chat__room_free: all back */
+    CHECK_INT(w.ndeparted, 0); /* freeing is not leaving */
+    CHECK(w.room.first == NULL && w.room.history == NULL && w.room.users_frame == NULL && w.room.count == 0);
+}
+
 static void unit_room_tests(void) {
     RUN(test_room_joins_in_order_and_user_list_json);
     RUN(test_room_user_list_is_one_frame_shared_by_all);
@@ -672,4 +840,8 @@ static void unit_room_tests(void) {
     RUN(test_room_leave_later_inside_user_list_handout);
     RUN(test_room_settle_handles_members_marked_inside_left);
     RUN(test_room_say_from_inside_left_reaches_those_still_in);
+    RUN(test_room_say_encodes_once_and_keeps_the_last_frames);
+    RUN(test_room_replay_gives_the_newest_that_fit_oldest_first);
+    RUN(test_room_history_zero_keeps_nothing);
+    RUN(test_room_free_releases_everything);
 }
