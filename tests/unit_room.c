@@ -425,6 +425,46 @@ static void test_room_user_list_spacing_is_capped(void) {
     ur_world_end(&w);
 }
 
+/* A newcomer who joins while the next list must wait is handed the current one at the next
+   handout (it has none). That small handout must not shorten the wait the big list set: the
+   next list still waits for the cost of the one before it (chat__room_publish_users: "after one
+   that handed out B bytes in all, the next waits B / CHAT__USERS_BYTES_PER_MS"). */
+static void test_room_user_list_spacing_holds_after_a_late_handout(void) {
+    enum { N = 32 };
+    static ur_member u[N + 1];
+    ur_world w;
+    chat__frame *first;
+    chat__ms spacing;
+    int i;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    ur_join_long(&w, u, N, 2000);
+    chat__room_publish_users(&w.room, 1000);
+    first = w.room.users_frame;
+    CHECK(first != NULL);
+    if (!first) {
+        ur_world_end(&w);
+        return;
+    }
+    spacing = ur_spacing(&w.room, N);
+    CHECK(spacing >= 20);
+    ur_member_init(&w, &u[N]);
+    CHECK_INT(ur_join(&w, &u[N], "late"), CHAT_OK);
+    for (i = 0; i < N; i++) chat__room_users_written(&w.room, &u[i].m); /* behind: a handout */
+    chat__room_publish_users(&w.room, 1001);
+    CHECK_INT(u[N].users, 1); /* the newcomer got the list there is */
+    CHECK(w.room.users_frame == first);
+    CHECKF(w.room.not_before >= 1000 + spacing, "not_before %lld, the first list set %lld", (long long)w.room.not_before,
+           (long long)(1000 + spacing));
+    chat__room_publish_users(&w.room, 1002);
+    chat__room_publish_users(&w.room, 1000 + spacing - 1);
+    CHECK(w.room.users_frame == first);
+    CHECK_INT(u[0].users, 1);
+    chat__room_publish_users(&w.room, 1000 + spacing);
+    CHECK(w.room.users_frame != first);
+    CHECK_INT(u[0].users, 2);
+    ur_world_end(&w);
+}
+
 /* --- names --- */
 
 static void test_room_find_never_returns_a_leaving_member(void) {
@@ -606,6 +646,35 @@ static void test_room_leave_later_inside_user_list_handout(void) {
 }
 
 /* --- settle --- */
+
+/* Members marked in one turn leave in the order they joined, whatever the order they were marked
+   in: `left` (the server's on_leave) sees them as the user list showed them. */
+static void test_room_settle_calls_left_once_in_join_order(void) {
+    ur_world w;
+    ur_member u[6];
+    static const char *const names[6] = {"m0", "m1", "m2", "m3", "m4", "m5"};
+    int i;
+    CHECK_INT(ur_world_init(&w, 0), CHAT_OK);
+    for (i = 0; i < 6; i++) {
+        ur_member_init(&w, &u[i]);
+        CHECK_INT(ur_join(&w, &u[i], names[i]), CHAT_OK);
+    }
+    /* marked out of order */
+    chat__room_leave_later(&w.room, &u[4].m);
+    chat__room_leave_later(&w.room, &u[1].m);
+    chat__room_leave_later(&w.room, &u[5].m);
+    chat__room_leave_later(&w.room, &u[0].m);
+    chat__room_leave_later(&w.room, &u[1].m);
+    chat__room_settle(&w.room);
+    CHECK_STR(w.departed, "m0,m1,m4,m5");
+    for (i = 0; i < 6; i++) CHECKF(u[i].left_calls == (i == 0 || i == 1 || i >= 4), "m%d: left called %d times", i, u[i].left_calls);
+    CHECK_INT(w.room.count, 2);
+    CHECK_INT(w.room.leaving, 0);
+    CHECK(w.room.first == &u[2].m && w.room.last == &u[3].m && ur_links_ok(&w.room));
+    chat__room_settle(&w.room); /* nothing left to settle */
+    CHECK_INT(w.ndeparted, 4);
+    ur_world_end(&w);
+}
 
 static void test_room_settle_handles_members_marked_inside_left(void) {
     ur_world w;
@@ -833,11 +902,13 @@ static void unit_room_tests(void) {
     RUN(test_room_member_with_list_in_flight_gets_only_the_newest_after_written);
     RUN(test_room_user_lists_spaced_by_their_cost);
     RUN(test_room_user_list_spacing_is_capped);
+    RUN(test_room_user_list_spacing_holds_after_a_late_handout);
     RUN(test_room_find_never_returns_a_leaving_member);
     RUN(test_room_rejoin_with_the_same_name_before_settle);
     RUN(test_room_index_grows_with_members_marked_to_leave);
     RUN(test_room_leave_later_inside_broadcast_reaches_everyone_else);
     RUN(test_room_leave_later_inside_user_list_handout);
+    RUN(test_room_settle_calls_left_once_in_join_order);
     RUN(test_room_settle_handles_members_marked_inside_left);
     RUN(test_room_say_from_inside_left_reaches_those_still_in);
     RUN(test_room_say_encodes_once_and_keeps_the_last_frames);
