@@ -23,10 +23,19 @@ tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tes
 		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
-test: chat tests/run_tests include-order tests/embed_example
+test: chat tests/run_tests include-order tests/embed_example tests/codec_client
 	sh tests/platform_door.sh
 	sh tests/wire/run.sh ./chat
+	./tests/codec_client ./chat
 	./tests/run_tests
+
+# A WebSocket client made of the codec tier alone (CHAT_CODECS_ONLY), in C and C++; no server
+# function may be in it.
+tests/codec_client: tests/codec_client.c chat.h
+	$(CC) $(CFLAGS) -Werror -o $@ tests/codec_client.c
+	$(CXX) -x c++ -Wall -Wextra -Werror -fsyntax-only tests/codec_client.c
+	@if nm $@ | grep -q 'chat_server\|chat__conn\|chat__room'; then \
+		echo "FAIL codec tier: CHAT_CODECS_ONLY compiled server code into $@"; exit 1; fi
 
 # README's embedding example, as a program of its own (C and C++, -Werror).
 tests/embed_example: tests/embed_example.c chat.h
@@ -45,7 +54,7 @@ include-order:
 	@rm -f tests/include_order tests/include_order.err
 
 clean:
-	rm -f chat tests/run_tests tests/include_order tests/include_order.err tests/embed_example
+	rm -f chat tests/run_tests tests/include_order tests/include_order.err tests/embed_example tests/codec_client
 
 .PHONY: all run embed test include-order clean
 

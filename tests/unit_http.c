@@ -447,6 +447,42 @@ static void test_token_list_has(void) {
     CHECK_INT(uh_has("h2c", "websocket"), 0);
 }
 
+/* --- responses (the codec tier: a client reading the server's answer) --- */
+
+static void test_http_parse_response_reads_status_and_headers(void) {
+    static const char r[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi";
+    chat_http_request resp;
+    size_t scanned = 0;
+    CHECK_INT(chat_http_parse_response(r, sizeof r - 1, 8192, &scanned, &resp), (int)(sizeof r - 1 - 4));
+    CHECK_INT(resp.status, 101);
+    CHECK_INT(resp.minor, 1);
+    CHECK(resp.flags & CHAT_HTTP_CONN_UPGRADE);
+    CHECK(uh_span_is(uh_header(&resp, "sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", r, sizeof r - 1));
+    CHECK(uh_span_is(uh_header(&resp, "upgrade"), "websocket", r, sizeof r - 1));
+}
+
+static void test_http_parse_response_incremental_and_bad(void) {
+    static const char ok[] = "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+    static const char *const bad[] = {"HTTP/1.1 1x1 Odd\r\n\r\n", "HTTP/1.1 99 Low\r\n\r\n", "HTTP/2 200 OK\r\n\r\n",
+                                      "GET / HTTP/1.1\r\n\r\n", "HTTP/1.1 200 OK\r\nBad Header\r\n\r\n"};
+    chat_http_request resp;
+    size_t scanned = 0, i;
+    int r = CHAT_HTTP_INCOMPLETE;
+    for (i = 1; i <= sizeof ok - 1 && r == CHAT_HTTP_INCOMPLETE; i++) r = chat_http_parse_response(ok, i, 8192, &scanned, &resp);
+    CHECK_INT(r, (int)(sizeof ok - 1));
+    CHECK_INT(i - 1, sizeof ok - 1); /* complete only with its last byte */
+    CHECK_INT(resp.status, 404);
+    CHECK_INT(resp.minor, 0);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        scanned = 0;
+        CHECKF(chat_http_parse_response(bad[i], strlen(bad[i]), 8192, &scanned, &resp) == CHAT_HTTP_BAD, "%s", bad[i]);
+    }
+    scanned = 0;
+    CHECK_INT(chat_http_parse_response(UH_S("HTTP/1.1 200 OK\r\nX: aaaaaaaaaaaaaaaaaaaa"), 16, &scanned, &resp),
+              CHAT_HTTP_TOO_LARGE);
+}
+
 static void unit_http_tests(void) {
     RUN(test_http_parse_browser_upgrade_request);
     RUN(test_http_parse_returns_head_length_only);
@@ -466,4 +502,6 @@ static void unit_http_tests(void) {
     RUN(test_url_decode);
     RUN(test_query_param);
     RUN(test_token_list_has);
+    RUN(test_http_parse_response_reads_status_and_headers);
+    RUN(test_http_parse_response_incremental_and_bad);
 }

@@ -614,6 +614,76 @@ static void test_json_suite_i_files_do_not_crash(void) {
     if (test_verbose) printf("     i_: %d files, %d accepted, %d rejected\n", s.files, s.accepted, s.rejected);
 }
 
+/* --- the generic walk (the codec tier) --- */
+
+/* Each member in document order, key and value as raw tokens; nested values are one token. */
+static void test_json_walk_hands_out_members_in_order(void) {
+    static const char doc[] = " {\"a\":1, \"b\" : [1,{\"x\":2}], \"c\":{\"d\":\"e\"},\"\\u0066\":true,\"g\":null,\"h\":-0.5e3} ";
+    static const char *const keys[] = {"\"a\"", "\"b\"", "\"c\"", "\"\\u0066\"", "\"g\"", "\"h\""};
+    static const char *const values[] = {"1", "[1,{\"x\":2}]", "{\"d\":\"e\"}", "true", "null", "-0.5e3"};
+    chat_json_walk w;
+    chat_span k, v;
+    int i;
+    CHECK_INT(chat_json_walk_begin(&w, UJ_S(doc)), 0);
+    for (i = 0; i < 6; i++) {
+        CHECK_INT(chat_json_walk_next(&w, &k, &v), 1);
+        CHECKF(k.n == strlen(keys[i]) && memcmp(k.p, keys[i], k.n) == 0, "key %d: %.*s", i, (int)k.n, k.p);
+        CHECKF(v.n == strlen(values[i]) && memcmp(v.p, values[i], v.n) == 0, "value %d: %.*s", i, (int)v.n, v.p);
+    }
+    CHECK_INT(chat_json_walk_next(&w, &k, &v), 0);
+    CHECK_INT(chat_json_walk_next(&w, &k, &v), 0); /* done stays done */
+    CHECK_INT(chat_json_walk_begin(&w, UJ_S("{}")), 0);
+    CHECK_INT(chat_json_walk_next(&w, &k, &v), 0);
+}
+
+/* Not an object, or broken anywhere (also after members already handed out): -1. */
+static void test_json_walk_rejects_what_is_not_one_object(void) {
+    static const char *const not_objects[] = {"[1]", "\"s\"", "1", "", "  "};
+    static const char *const broken[] = {"{\"a\":1,}", "{\"a\":1} x", "{\"a\":1,\"b\":}", "{\"a\":1", "{\"a\":1}}",
+                                         "{\"a\" 1}", "{a:1}", "{\"a\":1,\"b\":[1,}"};
+    chat_json_walk w;
+    chat_span k, v;
+    size_t i;
+    for (i = 0; i < sizeof not_objects / sizeof not_objects[0]; i++)
+        CHECKF(chat_json_walk_begin(&w, not_objects[i], strlen(not_objects[i])) == -1, "%s", not_objects[i]);
+    for (i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        int r, steps = 0;
+        CHECK_INT(chat_json_walk_begin(&w, broken[i], strlen(broken[i])), 0);
+        while ((r = chat_json_walk_next(&w, &k, &v)) == 1 && steps < 10) steps++;
+        CHECKF(r == -1, "%s: walk ended with %d", broken[i], r);
+    }
+}
+
+/* get: the last member of that name (JSON.parse keeps the last), found by its decoded key. */
+static void test_json_get_last_key_wins_and_keys_are_decoded(void) {
+    chat_span v;
+    CHECK_INT(chat_json_get(UJ_S("{\"k\":1,\"k\":\"two\"}"), "k", &v), 1);
+    CHECK(v.n == 5 && memcmp(v.p, "\"two\"", 5) == 0);
+    CHECK(chat_json_string_is(v, "two"));
+    CHECK_INT(chat_json_get(UJ_S("{\"\\u006b\":true}"), "k", &v), 1);
+    CHECK(v.n == 4 && memcmp(v.p, "true", 4) == 0);
+    CHECK_INT(chat_json_get(UJ_S("{\"kk\":1,\"o\":{\"k\":2}}"), "k", &v), 0); /* nested keys do not count */
+    CHECK_INT(chat_json_get(UJ_S("[{\"k\":1}]"), "k", &v), 0);                 /* valid, not an object */
+    CHECK_INT(chat_json_get(UJ_S("{\"k\":1,}"), "k", &v), -1);
+    CHECK_INT(chat_json_get(UJ_S("{\"k\":1} {\"k\":2}"), "k", &v), -1);
+}
+
+/* string_is compares the decoded text, whole: escapes count as what they mean. */
+static void test_json_string_is_compares_decoded_text(void) {
+    chat_span t;
+    t.p = "\"a\\u00e9\\n\"";
+    t.n = strlen(t.p);
+    CHECK(chat_json_string_is(t, "a\xc3\xa9\n"));
+    CHECK(!chat_json_string_is(t, "a\xc3\xa9"));
+    CHECK(!chat_json_string_is(t, "a\xc3\xa9\nx"));
+    t.p = "\"\"";
+    t.n = 2;
+    CHECK(chat_json_string_is(t, ""));
+    CHECK(!chat_json_string_is(t, "x"));
+    t.p = "12";
+    CHECK(!chat_json_string_is(t, "12")); /* a number token is not a string */
+}
+
 static void unit_json_tests(void) {
     RUN(test_json_put_string_escapes_like_json_stringify);
     RUN(test_json_put_string_other_c0_as_lowercase_u00xx);
@@ -644,4 +714,8 @@ static void unit_json_tests(void) {
     RUN(test_json_suite_y_files_accepted);
     RUN(test_json_suite_n_files_rejected);
     RUN(test_json_suite_i_files_do_not_crash);
+    RUN(test_json_walk_hands_out_members_in_order);
+    RUN(test_json_walk_rejects_what_is_not_one_object);
+    RUN(test_json_get_last_key_wins_and_keys_are_decoded);
+    RUN(test_json_string_is_compares_decoded_text);
 }

@@ -904,6 +904,54 @@ static void test_ws_decode_zero_length_text_message(void) {
     chat_buf_free(&s);
 }
 
+/* --- the client side: decoding a server's frames (unmasked = 1) --- */
+
+static void test_ws_decode_unmasked_mode_reads_server_frames(void) {
+    unsigned char big_head[CHAT_WS_MAX_HEADER];
+    unsigned char *big = uw_pattern(70000);
+    chat_buf s;
+    uw_run r;
+    size_t h, chunk;
+    if (!big) return;
+    memset(&s, 0, sizeof s);
+    uw_raw(&s, "\x81\x02hi", 4);
+    uw_raw(&s, "\x89\x01p", 3);
+    h = chat_ws_header(big_head, CHAT_WS_OP_TEXT, 70000, NULL);
+    chat_buf_append(&s, big_head, h);
+    chat_buf_append(&s, big, 70000);
+    uw_raw(&s, "\x88\x02\x03\xe8", 4);
+    for (chunk = 0; chunk <= 7; chunk += 7) {
+        uw_init(&r, 1 << 20);
+        r.d.unmasked = 1;
+        { size_t i, c = chunk ? chunk : s.len;
+          for (i = 0; i < s.len && !r.error; i += c) uw_feed(&r, s.data + i, CHAT__MIN(c, s.len - i)); }
+        CHECKF(r.error == 0, "chunk %zu: error %d", chunk, r.error);
+        CHECK_INT(r.messages, 2);
+        CHECK_INT(r.pings, 1);
+        CHECK_INT(r.closes, 1);
+        CHECK_INT(r.close_code, 1000);
+        CHECK(r.done.len == 70000 && memcmp(r.done.data, big, 70000) == 0);
+        uw_free(&r);
+    }
+    chat_buf_free(&s);
+    free(big);
+}
+
+/* A client must fail a masked frame from the server (RFC 6455 5.1). */
+static void test_ws_decode_unmasked_mode_fails_masked_frames(void) {
+    chat_buf s;
+    uw_run r;
+    memset(&s, 0, sizeof s);
+    uw_put(&s, UW_FIN | CHAT_WS_OP_TEXT, "hi", 2);
+    uw_init(&r, 1000);
+    r.d.unmasked = 1;
+    uw_feed(&r, s.data, s.len);
+    CHECK_INT(r.error, 1002);
+    CHECK_INT(r.messages, 0);
+    uw_free(&r);
+    chat_buf_free(&s);
+}
+
 static void unit_ws_tests(void) {
     RUN(test_ws_accept_key_rfc6455_example);
     RUN(test_ws_header_every_length_class);
@@ -941,4 +989,6 @@ static void unit_ws_tests(void) {
     RUN(test_ws_decode_text_truncated_at_fin_is_1007);
     RUN(test_ws_decode_multibyte_text_split_across_fragments);
     RUN(test_ws_decode_zero_length_text_message);
+    RUN(test_ws_decode_unmasked_mode_reads_server_frames);
+    RUN(test_ws_decode_unmasked_mode_fails_masked_frames);
 }
