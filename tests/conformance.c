@@ -22,10 +22,10 @@
 /* After a case timed out, the test has failed: later waits are shorter, so a server that stopped
    answering fails the test within its time limit rather than hitting the alarm. */
 static int conf_timeouts;
-static int conf_wait(void) { return conf_timeouts ? WAIT_MS / 6 : WAIT_MS; }
+static int conf_wait(void) { return conf_timeouts ? harness_wait_ms / 6 : harness_wait_ms; }
 
 typedef struct conf_group {
-    test_server s;
+    harness_server s;
     int saved_port;
     wsc watch;
     char watch_name[64];
@@ -42,26 +42,26 @@ static void conf_begin(conf_group *g, size_t max_message) {
     cfg.max_backlog = 8 << 20; /* whatever the build's default: a broadcast of max_message fits */
     cfg.history = -1;  /* no replay: a newcomer sees only what happens after it joins */
     cfg.max_rate = -1; /* some cases are bursts; the rate limit has its own tests */
-    g->saved_port = T_PORT;
-    CHECK_INT(start_library(&g->s, &cfg), 0);
-    T_PORT = g->s.port;
-    tagged(g->watch_name, sizeof g->watch_name, "watcher");
-    CHECK_INT(join(&g->watch, g->watch_name), 101);
-    CHECK(wait_users(&g->watch, g->watch_name));
+    g->saved_port = harness_port;
+    CHECK_INT(harness_start_library(&g->s, &cfg), 0);
+    harness_port = g->s.port;
+    harness_tagged(g->watch_name, sizeof g->watch_name, "watcher");
+    CHECK_INT(harness_join(&g->watch, g->watch_name), 101);
+    CHECK(harness_wait_users(&g->watch, g->watch_name));
 }
 
 static void conf_end(conf_group *g) {
-    leave(&g->watch);
-    CHECKF(stop_server(&g->s) == 0, "the server did not exit 0 on SIGTERM");
-    T_PORT = g->saved_port;
+    harness_leave(&g->watch);
+    CHECKF(harness_stop_server(&g->s) == 0, "the server did not exit 0 on SIGTERM");
+    harness_port = g->saved_port;
 }
 
-/* Joins a fresh client named "<what><i>-<TAG>"; the name goes to `name`. */
+/* Joins a fresh client named "<what><i>-<harness_tag>"; the name goes to `name`. */
 static int conf_join(wsc *c, char *name, size_t cap, const char *what, int i) {
     char base[48];
     snprintf(base, sizeof base, "%s%d", what, i);
-    tagged(name, cap, base);
-    return join(c, name);
+    harness_tagged(name, cap, base);
+    return harness_join(c, name);
 }
 
 /* An event of exactly `len` bytes (len >= CONF_EVENT_MIN): the message is a-z repeated, so a
@@ -94,7 +94,7 @@ static char *conf_want(const char *name, const char *event, size_t len) {
 
 /* The next chat message `c` receives (user lists skipped) must be `want`. */
 static void conf_expect_chat(wsc *c, const char *want, const char *who, const char *what) {
-    char *got = next_chat(c, conf_wait());
+    char *got = harness_next_chat(c, conf_wait());
     if (!got) conf_timeouts++;
     CHECKF(got && strcmp(got, want) == 0, "%s: %s expected %.70s (%zu bytes), got %.70s (%zu bytes)", what, who,
            want, strlen(want), got ? got : "nothing", got ? strlen(got) : (size_t)0);
@@ -118,7 +118,7 @@ static void conf_quiet(conf_group *g, const char *what) {
     snprintf(event, sizeof event, CONF_EVENT_HEAD "\"quiet %d\"}", ++g->quiet_seq);
     want = conf_want(g->watch_name, event, strlen(event));
     wsc_send_text(&g->watch, event);
-    while ((got = next_chat(&g->watch, conf_wait())) && strcmp(got, want) != 0) {
+    while ((got = harness_next_chat(&g->watch, conf_wait())) && strcmp(got, want) != 0) {
         CHECKF(0, "%s: broadcast %s: %.80s", what, first ? "when nothing should be" : "also", got);
         first = 0;
         free(got);
@@ -172,7 +172,7 @@ static int conf_read_close(wsc *c, const char *what) {
 }
 
 /* The server closes with `code` (1005: an empty close) and then ends the TCP connection by itself,
-   without our echo, at once: within a third of WAIT_MS (1 s), well before the 2 s the server
+   without our echo, at once: within a third of harness_wait_ms (1 s), well before the 2 s the server
    allows a peer to finish a close handshake (RFC 6455 7.1.1: the server closes first). Closes the
    client. */
 static void conf_expect_close(wsc *c, int code, const char *what) {
@@ -277,7 +277,7 @@ static void test_conf_1_framing_text_lengths(void) {
                 snprintf(ev, sizeof ev, CONF_EVENT_HEAD "\"after %zu\"}", n);
                 conf_say_and_expect(&g, &c, name, ev, what);
             }
-            leave(&c);
+            harness_leave(&c);
             free(frame), free(event);
         }
     }
@@ -349,7 +349,7 @@ static void test_conf_2_ping_pong(void) {
         CHECK_INT(conf_join(&c, name, sizeof name, "ping", (int)n), 101);
         conf_send(&c, 1, 0, 9, p125, n);
         conf_expect_pong(&c, p125, n, what);
-        leave(&c);
+        harness_leave(&c);
     }
     for (i = 0; i < 2; i++) { /* unsolicited pongs: ignored, and the connection stays */
         size_t n = i ? 125 : 0;
@@ -359,7 +359,7 @@ static void test_conf_2_ping_pong(void) {
         conf_send(&c, 1, 0, 10, p125, n);
         snprintf(ev, sizeof ev, CONF_EVENT_HEAD "\"after pong %zu\"}", n);
         conf_say_and_expect(&g, &c, name, ev, what); /* nothing came before it, not even a frame */
-        leave(&c);
+        harness_leave(&c);
     }
     CHECK_INT(conf_join(&c, name, sizeof name, "ping", 126), 101);
     conf_send(&c, 1, 0, 9, p125, 126);
@@ -384,7 +384,7 @@ static void test_conf_2_ping_pong(void) {
             snprintf(what, sizeof what, "10 pings: pong %d", i);
             conf_expect_pong(&c, pl, strlen(pl), what);
         }
-        leave(&c);
+        harness_leave(&c);
     }
     conf_quiet(&g, "ping/pong");
     conf_end(&g);
@@ -474,7 +474,7 @@ static void test_conf_5_fragmentation(void) {
         conf_send_fragments(&c, event, two, 2);
         conf_expect_chat(&c, want, "the sender", "2 fragments");
         conf_expect_chat(&g.watch, want, "the watcher", "2 fragments");
-        leave(&c);
+        harness_leave(&c);
         free(want), free(event);
     }
     { /* 100 fragments; the first, the last and every tenth are empty */
@@ -491,7 +491,7 @@ static void test_conf_5_fragmentation(void) {
         conf_send_fragments(&c, event, sizes, 100);
         conf_expect_chat(&c, want, "the sender", "100 fragments");
         conf_expect_chat(&g.watch, want, "the watcher", "100 fragments");
-        leave(&c);
+        harness_leave(&c);
         free(want), free(event);
     }
     { /* pings (and a pong) between fragments: the pongs come before the message completes */
@@ -513,7 +513,7 @@ static void test_conf_5_fragmentation(void) {
         conf_send(&c, 1, 0, 0, "", 0); /* the empty final fragment completes it */
         conf_expect_chat(&c, want, "the sender", "pings between fragments");
         conf_expect_chat(&g.watch, want, "the watcher", "pings between fragments");
-        leave(&c);
+        harness_leave(&c);
         free(want), free(event);
     }
     { /* continuation frames with nothing to continue */
@@ -604,7 +604,7 @@ static void test_conf_6_utf8_valid(void) {
         CHECK_INT(conf_join(&c, name, sizeof name, "utf8ok", (int)i), 101);
         snprintf(event, sizeof event, CONF_EVENT_HEAD "\"%s\"}", valid[i].text);
         conf_say_and_expect(&g, &c, name, event, valid[i].name);
-        leave(&c);
+        harness_leave(&c);
     }
     /* "é中🦕" in an event, split into two fragments at every byte position (0 and the end
        included: an empty first or last fragment) */
@@ -615,21 +615,21 @@ static void test_conf_6_utf8_valid(void) {
             char *got;
             conf_send(&c, 0, 0, 1, mixed, k);
             conf_send(&c, 1, 0, 0, mixed + k, sizeof mixed - 1 - k);
-            got = next_chat(&c, conf_wait());
+            got = harness_next_chat(&c, conf_wait());
             if (!got || strcmp(got, want) != 0) {
                 snprintf(what, sizeof what, "split at byte %zu", k);
                 CHECKF(0, "%s: got %.80s", what, got ? got : "nothing");
                 bad++;
             }
             free(got);
-            got = next_chat(&g.watch, conf_wait());
+            got = harness_next_chat(&g.watch, conf_wait());
             CHECKF(got && strcmp(got, want) == 0, "split at byte %zu: the watcher got %.80s", k, got ? got : "nothing");
             free(got);
             if (bad > 3) break;
         }
         free(want);
     }
-    leave(&c);
+    harness_leave(&c);
     conf_quiet(&g, "valid UTF-8");
     conf_end(&g);
 }
@@ -824,7 +824,7 @@ static void test_conf_9_limits(void) {
         conf_expect_chat(&g.watch, want, "the watcher", "max_message bytes in 4 fragments");
         free(want);
     }
-    leave(&c);
+    harness_leave(&c);
 
     /* max_message + 1 in one frame: refused from the header alone (no payload sent) */
     CHECK_INT(conf_join(&c, name, sizeof name, "max", 1), 101);
@@ -880,12 +880,12 @@ static void test_conf_9_limits(void) {
             snprintf(ev, sizeof ev, CONF_EVENT_HEAD "\"m%09d\"}", k);
             w = conf_want(name, ev, strlen(ev));
             if (bad_c < 0) {
-                got = next_chat(&c, conf_wait());
+                got = harness_next_chat(&c, conf_wait());
                 if (!got || strcmp(got, w) != 0) bad_c = k;
                 free(got);
             }
             if (bad_w < 0) {
-                got = next_chat(&g.watch, conf_wait());
+                got = harness_next_chat(&g.watch, conf_wait());
                 if (!got || strcmp(got, w) != 0) bad_w = k;
                 free(got);
             }
@@ -893,7 +893,7 @@ static void test_conf_9_limits(void) {
         }
         CHECKF(bad_c < 0, "1000 messages in one write: the sender's copy is wrong or missing at %d", bad_c);
         CHECKF(bad_w < 0, "1000 messages in one write: the watcher's copy is wrong or missing at %d", bad_w);
-        leave(&c);
+        harness_leave(&c);
         free(buf);
     }
     conf_quiet(&g, "limits");
@@ -911,7 +911,7 @@ static int conf_raw(wsc *c, const char *req, const void *extra, size_t extra_len
     int r;
     memcpy(buf, req, n);
     if (extra_len) memcpy(buf + n, extra, extra_len);
-    r = wsc_open_tcp(c, T_HOST, T_PORT) < 0 || wsc_send_all(c->fd, buf, n + extra_len) < 0 ? -1 : 0;
+    r = wsc_open_tcp(c, harness_host, harness_port) < 0 || wsc_send_all(c->fd, buf, n + extra_len) < 0 ? -1 : 0;
     free(buf);
     return r < 0 ? -1 : (c->status = wsc_read_head(c, conf_wait()));
 }
@@ -975,8 +975,8 @@ static void test_conf_handshake(void) {
         char base[32], *want;
         int same_write = i == CONF_N(accepted) - 1;
         snprintf(base, sizeof base, "hs%zu", i);
-        tagged(name, sizeof name, base);
-        url_encode(name, enc);
+        harness_tagged(name, sizeof name, base);
+        harness_url_encode(name, enc);
         snprintf(req, sizeof req, "GET /start_web_socket?username=%s HTTP/1.1\r\n%s\r\n", enc, accepted[i].head);
         memset(&c, 0, sizeof c);
         c.seed = 0x9E3779B9u; /* for the frame's mask: conf_raw opens the connection afterwards */
@@ -996,7 +996,7 @@ static void test_conf_handshake(void) {
             snprintf(ev, sizeof ev, CONF_EVENT_HEAD "\"hello %zu\"}", i);
             conf_say_and_expect(&g, &c, name, ev, accepted[i].what);
         }
-        leave(&c);
+        harness_leave(&c);
     }
     { /* a request head over CHAT_MAX_HEADER: 431, and the connection is closed */
         static char big[CHAT_MAX_HEADER + 1024];
@@ -1014,13 +1014,13 @@ static void test_conf_handshake(void) {
         static const char half[] = "GET / HTTP/1.1\r\nHo";
         int fds[N], k, open = 0;
         for (k = 0; k < N; k++) {
-            fds[k] = wsc_tcp_connect(T_HOST, T_PORT);
+            fds[k] = wsc_tcp_connect(harness_host, harness_port);
             if (fds[k] >= 0 && wsc_send_all(fds[k], half, sizeof half - 1) == 0) open++;
         }
         CHECK_INT(open, N);
         CHECK_INT(conf_join(&c, name, sizeof name, "slowloris", 0), 101);
         conf_say_and_expect(&g, &c, name, CONF_EVENT_HEAD "\"despite 100 stalled requests\"}", "slowloris");
-        leave(&c);
+        harness_leave(&c);
         for (k = 0; k < N; k++)
             if (fds[k] >= 0) close(fds[k]);
     }
