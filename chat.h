@@ -542,6 +542,8 @@ typedef struct chat_stats {
     unsigned long long closed_slow;      /* dropped: over max_backlog */
     unsigned long long closed_idle;      /* 1001 after an unanswered ping, or a stalled handshake */
     unsigned long long log_dropped;      /* log lines left out by the rate limit */
+    unsigned long long resumed;          /* joins that took over their name from a live connection */
+    unsigned long long repeats;          /* messages dropped as a repeat of one in the history */
     long long uptime_ms;
 } chat_stats;
 CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out);
@@ -1610,6 +1612,28 @@ static chat__ms chat__now_ms(void) {
     return (chat__ms)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The wall clock, for the time stamped on messages and the first message id (see chat__room). */
+static uint64_t chat__wall_us(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* n unpredictable bytes from the system; -1 when it has no /dev/urandom. */
+static int chat__random_bytes(unsigned char *out, size_t n) {
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+    if (fd < 0) return -1;
+    while (got < n) {
+        ssize_t r = read(fd, out + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    return got == n ? 0 : -1;
+}
+
 static int chat__set_nonblock_cloexec(int fd) {
     int fl = fcntl(fd, F_GETFL, 0);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
@@ -1933,6 +1957,29 @@ typedef struct chat__room_outlet {
     void *user;
 } chat__room_outlet;
 
+/* What someone says to the room (or to one member: then id is 0). */
+typedef struct chat__words {
+    const char *name;
+    size_t name_len;
+    const void *text;
+    size_t text_len;
+    const char *cid; /* the sender's own id for it (at most CHAT__CID_MAX bytes); NULL: none */
+    size_t cid_len;
+    uint64_t time_ms; /* the server's wall clock when it accepted the message */
+} chat__words;
+
+#define CHAT__CID_MAX 64
+
+/* One message of the history: the frame everyone got, and the same message flagged as a replay,
+   made the first time someone needs it. The spans say where the encoded name and cid sit in
+   `live`, so a repeat of (name, cid) is recognised exactly. */
+typedef struct chat__said {
+    chat__frame *live, *replayed;
+    uint64_t id;
+    uint32_t cid_hash; /* of name and cid; 0: said without a cid */
+    uint32_t name_at, name_n, cid_at, cid_n;
+} chat__said;
+
 typedef struct chat__room {
     chat__room_outlet out;
     chat__member **buckets; /* members by name (hash with chaining) */
@@ -1946,8 +1993,10 @@ typedef struct chat__room {
     int handout;                /* some member may need users_frame */
     chat__ms not_before;        /* no new list before this: see chat__room_publish_users */
     chat__frame *users_frame;
-    chat__frame **history; /* the last history_cap messages, oldest first from history_head */
+    chat__said *history; /* the last history_cap messages, oldest first from history_head; their
+                            ids follow each other, so the one after id X is found by arithmetic */
     int history_cap, history_head, history_count;
+    uint64_t next_id;            /* the id of the next message said */
     unsigned long long messages; /* said in the room */
     chat_buf json;               /* an event being encoded */
 } chat__room;
@@ -1956,15 +2005,27 @@ static unsigned chat__room_bucket(const chat__room *r, const char *name, size_t 
     return chat__hash(name, n) & (r->nbuckets - 1);
 }
 
-static int chat__room_init(chat__room *r, const chat__room_outlet *out, int history) {
+/* A room keeping the last `history` messages; the first message said gets id first_id. */
+static int chat__room_init(chat__room *r, const chat__room_outlet *out, int history, uint64_t first_id) {
     memset(r, 0, sizeof *r);
     r->out = *out;
+    r->next_id = first_id ? first_id : 1;
     r->history_cap = history > 0 ? history : 0;
     if (r->history_cap) {
-        r->history = (chat__frame **)CHAT_MALLOC((size_t)r->history_cap * sizeof *r->history);
+        r->history = (chat__said *)CHAT_MALLOC((size_t)r->history_cap * sizeof *r->history);
         if (!r->history) return CHAT_ENOMEM;
     }
     return CHAT_OK;
+}
+
+static chat__said *chat__room_held(const chat__room *r, int k) { /* k-th oldest held message */
+    return &r->history[(r->history_head + k) % r->history_cap];
+}
+
+static void chat__said_release(chat__said *s) {
+    chat__frame_release(s->live);
+    if (s->replayed) chat__frame_release(s->replayed);
+    memset(s, 0, sizeof *s);
 }
 
 /* Frees what the room owns: frames, the index, the names of members still in it. */
@@ -1973,12 +2034,15 @@ static void chat__room_free(chat__room *r) {
     int k;
     for (m = r->first; m; m = m->next) CHAT_FREE(m->name), m->name = NULL;
     if (r->users_frame) chat__frame_release(r->users_frame);
-    for (k = 0; k < r->history_count; k++) chat__frame_release(r->history[(r->history_head + k) % r->history_cap]);
+    for (k = 0; k < r->history_count; k++) chat__said_release(chat__room_held(r, k));
     CHAT_FREE(r->history);
     CHAT_FREE(r->buckets);
     chat_buf_free(&r->json);
     memset(r, 0, sizeof *r);
 }
+
+/* The newest id given to a message (before any: one below the first). */
+static uint64_t chat__room_top_id(const chat__room *r) { return r->next_id - 1; }
 
 /* The member called `name` that is not leaving, or NULL. */
 static chat__member *chat__room_find(const chat__room *r, const char *name, size_t n) {
@@ -2022,6 +2086,23 @@ static int chat__room_join(chat__room *r, chat__member *m, char *name, size_t n)
     r->count++;
     r->version++;
     return CHAT_OK;
+}
+
+/* `fresh` takes old's place (its name, its place in the join order) at once, as if it had been
+   there all along: nobody sees a leave or a join, and the list is unchanged. Only `fresh` is
+   handed the list again. `old` is no member any more, and the outlet is not told it left. */
+static void chat__room_replace(chat__room *r, chat__member *old, chat__member *fresh) {
+    chat__member **pp;
+    *fresh = *old;
+    for (pp = &r->buckets[chat__room_bucket(r, old->name, old->name_len)]; *pp != old; pp = &(*pp)->hash_next) {}
+    *pp = fresh;
+    if (fresh->prev) fresh->prev->next = fresh;
+    else r->first = fresh;
+    if (fresh->next) fresh->next->prev = fresh;
+    else r->last = fresh;
+    fresh->users_version = r->frame_version - 1, fresh->users_inflight = 0;
+    r->handout = 1;
+    memset(old, 0, sizeof *old);
 }
 
 /* Marks m to leave: from now on it gets nothing, is not listed, and its name is free. Safe
@@ -2072,56 +2153,144 @@ static int chat__room_broadcast(chat__room *r, chat__frame *f) {
     return n;
 }
 
-/* {"event":"send-message","username":NAME,"message":TEXT}, encoded once. */
-static chat__frame *chat__room_message(chat__room *r, const char *name, size_t name_len, const void *text,
-                                       size_t text_len) {
-    static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
-    r->json.len = 0;
-    if (chat_buf_append(&r->json, a, sizeof a - 1) || chat_json_put_string(&r->json, name, name_len) ||
-        chat_buf_append(&r->json, b, sizeof b - 1) || chat_json_put_string(&r->json, text, text_len) ||
-        chat_buf_append(&r->json, "}", 1))
-        return NULL;
-    return chat__frame_ws(CHAT_WS_OP_TEXT, r->json.data, r->json.len, CHAT__FRAME_SHARED);
+static uint32_t chat__room_cid_hash(const char *name, size_t name_len, const char *cid, size_t cid_len) {
+    uint32_t h = chat__hash(name, name_len) ^ (chat__hash(cid, cid_len) * 0x9E3779B1u);
+    return h ? h : 1;
 }
 
-/* Sends a message to everyone and keeps it in the history. Returns the number of recipients. */
-static int chat__room_say(chat__room *r, const char *name, size_t name_len, const void *text, size_t text_len) {
-    chat__frame *f = chat__room_message(r, name, name_len, text, text_len);
+/* {"event":"send-message","username":NAME,"message":TEXT,"id":ID,"time":MS,"cid":CID}, encoded
+   once: the tutorial's three members first, ours after them; no id when id is 0, no cid
+   without one. With `at`, where the name and cid are in the frame. */
+static chat__frame *chat__room_message(chat__room *r, const chat__words *w, uint64_t id, chat__said *at) {
+    static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
+    char nums[64];
+    size_t name_at, name_end, cid_at = 0, head;
+    chat__frame *f;
+    r->json.len = 0;
+    if (chat_buf_append(&r->json, a, sizeof a - 1)) return NULL;
+    name_at = r->json.len;
+    if (chat_json_put_string(&r->json, w->name, w->name_len)) return NULL;
+    name_end = r->json.len;
+    if (chat_buf_append(&r->json, b, sizeof b - 1) || chat_json_put_string(&r->json, w->text, w->text_len)) return NULL;
+    if (id) snprintf(nums, sizeof nums, ",\"id\":%llu,\"time\":%llu", (unsigned long long)id, (unsigned long long)w->time_ms);
+    else snprintf(nums, sizeof nums, ",\"time\":%llu", (unsigned long long)w->time_ms);
+    if (chat_buf_append(&r->json, nums, strlen(nums))) return NULL;
+    if (w->cid) {
+        if (chat_buf_append(&r->json, ",\"cid\":", 7)) return NULL;
+        cid_at = r->json.len;
+        if (chat_json_put_string(&r->json, w->cid, w->cid_len)) return NULL;
+    }
+    if (chat_buf_append(&r->json, "}", 1)) return NULL;
+    f = chat__frame_ws(CHAT_WS_OP_TEXT, r->json.data, r->json.len, CHAT__FRAME_SHARED);
+    if (f && at) {
+        head = f->len - r->json.len;
+        at->name_at = (uint32_t)(head + name_at), at->name_n = (uint32_t)(name_end - name_at);
+        at->cid_at = w->cid ? (uint32_t)(head + cid_at) : 0;
+        at->cid_n = w->cid ? (uint32_t)(r->json.len - 1 - cid_at) : 0;
+        at->cid_hash = w->cid ? chat__room_cid_hash(w->name, w->name_len, w->cid, w->cid_len) : 0;
+    }
+    return f;
+}
+
+/* Says a message to everyone and keeps it in the history, with the next id. Returns the
+   number of recipients, or CHAT_ENOMEM (then nothing was said and no id was used). */
+static int chat__room_say(chat__room *r, const chat__words *w) {
+    chat__said said;
     int n;
-    if (!f) return CHAT_ENOMEM;
-    n = chat__room_broadcast(r, f);
+    memset(&said, 0, sizeof said);
+    said.id = r->next_id;
+    said.live = chat__room_message(r, w, said.id, &said);
+    if (!said.live) return CHAT_ENOMEM;
+    r->next_id++;
+    n = chat__room_broadcast(r, said.live);
     r->messages++;
     if (r->history_cap > 0) { /* the history keeps the frame itself: no copy */
-        int slot = (r->history_head + r->history_count) % r->history_cap;
         if (r->history_count == r->history_cap) {
-            chat__frame_release(r->history[r->history_head]);
+            chat__said_release(chat__room_held(r, 0));
             r->history_head = (r->history_head + 1) % r->history_cap;
-        } else {
-            r->history_count++;
+            r->history_count--;
         }
-        r->history[slot] = f;
+        *chat__room_held(r, r->history_count++) = said;
     } else {
-        chat__frame_release(f);
+        chat__frame_release(said.live);
     }
     return n;
 }
 
-/* A newcomer gets the recent messages, oldest first, as the others saw them: as many of the
-   newest as fit in max_bytes (half its backlog, so a history of big messages cannot get it
-   closed as too slow). */
-static void chat__room_replay(chat__room *r, chat__member *m, size_t max_bytes) {
+/* The held message that `name` said with this cid, or NULL: a client that sends a message again
+   (it never saw it come back) must not have it said twice. */
+static chat__said *chat__room_said_before(chat__room *r, const char *name, size_t name_len, const char *cid,
+                                         size_t cid_len) {
+    uint32_t h = chat__room_cid_hash(name, name_len, cid, cid_len);
+    int k;
+    for (k = r->history_count; k-- > 0;) {
+        chat__said *s = chat__room_held(r, k);
+        size_t name_enc;
+        if (s->cid_hash != h) continue;
+        r->json.len = 0;
+        if (chat_json_put_string(&r->json, name, name_len)) return NULL;
+        name_enc = r->json.len;
+        if (chat_json_put_string(&r->json, cid, cid_len)) return NULL;
+        if (s->name_n == name_enc && s->cid_n == r->json.len - name_enc &&
+            memcmp(s->live->data + s->name_at, r->json.data, name_enc) == 0 &&
+            memcmp(s->live->data + s->cid_at, r->json.data + name_enc, s->cid_n) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* The message as a replay: the same bytes with "replay":true added, made once and kept. */
+static chat__frame *chat__room_replayed(chat__room *r, chat__said *s) {
+    static const char flag[] = ",\"replay\":true}";
+    size_t head;
+    if (s->replayed) return s->replayed;
+    /* the live frame is one unmasked text frame: its header is 2, 4 or 10 bytes by length */
+    head = s->live->data[1] == 126 ? 4 : s->live->data[1] == 127 ? 10 : 2;
+    r->json.len = 0;
+    if (chat_buf_append(&r->json, s->live->data + head, s->live->len - head - 1) || /* without its '}' */
+        chat_buf_append(&r->json, flag, sizeof flag - 1))
+        return NULL;
+    return s->replayed = chat__frame_ws(CHAT_WS_OP_TEXT, r->json.data, r->json.len, CHAT__FRAME_SHARED);
+}
+
+/* Hands m the held message s again, flagged as a replay. */
+static int chat__room_replay_one(chat__room *r, chat__member *m, chat__said *s) {
+    chat__frame *f = chat__room_replayed(r, s);
+    int ok;
+    if (!f) return CHAT_ENOMEM;
+    r->delivering++;
+    ok = m->leaving ? CHAT_EINVAL : r->out.deliver(r->out.user, m, f);
+    r->delivering--;
+    return ok;
+}
+
+/* What a member who has seen everything up to id `since` gets (a newcomer: since 0): the held
+   messages after it, as many of the newest as fit in max_bytes (half its backlog, so a history
+   of big messages cannot get it closed as too slow). Returns how many of the held ones to
+   skip; *missing says whether some message after `since` will not come (no longer held, too
+   big to fit, or `since` is not an id this room gave). */
+static int chat__room_replay_plan(const chat__room *r, uint64_t since, size_t max_bytes, int *missing) {
+    uint64_t oldest = r->next_id - (uint64_t)r->history_count, top = chat__room_top_id(r);
     size_t bytes = 0;
-    int first = r->history_count, i;
-    while (first > 0) {
-        chat__frame *f = r->history[(r->history_head + first - 1) % r->history_cap];
-        if (bytes + f->len > max_bytes) break;
-        bytes += f->len;
+    int first = r->history_count, skip = 0, foreign = since > top;
+    if (foreign) since = 0; /* not an id of ours: everything held, and say so */
+    else if (since >= oldest) skip = (int)(since - oldest + 1);
+    while (first > skip) {
+        const chat__said *s = chat__room_held(r, first - 1);
+        size_t len = s->live->len + 14; /* its replay is 14 bytes longer */
+        if (bytes + len > max_bytes) break;
+        bytes += len;
         first--;
     }
-    r->delivering++;
+    *missing = foreign || (since < top && (first == r->history_count ? top : chat__room_held(r, first)->id - 1) > since);
+    return first;
+}
+
+/* Replays the held messages from the `first` oldest on (see chat__room_replay_plan) to m. */
+static void chat__room_replay(chat__room *r, chat__member *m, int first) {
+    int i;
     for (i = first; i < r->history_count && !m->leaving; i++)
-        if (r->out.deliver(r->out.user, m, r->history[(r->history_head + i) % r->history_cap]) != CHAT_OK) break;
-    r->delivering--;
+        if (chat__room_replay_one(r, m, chat__room_held(r, i)) != CHAT_OK) break;
 }
 
 /* The outlet wrote the user list m was handed: m may have a newer one. */
@@ -2241,6 +2410,7 @@ typedef struct chat__conn {
     uint32_t rate_second;   /* the second (server clock) the rate counts count in */
     uint32_t rate_count;    /* frames and requests received in that second */
     uint32_t rate_bytes;    /* bytes read in that second */
+    uint32_t session;       /* while joined: the number its resume token is made from */
     uint16_t replies;       /* CHAT__FRAME_REPLY frames queued */
     uint16_t flags;         /* CHAT__C_* */
     unsigned char state;    /* chat__state */
@@ -2284,6 +2454,9 @@ struct chat_server {
     char *owned;        /* one block holding the copies of cfg's strings */
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
     chat_buf text;       /* a decoded message or username */
+    chat_buf cid;        /* a decoded cid */
+    unsigned char secret[16]; /* resume tokens are SHA-1(secret, session): see chat__resume_token */
+    uint32_t sessions;        /* joins so far: the next session number */
 };
 
 /* Every call of the program's code goes through here: never from inside a loop over the room's
@@ -2730,14 +2903,72 @@ static void chat__conn_refuse_name(chat_server *srv, chat__conn *c, int code, co
     chat__conn_close(srv, c, code, problem);
 }
 
-/* {"event":"welcome",...}: the first frame a joined client gets, with the limits a page needs so
-   that it need not copy the server's numbers. */
-static int chat__conn_welcome(chat_server *srv, chat__conn *c) {
-    char text[160];
-    int n = snprintf(text, sizeof text,
-                     "{\"event\":\"welcome\",\"limits\":{\"max_message\":%lu,\"max_name\":%d,\"max_rate\":%d}}",
-                     (unsigned long)srv->cfg.max_message, srv->cfg.max_name, srv->cfg.max_rate < 0 ? 0 : srv->cfg.max_rate);
+/* A joined connection's resume token: 32 hex digits of SHA-1(secret, session). Only its holder
+   learns it (in its welcome); with it, a new connection takes the name over from this one. */
+static void chat__resume_token(const chat_server *srv, uint32_t session, char out[33]) {
+    static const char hex[] = "0123456789abcdef";
+    unsigned char in[sizeof srv->secret + 4], digest[20];
+    int i;
+    memcpy(in, srv->secret, sizeof srv->secret);
+    for (i = 0; i < 4; i++) in[sizeof srv->secret + i] = (unsigned char)(session >> (8 * i));
+    chat_sha1(in, sizeof in, digest);
+    for (i = 0; i < 16; i++) out[2 * i] = hex[digest[i] >> 4], out[2 * i + 1] = hex[digest[i] & 15];
+    out[32] = '\0';
+}
+
+/* {"event":"welcome",...}: the first frame a joined client gets: the newest message id (so a
+   client that gets nothing else can still resume from it), its resume token, whether messages
+   after its `since` will be missing, and the limits a page needs so that it need not copy the
+   server's numbers. */
+static int chat__conn_welcome(chat_server *srv, chat__conn *c, int missing) {
+    char text[256], token[33];
+    int n;
+    chat__resume_token(srv, c->session, token);
+    n = snprintf(text, sizeof text,
+                 "{\"event\":\"welcome\",\"id\":%llu,\"resume\":\"%s\",%s\"limits\":{\"max_message\":%lu,"
+                 "\"max_name\":%d,\"max_rate\":%d}}",
+                 (unsigned long long)chat__room_top_id(&srv->room), token, missing ? "\"missing\":true," : "",
+                 (unsigned long)srv->cfg.max_message, srv->cfg.max_name, srv->cfg.max_rate < 0 ? 0 : srv->cfg.max_rate);
     return chat__enqueue_new(srv, c, chat__frame_ws(CHAT_WS_OP_TEXT, text, (size_t)n, CHAT__FRAME_SHARED));
+}
+
+/* What the page asks for besides its name: since=ID (the newest id it has) and resume=TOKEN. */
+typedef struct chat__rejoin {
+    int has_since;
+    uint64_t since;
+    char token[33]; /* empty: none */
+} chat__rejoin;
+
+static int chat__rejoin_parse(chat_span query, chat__rejoin *out) {
+    chat_buf v;
+    int r;
+    memset(out, 0, sizeof *out);
+    memset(&v, 0, sizeof v);
+    r = chat_url_query_param(query.p, query.n, "since", &v);
+    if (r == 1 && v.len >= 1 && v.len <= 20) { /* digits only, and no more than a uint64 holds */
+        size_t i;
+        uint64_t x = 0;
+        for (i = 0; i < v.len && v.data[i] >= '0' && v.data[i] <= '9'; i++) {
+            if (x > (UINT64_MAX - (uint64_t)(v.data[i] - '0')) / 10) break;
+            x = x * 10 + (uint64_t)(v.data[i] - '0');
+        }
+        if (i == v.len) out->has_since = 1, out->since = x;
+    }
+    if (r >= 0) r = chat_url_query_param(query.p, query.n, "resume", &v);
+    if (r == 1 && v.len == 32) memcpy(out->token, v.data, 33);
+    chat_buf_free(&v);
+    return r < 0 ? r : CHAT_OK;
+}
+
+/* Does `token` open the session of the connection holding a name? Compared in constant time. */
+static int chat__resume_valid(const chat_server *srv, const chat__conn *holder, const char *token) {
+    char want[33];
+    unsigned diff = 0;
+    int i;
+    if (!token[0]) return 0;
+    chat__resume_token(srv, holder->session, want);
+    for (i = 0; i < 32; i++) diff |= (unsigned)(want[i] ^ token[i]);
+    return diff == 0;
 }
 
 /* Counts an upgrade against its address's joins of this minute; 0 when over max_join_rate. */
@@ -2758,7 +2989,9 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
     char accept[29], head[sizeof ok + 32], *name = NULL, reason[160];
     const char *problem = NULL;
     chat_span upgrade, ws_key, version;
-    int found, verdict = 0;
+    chat__rejoin rejoin;
+    chat__member *taken = NULL, *holder = NULL; /* holder: the name's connection, to be replaced */
+    int found, verdict = 0, missing = 0, first;
     size_t n;
     if (req->method.n != 3 || memcmp(req->method.p, "GET", 3) != 0) {
         chat__conn_error(srv, c, req, 405, "Allow: GET\r\n", 0);
@@ -2798,7 +3031,8 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
         chat__conn_error(srv, c, req, 429, "Retry-After: 60\r\n", 0);
         return;
     }
-    found = chat_url_query_param(query.p, query.n, "username", &srv->text);
+    found = chat__rejoin_parse(query, &rejoin);
+    if (found == CHAT_OK) found = chat_url_query_param(query.p, query.n, "username", &srv->text);
     if (found < 0) {
         chat__conn_abort(srv, c);
         return;
@@ -2838,13 +3072,18 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
         problem = reason;
     } else if (!problem && chat__name_reserved(srv, (const char *)srv->text.data, srv->text.len)) {
         problem = "username is reserved";
+    } else if (!problem && (taken = chat__room_find(&srv->room, (const char *)srv->text.data, srv->text.len)) &&
+               chat__resume_valid(srv, CHAT__CONN_OF(taken), rejoin.token)) {
+        /* the same user again (its page reconnected while the old connection still looks alive):
+           below, the new connection takes the name over; the room does not grow */
+        holder = taken;
     } else if (!problem && srv->room.count >= srv->cfg.max_clients) {
         /* a browser cannot see an HTTP status: the page learns it from the close */
         srv->stats.refused_full++;
         CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
         chat__conn_close(srv, c, 1013, "room is full");
         return;
-    } else if (!problem && chat__room_find(&srv->room, (const char *)srv->text.data, srv->text.len)) {
+    } else if (!problem && taken) {
         /* the tutorial's words; the name is cut so the reason fits in a close frame */
         size_t cut = CHAT__MIN(srv->text.len, (size_t)100);
         while (cut < srv->text.len && (srv->text.data[cut] & 0xC0) == 0x80) cut--;
@@ -2860,22 +3099,38 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
         return;
     }
     if (c->state != CHAT__OPEN) return; /* on_join did something to it */
-    name = (char *)CHAT_MALLOC(srv->text.len + 1);
-    if (name) memcpy(name, srv->text.data, srv->text.len + 1);
-    if (!name || chat__room_join(&srv->room, &c->member, name, srv->text.len) != CHAT_OK) {
-        CHAT_FREE(name);
-        chat__conn_abort(srv, c);
-        return;
+    if (holder) { /* a resume: nobody sees a leave or a join; on_join, on_joined, on_leave do not run */
+        chat__conn *old = CHAT__CONN_OF(holder);
+        chat__room_replace(&srv->room, holder, &c->member);
+        old->flags &= ~CHAT__C_JOINED;
+        c->flags |= CHAT__C_JOINED;
+        srv->stats.resumed++;
+        if (CHAT__LOGGING(srv, CHAT_LOG_INFO)) {
+            char addr[64];
+            chat__conn_address(c, addr, sizeof addr);
+            CHAT__LOG((srv, CHAT_LOG_INFO, "resume: %s from %s took over its old connection", c->member.name, addr));
+        }
+        chat__conn_close(srv, old, 4001, "replaced by a new connection");
+    } else {
+        name = (char *)CHAT_MALLOC(srv->text.len + 1);
+        if (name) memcpy(name, srv->text.data, srv->text.len + 1);
+        if (!name || chat__room_join(&srv->room, &c->member, name, srv->text.len) != CHAT_OK) {
+            CHAT_FREE(name);
+            chat__conn_abort(srv, c);
+            return;
+        }
+        c->flags |= CHAT__C_JOINED;
+        if (CHAT__LOGGING(srv, CHAT_LOG_DEBUG)) {
+            char addr[64];
+            chat__conn_address(c, addr, sizeof addr);
+            CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->room.count));
+        }
     }
-    c->flags |= CHAT__C_JOINED;
-    if (CHAT__LOGGING(srv, CHAT_LOG_DEBUG)) {
-        char addr[64];
-        chat__conn_address(c, addr, sizeof addr);
-        CHAT__LOG((srv, CHAT_LOG_DEBUG, "join: %s from %s (%d users)", name, addr, srv->room.count));
-    }
-    if (chat__conn_welcome(srv, c) != CHAT_OK) return;
-    chat__room_replay(&srv->room, &c->member, srv->cfg.max_backlog / 2);
-    if (c->state == CHAT__OPEN && srv->cfg.on_joined) {
+    c->session = ++srv->sessions;
+    first = chat__room_replay_plan(&srv->room, rejoin.since, srv->cfg.max_backlog / 2, &missing);
+    if (chat__conn_welcome(srv, c, rejoin.has_since && missing) != CHAT_OK) return;
+    chat__room_replay(&srv->room, &c->member, first);
+    if (!holder && c->state == CHAT__OPEN && srv->cfg.on_joined) {
         CHAT__CALLBACK(srv);
         srv->cfg.on_joined(srv->cfg.user, srv, c->member.name, c->member.name_len);
     }
@@ -2891,10 +3146,10 @@ static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_re
              "{\"clients\":%d,\"connections\":%d,\"accepted\":%llu,\"messages\":%llu,\"bytes_in\":%llu,"
              "\"bytes_out\":%llu,\"refused\":{\"name\":%llu,\"full\":%llu,\"origin\":%llu,\"http\":%llu,"
              "\"address\":%llu},\"closed\":{\"protocol\":%llu,\"rate\":%llu,\"slow\":%llu,\"idle\":%llu},"
-             "\"log_dropped\":%llu,\"uptime_ms\":%lld}\n",
+             "\"log_dropped\":%llu,\"resumed\":%llu,\"repeats\":%llu,\"uptime_ms\":%lld}\n",
              st.clients, st.connections, st.accepted, st.messages, st.bytes_in, st.bytes_out, st.refused_name,
              st.refused_full, st.refused_origin, st.refused_http, st.refused_address, st.closed_protocol,
-             st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.uptime_ms);
+             st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.resumed, st.repeats, st.uptime_ms);
     r.status = 200, r.type = "application/json", r.extra = "Cache-Control: no-store\r\n", r.body = NULL, r.text = text;
     chat__conn_respond(srv, c, req, &r, keep);
 }
@@ -3001,14 +3256,49 @@ static int chat__event_text(chat_server *srv, const unsigned char *msg, size_t n
     return 1;
 }
 
-/* {"event":"send-message","message":TEXT}: said to everyone, unless on_message vetoes it. */
+/* The event's "cid" (a client's own id for its message: 1 to CHAT__CID_MAX bytes), decoded
+   into srv->cid; 0 when it has none or it is not such a string (the message goes out without). */
+static int chat__event_cid(chat_server *srv, const unsigned char *msg, size_t n) {
+    chat_span v;
+    srv->cid.len = 0;
+    if (chat_json_get(msg, n, "cid", &v) != 1 || v.p[0] != '"' || v.n > 2 + 6 * CHAT__CID_MAX) return 0;
+    return chat_json_string(v, &srv->cid) == 0 && srv->cid.len >= 1 && srv->cid.len <= CHAT__CID_MAX;
+}
+
+/* What the server says itself (chat_server_broadcast, chat_server_post): no cid. */
+static chat__words chat__words_of(const char *name, size_t name_len, const void *text, size_t text_len) {
+    chat__words w;
+    w.name = name, w.name_len = name_len, w.text = text, w.text_len = text_len;
+    w.cid = NULL, w.cid_len = 0;
+    w.time_ms = chat__wall_us() / 1000u;
+    return w;
+}
+
+/* {"event":"send-message","message":TEXT,"cid":CID}: said to everyone, unless on_message vetoes
+   it. A message with a cid its sender already used for a message still in the history is that
+   message again (its page never saw it come back): it is not said twice, and the sender alone
+   gets the original again, flagged as a replay, so its page knows it went out. */
 static void chat__event_send_message(chat_server *srv, chat__conn *c, const unsigned char *msg, size_t n) {
+    chat__words w;
+    int has_cid;
     if (!chat__event_text(srv, msg, n, "message")) return;
+    has_cid = chat__event_cid(srv, msg, n);
+    if (has_cid) {
+        chat__said *before = chat__room_said_before(&srv->room, c->member.name, c->member.name_len,
+                                                    (const char *)srv->cid.data, srv->cid.len);
+        if (before) {
+            srv->stats.repeats++;
+            chat__room_replay_one(&srv->room, &c->member, before);
+            return;
+        }
+    }
     if (srv->cfg.on_message && (CHAT__CALLBACK(srv), srv->cfg.on_message(srv->cfg.user, srv, c->member.name,
                                                                           c->member.name_len, (const char *)srv->text.data,
                                                                           srv->text.len)))
         return;
-    chat__room_say(&srv->room, c->member.name, c->member.name_len, srv->text.data, srv->text.len);
+    w = chat__words_of(c->member.name, c->member.name_len, srv->text.data, srv->text.len);
+    if (has_cid) w.cid = (const char *)srv->cid.data, w.cid_len = srv->cid.len;
+    chat__room_say(&srv->room, &w);
 }
 
 typedef struct chat__event {
@@ -3511,9 +3801,11 @@ static void chat__drain_posts(chat_server *srv, int all) {
         size_t i;
         for (i = 0; i < (size_t)n / sizeof posts[0]; i++) {
             chat__post *p = posts[i];
-            if (srv->phase == CHAT__RUNNING)
-                chat__room_say(&srv->room, (const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len,
-                               p->text_len);
+            if (srv->phase == CHAT__RUNNING) {
+                chat__words w = chat__words_of((const char *)(p + 1), p->name_len, (const char *)(p + 1) + p->name_len,
+                                               p->text_len);
+                chat__room_say(&srv->room, &w);
+            }
             CHAT_FREE(p);
         }
     }
@@ -3664,7 +3956,11 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
     srv->rxbuf = (unsigned char *)CHAT_MALLOC(CHAT_READ_CHUNK);
-    if (!srv->pfds || !srv->conns || !srv->rxbuf || chat__room_init(&srv->room, &outlet, srv->cfg.history) != CHAT_OK ||
+    /* Ids start from the wall clock in microseconds, so a restart without a history file gives
+       no id again that an earlier run gave (unless the clock went back); JavaScript numbers
+       hold them exactly until the year 2255. */
+    if (!srv->pfds || !srv->conns || !srv->rxbuf ||
+        chat__room_init(&srv->room, &outlet, srv->cfg.history, chat__wall_us()) != CHAT_OK ||
         chat__copy_strings(srv) != CHAT_OK ||
         (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) ||
         chat__wake_pipe(&srv->wake_rd, &srv->wake_wr) < 0 || chat__wake_pipe(&srv->stop_rd, &srv->stop_wr) < 0) {
@@ -3676,6 +3972,12 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     srv->pfds[CHAT__SLOT_STOP].fd = srv->stop_rd;
     for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].events = POLLIN, srv->pfds[i].revents = 0, srv->conns[i] = NULL;
     srv->nfds = CHAT__SLOT_CONNS;
+    if (chat__random_bytes(srv->secret, sizeof srv->secret) < 0) {
+        uint64_t t = chat__wall_us();
+        memcpy(srv->secret, &t, sizeof t);
+        memcpy(srv->secret + sizeof t, &srv, sizeof srv < 8 ? sizeof srv : 8);
+        CHAT__LOG((srv, CHAT_LOG_WARN, "no /dev/urandom: resume tokens can be guessed"));
+    }
     return srv;
 }
 
@@ -3917,9 +4219,11 @@ CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
 }
 
 CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text, size_t text_len) {
+    chat__words w;
     if (!srv || !username || (!text && text_len)) return CHAT_EINVAL;
     if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
-    return chat__room_say(&srv->room, username, strlen(username), text ? text : "", text_len);
+    w = chat__words_of(username, strlen(username), text ? text : "", text_len);
+    return chat__room_say(&srv->room, &w);
 }
 
 CHATDEF int chat_server_user_count(const chat_server *srv) { return srv ? srv->room.count : 0; }
@@ -3928,12 +4232,14 @@ CHATDEF int chat_server_send(chat_server *srv, const char *to, const char *usern
                              size_t text_len) {
     chat__member *m;
     chat__frame *f;
+    chat__words w;
     int r;
     if (!srv || !to || !username || (!text && text_len)) return CHAT_EINVAL;
     if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
     m = chat__room_find(&srv->room, to, strlen(to));
     if (!m) return 0;
-    f = chat__room_message(&srv->room, username, strlen(username), text ? text : "", text_len);
+    w = chat__words_of(username, strlen(username), text ? text : "", text_len);
+    f = chat__room_message(&srv->room, &w, 0, NULL); /* to one member: no id, not in the history */
     if (!f) return CHAT_ENOMEM;
     r = srv->room.out.deliver(srv->room.out.user, m, f);
     chat__frame_release(f);
@@ -4021,6 +4327,7 @@ CHATDEF void chat_server_free(chat_server *srv) {
     CHAT_FREE(srv->conns);
     CHAT_FREE(srv->rxbuf);
     chat_buf_free(&srv->text);
+    chat_buf_free(&srv->cid);
     CHAT_FREE(srv);
 }
 

@@ -745,7 +745,15 @@ static void test_limits_welcome_then_history_then_on_joined(void) {
     harness_tagged(na, sizeof na, "first");
     CHECK_INT(harness_join(&a, na), 101);
     CHECK_INT(wsc_recv(&a, &m, harness_wait_ms), WSC_TEXT);
-    CHECK_STR(m.data, "{\"event\":\"welcome\",\"limits\":{\"max_message\":5000,\"max_name\":64,\"max_rate\":7}}");
+    { /* the newest id (none said yet: one below the first), a token, the limits */
+        unsigned long long id = 0;
+        char token[40] = "", rest[128] = "";
+        CHECKF(sscanf(m.data, "{\"event\":\"welcome\",\"id\":%llu,\"resume\":\"%39[0-9a-f]\",%127s", &id, token, rest) == 3,
+               "welcome: %s", m.data);
+        CHECK(id > 1000000000000000ull); /* from the clock in microseconds */
+        CHECK_INT(strlen(token), 32);
+        CHECK_STR(rest, "\"limits\":{\"max_message\":5000,\"max_name\":64,\"max_rate\":7}}");
+    }
     wsc_msg_free(&m);
     wsc_keep_welcome = 0;
     HARNESS_EXPECT_CHAT(&a, "server", "\"welcome, you\"");

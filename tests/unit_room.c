@@ -105,6 +105,17 @@ static int ur_deliver(void *user, chat__member *mp, chat__frame *f) {
     return CHAT_OK;
 }
 
+#define UR_TIME 1000 /* every message is said at this time; ids start at 1 */
+
+/* chat__room_say as the server calls it, without a cid. */
+static int ur_say_n(ur_world *w, const char *name, size_t name_len, const char *text, size_t text_len) {
+    chat__words words;
+    memset(&words, 0, sizeof words);
+    words.name = name, words.name_len = name_len, words.text = text, words.text_len = text_len;
+    words.time_ms = UR_TIME;
+    return chat__room_say(&w->room, &words);
+}
+
 static void ur_left(void *user, chat__member *mp) {
     ur_world *w = (ur_world *)user;
     ur_member *u = UR_OF(mp);
@@ -118,7 +129,7 @@ static void ur_left(void *user, chat__member *mp) {
     w->ndeparted++;
     u->left_calls++;
     u->gone = 1;
-    if (u->say_on_left && mp->name) chat__room_say(&w->room, mp->name, mp->name_len, u->say_on_left, strlen(u->say_on_left));
+    if (u->say_on_left && mp->name) ur_say_n(w, mp->name, mp->name_len, u->say_on_left, strlen(u->say_on_left));
     /* as the server does (its JOINED flag): only a member still in the room is marked */
     if (u->mark_on_left && !u->mark_on_left->gone) chat__room_leave_later(&w->room, &u->mark_on_left->m);
 }
@@ -130,7 +141,7 @@ static int ur_world_init(ur_world *w, int history) {
     w->copy = 1;
     w->heap_bytes = test_heap_bytes, w->heap_blocks = test_heap_blocks;
     out.deliver = ur_deliver, out.left = ur_left, out.user = w;
-    return chat__room_init(&w->room, &out, history);
+    return chat__room_init(&w->room, &out, history, 1);
 }
 
 static void ur_member_init(ur_world *w, ur_member *u) {
@@ -152,8 +163,12 @@ static int ur_join_n(ur_world *w, ur_member *u, const char *name, size_t n) {
 
 static int ur_join(ur_world *w, ur_member *u, const char *name) { return ur_join_n(w, u, name, strlen(name)); }
 
-static void ur_say(ur_world *w, const char *name, const char *text) {
-    chat__room_say(&w->room, name, strlen(name), text, strlen(text));
+static void ur_say(ur_world *w, const char *name, const char *text) { ur_say_n(w, name, strlen(name), text, strlen(text)); }
+
+/* What the server replays to a newcomer: the held messages that fit in max_bytes. */
+static void ur_replay(ur_world *w, ur_member *u, size_t max_bytes) {
+    int missing;
+    chat__room_replay(&w->room, &u->m, chat__room_replay_plan(&w->room, 0, max_bytes, &missing));
 }
 
 static const char *ur_log(const ur_member *u, int i) {
@@ -595,11 +610,11 @@ static void test_room_leave_later_inside_broadcast_reaches_everyone_else(void) {
     b.refuse = 1, b.mark_on_deliver = &b; /* too slow: refuses and kills itself */
     c.mark_on_deliver = &e;               /* kills one still to come */
     d.mark_on_deliver = &a;               /* kills one already served */
-    n = chat__room_say(&w.room, "a", 1, "hi", 2);
+    n = ur_say_n(&w, "a", 1, "hi", 2);
     CHECK_INT(n, 4); /* a, c, d and f took it; b refused; e was gone before its turn */
     CHECK_INT(a.delivered, 1); CHECK_INT(b.delivered, 1); CHECK_INT(c.delivered, 1);
     CHECK_INT(d.delivered, 1); CHECK_INT(e.delivered, 0); CHECK_INT(f.delivered, 1);
-    CHECK_STR(ur_last(&f), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"hi\"}");
+    CHECK_STR(ur_last(&f), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"hi\",\"id\":1,\"time\":1000}");
     CHECK_INT(b.nlog, 0);
     /* nothing was unlinked mid-loop, the count went down at once */
     CHECK_INT(c.list_len_at_deliver, 6); CHECK_INT(d.list_len_at_deliver, 6); CHECK_INT(f.list_len_at_deliver, 6);
@@ -611,7 +626,7 @@ static void test_room_leave_later_inside_broadcast_reaches_everyone_else(void) {
     CHECK(ur_links_ok(&w.room));
     /* the next broadcast skips them */
     b.mark_on_deliver = c.mark_on_deliver = d.mark_on_deliver = NULL;
-    CHECK_INT(chat__room_say(&w.room, "c", 1, "again", 5), 3);
+    CHECK_INT(ur_say_n(&w, "c", 1, "again", 5), 3);
     CHECK_INT(a.delivered, 1); CHECK_INT(b.delivered, 1); CHECK_INT(e.delivered, 0);
     CHECK_INT(c.delivered, 2); CHECK_INT(d.delivered, 2); CHECK_INT(f.delivered, 2);
     chat__room_settle(&w.room);
@@ -723,7 +738,7 @@ static void test_room_say_from_inside_left_reaches_those_still_in(void) {
     chat__room_settle(&w.room);
     CHECK_STR(w.departed, "b,c");
     CHECK_INT(a.delivered, 1); CHECK_INT(b.delivered, 0); CHECK_INT(c.delivered, 1);
-    CHECK_STR(ur_last(&a), "{\"event\":\"send-message\",\"username\":\"b\",\"message\":\"bye\"}");
+    CHECK_STR(ur_last(&a), "{\"event\":\"send-message\",\"username\":\"b\",\"message\":\"bye\",\"id\":1,\"time\":1000}");
     CHECK_INT(w.room.history_count, 1);
     CHECK_INT(w.room.messages, 1);
     CHECK_INT(w.room.count, 1);
@@ -747,24 +762,24 @@ static void test_room_say_encodes_once_and_keeps_the_last_frames(void) {
     CHECK_INT(ur_join(&w, &c, "c\"q"), CHAT_OK);
     for (i = 0; i < 5; i++) {
         snprintf(text, sizeof text, "m%d \"quoted\"\n", i);
-        CHECK_INT(chat__room_say(&w.room, i % 2 ? "bob" : "alice", i % 2 ? 3 : 5, text, strlen(text)), 3);
+        CHECK_INT(ur_say_n(&w, i % 2 ? "bob" : "alice", i % 2 ? 3 : 5, text, strlen(text)), 3);
         sent[i] = a.held[i];
         CHECK(a.nheld == i + 1 && b.nheld == i + 1 && b.held[i] == sent[i]); /* one frame for all */
     }
-    CHECK_STR(ur_log(&c, 0), "{\"event\":\"send-message\",\"username\":\"alice\",\"message\":\"m0 \\\"quoted\\\"\\n\"}");
-    CHECK_STR(ur_log(&c, 1), "{\"event\":\"send-message\",\"username\":\"bob\",\"message\":\"m1 \\\"quoted\\\"\\n\"}");
+    CHECK_STR(ur_log(&c, 0), "{\"event\":\"send-message\",\"username\":\"alice\",\"message\":\"m0 \\\"quoted\\\"\\n\",\"id\":1,\"time\":1000}");
+    CHECK_STR(ur_log(&c, 1), "{\"event\":\"send-message\",\"username\":\"bob\",\"message\":\"m1 \\\"quoted\\\"\\n\",\"id\":2,\"time\":1000}");
     CHECK_INT(c.nlog, 5);
     CHECK_INT(w.room.messages, 5);
     CHECK_INT(w.room.history_count, 3);
     for (k = 0; k < 3; k++) /* the newest three, oldest first, the very frames sent */
-        CHECKF(w.room.history[(w.room.history_head + k) % w.room.history_cap] == sent[2 + k], "history[%d]", k);
+        CHECKF(chat__room_held(&w.room, k)->live == sent[2 + k], "history[%d]", k);
     for (i = 0; i < 5; i++) {
         CHECK(sent[i]->kind == CHAT__FRAME_SHARED);
         CHECKF(sent[i]->refs == (uint32_t)(i < 2 ? 2 : 3), "message %d: %u references", i, (unsigned)sent[i]->refs);
     }
     /* a name from inside the room, as the server says it */
-    CHECK_INT(chat__room_say(&w.room, c.m.name, c.m.name_len, "", 0), 3);
-    CHECK_STR(ur_last(&c), "{\"event\":\"send-message\",\"username\":\"c\\\"q\",\"message\":\"\"}");
+    CHECK_INT(ur_say_n(&w, c.m.name, c.m.name_len, "", 0), 3);
+    CHECK_STR(ur_last(&c), "{\"event\":\"send-message\",\"username\":\"c\\\"q\",\"message\":\"\",\"id\":6,\"time\":1000}");
     CHECK_INT(sent[2]->refs, 2); /* pushed out of the history */
     /* past 125 bytes the frame has a 4-byte header */
     memset(long_text, 'y', sizeof long_text - 1);
@@ -778,7 +793,7 @@ static void test_room_say_encodes_once_and_keeps_the_last_frames(void) {
         CHECK(strncmp(got, head, sizeof head - 1) == 0);
         for (k = sizeof head - 1; got[k] == 'y'; k++) ys++;
         CHECK_INT(ys, sizeof long_text - 1);
-        CHECK_STR(got + k, "\"}");
+        CHECK_STR(got + k, "\",\"id\":7,\"time\":1000}");
     }
     ur_world_end(&w);
 }
@@ -796,37 +811,37 @@ static void test_room_replay_gives_the_newest_that_fit_oldest_first(void) {
     for (i = 0; i < 5; i++) {
         snprintf(text, sizeof text, "message %d%.*s", i, i * 3, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
         ur_say(&w, "a", text);
-        len[i] = w.room.history[(w.room.history_head + i) % w.room.history_cap]->len;
+        len[i] = chat__room_held(&w.room, i)->live->len + 14; /* its replay: ,"replay":true */
     }
     all = len[0] + len[1] + len[2] + len[3] + len[4];
     CHECK_INT(ur_join(&w, &n1, "n1"), CHAT_OK);
-    chat__room_replay(&w.room, &n1.m, len[2] + len[3] + len[4]); /* exactly three */
+    ur_replay(&w, &n1, len[2] + len[3] + len[4]); /* exactly three */
     CHECK_INT(n1.delivered, 3);
-    CHECK_STR(ur_log(&n1, 0), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 2xxxxxx\"}");
-    CHECK_STR(ur_log(&n1, 1), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 3xxxxxxxxx\"}");
-    CHECK_STR(ur_log(&n1, 2), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 4xxxxxxxxxxxx\"}");
+    CHECK_STR(ur_log(&n1, 0), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 2xxxxxx\",\"id\":3,\"time\":1000,\"replay\":true}");
+    CHECK_STR(ur_log(&n1, 1), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 3xxxxxxxxx\",\"id\":4,\"time\":1000,\"replay\":true}");
+    CHECK_STR(ur_log(&n1, 2), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 4xxxxxxxxxxxx\",\"id\":5,\"time\":1000,\"replay\":true}");
     CHECK_INT(ur_join(&w, &n2, "n2"), CHAT_OK);
-    chat__room_replay(&w.room, &n2.m, len[2] + len[3] + len[4] - 1); /* a byte short: two */
+    ur_replay(&w, &n2, len[2] + len[3] + len[4] - 1); /* a byte short: two */
     CHECK_INT(n2.delivered, 2);
     CHECK_STR(ur_log(&n2, 0), ur_log(&n1, 1));
     CHECK_INT(ur_join(&w, &n3, "n3"), CHAT_OK);
-    chat__room_replay(&w.room, &n3.m, all); /* everything, in order */
+    ur_replay(&w, &n3, all); /* everything, in order */
     CHECK_INT(n3.delivered, 5);
-    CHECK_STR(ur_log(&n3, 0), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 0\"}");
+    CHECK_STR(ur_log(&n3, 0), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"message 0\",\"id\":1,\"time\":1000,\"replay\":true}");
     CHECK_STR(ur_log(&n3, 4), ur_log(&n1, 2));
-    chat__room_replay(&w.room, &n3.m, len[4] - 1); /* not even the newest: nothing */
-    chat__room_replay(&w.room, &n3.m, 0);
+    ur_replay(&w, &n3, len[4] - 1); /* not even the newest: nothing */
+    ur_replay(&w, &n3, 0);
     CHECK_INT(n3.delivered, 5);
     /* a refusal ends it; so does leaving from inside it; a leaving member gets nothing */
     CHECK_INT(ur_join(&w, &n4, "n4"), CHAT_OK);
     n4.refuse = 1;
-    chat__room_replay(&w.room, &n4.m, all);
+    ur_replay(&w, &n4, all);
     CHECK_INT(n4.delivered, 1);
     CHECK_INT(ur_join(&w, &n5, "n5"), CHAT_OK);
     n5.mark_on_deliver = &n5;
-    chat__room_replay(&w.room, &n5.m, all);
+    ur_replay(&w, &n5, all);
     CHECK_INT(n5.delivered, 1);
-    chat__room_replay(&w.room, &n5.m, all);
+    ur_replay(&w, &n5, all);
     CHECK_INT(n5.delivered, 1);
     CHECK_INT(a.delivered, 5); /* replay is for one member only */
     CHECK_INT(w.room.messages, 5);
@@ -848,7 +863,7 @@ static void test_room_history_zero_keeps_nothing(void) {
     CHECK_INT(test_heap_bytes, bytes);
     CHECK_INT(test_heap_blocks, blocks);
     CHECK_INT(a.delivered, 2);
-    CHECK_STR(ur_last(&a), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"two\"}");
+    CHECK_STR(ur_last(&a), "{\"event\":\"send-message\",\"username\":\"a\",\"message\":\"two\",\"id\":2,\"time\":1000}");
     CHECK_INT(w.room.history_count, 0);
     CHECK_INT(w.room.messages, 2);
     c.keep = 1;
@@ -856,7 +871,7 @@ static void test_room_history_zero_keeps_nothing(void) {
     ur_say(&w, "c", "three");
     CHECK(c.nheld == 1 && c.held[0]->refs == 1); /* c's only */
     CHECK_INT(ur_join(&w, &b, "b"), CHAT_OK);
-    chat__room_replay(&w.room, &b.m, (size_t)-1);
+    ur_replay(&w, &b, (size_t)-1);
     CHECK_INT(b.delivered, 0);
     ur_world_end(&w);
     /* a negative history is none too */

@@ -1,6 +1,6 @@
 /* A wire transcript: a fixed conversation with a chat server binary, every byte it sends back
    written out, so two builds can be compared byte for byte (tests/wire/run.sh compares against
-   tests/wire/transcript.golden, recorded from chat.h 0.2.0). Each step waits for exactly the
+   tests/wire/transcript.golden). Each step waits for exactly the
    frames it expects (or the end of the stream), so the transcript does not depend on timing.
    Usage: transcript ./chat  (the server is started with -p 0 and stopped with SIGTERM). */
 #define _POSIX_C_SOURCE 200809L
@@ -45,6 +45,36 @@ static void http(const char *label, const char *request, size_t n) {
     wsc_close(&c);
 }
 
+/* Message ids start from the server's clock and times are its clock, and resume tokens are
+   random: the transcript shows ids relative to the first one seen ("id":#2), times as T and
+   tokens as R, so it does not change from run to run. The last token seen is kept for a resume. */
+static unsigned long long first_id;
+static int seen_id;
+static char last_token[40];
+
+static size_t unstamp(const unsigned char *p, size_t n, unsigned char *out) {
+    size_t i = 0, o = 0;
+    while (i < n) {
+        if (n - i > 5 && memcmp(p + i, "\"id\":", 5) == 0 && p[i + 5] >= '0' && p[i + 5] <= '9') {
+            unsigned long long id = 0;
+            for (i += 5; i < n && p[i] >= '0' && p[i] <= '9'; i++) id = id * 10 + (unsigned)(p[i] - '0');
+            if (!seen_id) first_id = id, seen_id = 1;
+            o += (size_t)sprintf((char *)out + o, "\"id\":#%lld", (long long)(id - first_id));
+        } else if (n - i > 7 && memcmp(p + i, "\"time\":", 7) == 0) {
+            for (i += 7; i < n && p[i] >= '0' && p[i] <= '9'; i++) {}
+            o += (size_t)sprintf((char *)out + o, "\"time\":T");
+        } else if (n - i > 10 + 32 && memcmp(p + i, "\"resume\":\"", 10) == 0) {
+            memcpy(last_token, p + i + 10, 32);
+            last_token[32] = 0;
+            i += 10 + 32;
+            o += (size_t)sprintf((char *)out + o, "\"resume\":\"R");
+        } else {
+            out[o++] = p[i++];
+        }
+    }
+    return o;
+}
+
 /* The n next frames of a client, or what ended them. */
 static void frames(const char *who, wsc *c, int n) {
     while (n-- > 0) {
@@ -57,7 +87,11 @@ static void frames(const char *who, wsc *c, int n) {
         }
         head[0] = (unsigned char)(f.fin << 7 | f.opcode), head[1] = (unsigned char)f.masked;
         printf("%s [%02x%s] ", who, head[0], f.masked ? " masked" : "");
-        put_bytes("", f.payload, f.len);
+        {
+            unsigned char *shown = (unsigned char *)malloc(f.len + 1);
+            put_bytes("", shown, unstamp(f.payload, f.len, shown));
+            free(shown);
+        }
         free(f.payload);
     }
 }
@@ -67,6 +101,18 @@ static void eof(const char *who, wsc *c) {
     int r = wsc_read_frame(c, &f, 3000);
     if (r > 0) free(f.payload);
     printf("%s %s\n", who, r < 0 ? "(end of stream)" : r == 0 ? "(timeout)" : "(more frames)");
+}
+
+/* Closes with 1000 and shows the server's answer; user lists on the way are not shown (whether
+   one comes before the answer depends on timing). */
+static void leave(const char *who, wsc *c) {
+    wsc_frame f;
+    int r, skipped = 0;
+    wsc_send_close(c, 1000, NULL);
+    while ((r = wsc_read_frame(c, &f, 3000)) > 0 && f.opcode == 1 && skipped++ < 10) free(f.payload);
+    if (r > 0) printf("%s [%02x] leaves\n", who, f.opcode), free(f.payload);
+    else printf("%s %s\n", who, r == 0 ? "(timeout)" : "(end of stream)");
+    wsc_close(c);
 }
 
 static void join(const char *who, wsc *c, const char *target) {
@@ -81,7 +127,8 @@ int main(int argc, char **argv) {
     int out[2], status;
     pid_t pid;
     FILE *banner;
-    wsc a, b, c, d;
+    wsc a, b, c, d, e;
+    char target[256], gil_token[sizeof last_token];
     if (argc < 2) return 2;
     wsc_keep_welcome = 1;
     if (pipe(out) < 0) return 2;
@@ -168,9 +215,41 @@ int main(int argc, char **argv) {
     eof("a", &a);
     wsc_close(&a);
 
+    /* our extension: a cid and its repeat, since, resume */
+    join("f", &a, "/start_web_socket?username=fay");
+    frames("f", &a, 4); /* welcome, the history (two), users */
+    wsc_send_text(&a, "{\"event\":\"send-message\",\"message\":\"once\",\"cid\":\"c-1\"}");
+    frames("f", &a, 1);
+    wsc_send_text(&a, "{\"event\":\"send-message\",\"message\":\"once\",\"cid\":\"c-1\"}"); /* a repeat */
+    frames("f", &a, 1); /* the original again, flagged: to f only, not said again */
+    snprintf(target, sizeof target, "/start_web_socket?username=gil&since=%llu", first_id + 2);
+    join("g", &b, target);
+    frames("g", &b, 3); /* welcome, what came after "two parts", users */
+    memcpy(gil_token, last_token, sizeof gil_token);
+    frames("f", &a, 1);
+    join("h", &c, "/start_web_socket?username=hal&since=1"); /* long gone: "missing" */
+    frames("h", &c, 5);
+    frames("f", &a, 1);
+    frames("g", &b, 1);
+    snprintf(target, sizeof target, "/start_web_socket?username=gil&since=%llu&resume=%s", first_id + 3, gil_token);
+    join("g2", &d, target); /* takes the name over from g */
+    frames("g", &b, 1);     /* 4001 */
+    frames("g2", &d, 2);    /* welcome, users; the others see no change */
+    wsc_send_text(&d, "{\"event\":\"send-message\",\"message\":\"back\"}");
+    frames("f", &a, 1);
+    frames("h", &c, 1);
+    frames("g2", &d, 1);
+    join("x", &e, "/start_web_socket?username=gil&resume=00000000000000000000000000000000"); /* wrong */
+    frames("x", &e, 1);
+    wsc_close(&e);
+    wsc_close(&b);
+    leave("f", &a);
+    leave("h", &c);
+    leave("g2", &d);
+
     /* a stop closes everyone with 1001 */
     join("e", &c, "/start_web_socket?username=eve");
-    frames("e", &c, 3); /* welcome, the history (two), */
+    frames("e", &c, 5); /* welcome, the history (four), */
     frames("e", &c, 1); /* ... users */
     kill(pid, SIGTERM);
     frames("e", &c, 1);
