@@ -19,7 +19,7 @@ run: chat
 embed:
 	sh tests/embed.sh
 
-tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/harness.h tests/integration.c tests/conformance.c tests/faults.c tests/deploy.c tests/limits.c tests/seams.c tests/door.c \
+tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/harness.h tests/integration.c tests/conformance.c tests/faults.c tests/deploy.c tests/limits.c tests/seams.c tests/door.c tests/continuity.c \
 		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 

@@ -74,6 +74,7 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "limits.c"
 #include "seams.c"
 #include "door.c"
+#include "continuity.c"
 
 int api_only_check(void); /* api_only.c */
 
@@ -107,6 +108,7 @@ int main(int argc, char **argv) {
         limits_tests();
         seams_tests();
         door_tests();
+        continuity_tests();
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

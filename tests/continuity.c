@@ -1,0 +1,438 @@
+/* Nothing lost, nothing doubled (issue 12): message ids and times, cids and their repeats,
+   replays flagged, since=ID, resume=TOKEN taking a name over from a connection that still looks
+   alive. Against forked library servers over loopback, with the extension visible
+   (wsc_keep_welcome, wsc_keep_extension). */
+
+/* One message as the tests see it: the members they look at, decoded. */
+typedef struct cont_msg {
+    char event[32];
+    char username[80];
+    char message[256];
+    char cid[80];
+    char resume[40];
+    unsigned long long id, time;
+    int has_id, has_time, has_cid, replay, missing;
+    char raw[1024];
+} cont_msg;
+
+static void cont_string(const char *s, size_t n, const char *key, char *out, size_t cap, int *has) {
+    chat_span v;
+    chat_buf b;
+    out[0] = '\0';
+    if (has) *has = 0;
+    if (chat_json_get(s, n, key, &v) != 1 || v.p[0] != '"') return;
+    memset(&b, 0, sizeof b);
+    if (chat_json_string(v, &b) == 0 && b.len < cap) {
+        memcpy(out, b.data, b.len), out[b.len] = '\0';
+        if (has) *has = 1;
+    }
+    chat_buf_free(&b);
+}
+
+static unsigned long long cont_number(const char *s, size_t n, const char *key, int *has) {
+    chat_span v;
+    unsigned long long x = 0;
+    size_t i;
+    *has = chat_json_get(s, n, key, &v) == 1 && v.p[0] >= '0' && v.p[0] <= '9';
+    for (i = 0; *has && i < v.n && v.p[i] >= '0' && v.p[i] <= '9'; i++) x = x * 10 + (unsigned)(v.p[i] - '0');
+    return x;
+}
+
+/* The next text message that is not update-users; 0 on a timeout, a close or the end. */
+static int cont_next(wsc *c, cont_msg *out, int timeout_ms) {
+    long long deadline = wsc_now_ms() + timeout_ms;
+    memset(out, 0, sizeof *out);
+    for (;;) {
+        wsc_msg m;
+        long long left = deadline - wsc_now_ms();
+        int t = wsc_recv(c, &m, left < 0 ? 0 : (int)left), has;
+        chat_span v;
+        if (t != WSC_TEXT) {
+            wsc_msg_free(&m);
+            return 0;
+        }
+        cont_string(m.data, m.len, "event", out->event, sizeof out->event, NULL);
+        if (strcmp(out->event, "update-users") == 0) {
+            wsc_msg_free(&m);
+            continue;
+        }
+        snprintf(out->raw, sizeof out->raw, "%s", m.data);
+        cont_string(m.data, m.len, "username", out->username, sizeof out->username, NULL);
+        cont_string(m.data, m.len, "message", out->message, sizeof out->message, NULL);
+        cont_string(m.data, m.len, "cid", out->cid, sizeof out->cid, &out->has_cid);
+        cont_string(m.data, m.len, "resume", out->resume, sizeof out->resume, NULL);
+        out->id = cont_number(m.data, m.len, "id", &out->has_id);
+        out->time = cont_number(m.data, m.len, "time", &out->has_time);
+        out->replay = chat_json_get(m.data, m.len, "replay", &v) == 1 && v.n == 4 && memcmp(v.p, "true", 4) == 0;
+        out->missing = chat_json_get(m.data, m.len, "missing", &v) == 1 && v.n == 4 && memcmp(v.p, "true", 4) == 0;
+        (void)has;
+        wsc_msg_free(&m);
+        return 1;
+    }
+}
+
+/* Joins with extra query parameters ("&since=5"); on 101 reads the welcome into *welcome. */
+static int cont_join(wsc *c, const char *name, const char *extra, cont_msg *welcome) {
+    char target[512], enc[256];
+    int status;
+    harness_url_encode(name, enc);
+    snprintf(target, sizeof target, "/start_web_socket?username=%s%s", enc, extra ? extra : "");
+    status = wsc_connect(c, harness_host, harness_port, target);
+    if (status == 101 && welcome && (!cont_next(c, welcome, harness_wait_ms) || strcmp(welcome->event, "welcome") != 0))
+        return -2;
+    return status;
+}
+
+static void cont_begin(void) { wsc_keep_welcome = 1, wsc_keep_extension = 1; }
+static void cont_end(void) { wsc_keep_welcome = 0, wsc_keep_extension = 0; }
+
+/* "text" as a send-message event, with a cid unless NULL. */
+static int cont_say(wsc *c, const char *text, const char *cid) {
+    char event[512];
+    if (cid) snprintf(event, sizeof event, "{\"event\":\"send-message\",\"message\":\"%s\",\"cid\":\"%s\"}", text, cid);
+    else snprintf(event, sizeof event, "{\"event\":\"send-message\",\"message\":\"%s\"}", text);
+    return wsc_send_text(c, event);
+}
+
+static unsigned long long cont_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (unsigned long long)ts.tv_sec * 1000u + (unsigned long long)ts.tv_nsec / 1000000u;
+}
+
+/* Ids go up by one, times are the server's wall clock, the cid comes back; a replay is the same
+   message with "replay":true; the welcome holds the newest id. */
+static void test_continuity_ids_times_cids_and_replays(void) {
+    chat_config cfg;
+    harness_server s;
+    wsc a, b;
+    cont_msg w, m1, m2, m3, r1, wb;
+    char na[64], nb[64];
+    unsigned long long before = cont_wall_ms(), after;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(na, sizeof na, "ids");
+    harness_tagged(nb, sizeof nb, "late");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    CHECK(w.has_id && strlen(w.resume) == 32);
+    cont_say(&a, "one", NULL);
+    cont_say(&a, "two", "my-cid-\\u00e9");
+    cont_say(&a, "three", NULL);
+    CHECK(cont_next(&a, &m1, harness_wait_ms) && cont_next(&a, &m2, harness_wait_ms) && cont_next(&a, &m3, harness_wait_ms));
+    after = cont_wall_ms();
+    CHECK(m1.has_id && m1.has_time && !m1.replay && !m1.has_cid);
+    CHECKF(m1.id == w.id + 1 && m2.id == w.id + 2 && m3.id == w.id + 3, "ids %llu %llu %llu after %llu", m1.id, m2.id,
+           m3.id, w.id);
+    CHECKF(m1.time >= before && m3.time <= after && m1.time <= m2.time && m2.time <= m3.time, "times %llu..%llu in %llu..%llu",
+           m1.time, m3.time, before, after);
+    CHECK(m2.has_cid && strcmp(m2.cid, "my-cid-\xc3\xa9") == 0);
+    CHECK_STR(m2.message, "two");
+    /* a newcomer's history: the same messages, flagged */
+    CHECK_INT(cont_join(&b, nb, NULL, &wb), 101);
+    CHECK_INT(wb.id, m3.id);
+    CHECK(!wb.missing); /* a newcomer asked for nothing in particular */
+    CHECK(cont_next(&b, &r1, harness_wait_ms));
+    CHECK(r1.replay && r1.id == m1.id && r1.time == m1.time && strcmp(r1.message, "one") == 0);
+    CHECK(cont_next(&b, &r1, harness_wait_ms));
+    CHECK(r1.replay && r1.id == m2.id && strcmp(r1.cid, m2.cid) == 0);
+    CHECK(cont_next(&b, &r1, harness_wait_ms));
+    CHECK(r1.replay && r1.id == m3.id);
+    { /* the replay is the live message plus "replay":true, byte for byte */
+        size_t n = strlen(m3.raw);
+        CHECK(strncmp(r1.raw, m3.raw, n - 1) == 0 && strcmp(r1.raw + n - 1, ",\"replay\":true}") == 0);
+    }
+    cont_end();
+    harness_leave(&a), harness_leave(&b);
+    HARNESS_DONE_SERVER(&s);
+}
+
+/* A cid that is not a string of 1 to 64 bytes is no cid: the message still goes out. */
+static void test_continuity_bad_cid_is_ignored_not_the_message(void) {
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    char na[64], long_cid[80];
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(na, sizeof na, "badcid");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    memset(long_cid, 'c', 65), long_cid[65] = '\0';
+    cont_say(&a, "long", long_cid);
+    wsc_send_text(&a, "{\"event\":\"send-message\",\"message\":\"number\",\"cid\":7}");
+    cont_say(&a, "empty", "");
+    memset(long_cid, 'c', 64), long_cid[64] = '\0';
+    cont_say(&a, "just fits", long_cid);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "long") == 0 && !m.has_cid);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "number") == 0 && !m.has_cid);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "empty") == 0 && !m.has_cid);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "just fits") == 0 && strcmp(m.cid, long_cid) == 0);
+    cont_end();
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+}
+
+/* A message sent again with the same cid is not said again: the sender alone gets the original
+   back, flagged. Another user's same cid is a message of its own. Past the history, a cid is
+   forgotten. */
+static void test_continuity_repeated_cid_is_not_said_twice(void) {
+    chat_config cfg;
+    harness_server s;
+    wsc a, b;
+    cont_msg w, m, again, other;
+    char na[64], nb[64];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history = 3;
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(na, sizeof na, "rep-a");
+    harness_tagged(nb, sizeof nb, "rep-b");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    CHECK_INT(cont_join(&b, nb, NULL, &w), 101);
+    cont_say(&a, "ok", "k1");
+    CHECK(cont_next(&a, &m, harness_wait_ms) && m.has_cid && !m.replay);
+    cont_say(&a, "ok", "k1"); /* the page never saw it come back, and sends it again */
+    CHECK(cont_next(&a, &again, harness_wait_ms));
+    CHECK(again.replay && again.id == m.id && again.time == m.time && strcmp(again.cid, "k1") == 0);
+    cont_say(&b, "ok", "k1"); /* b's own k1 */
+    CHECK(cont_next(&b, &other, harness_wait_ms)); /* b's view: a's first, then its own */
+    CHECK(other.id == m.id && !other.replay);
+    CHECK(cont_next(&b, &other, harness_wait_ms));
+    CHECK(other.id == m.id + 1 && !other.replay && strcmp(other.username, nb) == 0);
+    CHECK(cont_next(&a, &other, harness_wait_ms) && other.id == m.id + 1); /* a got no second "ok" of its own */
+    cont_say(&a, "x", NULL), cont_say(&a, "y", NULL), cont_say(&a, "z", NULL); /* k1 leaves the history */
+    CHECK(cont_next(&a, &other, harness_wait_ms) && cont_next(&a, &other, harness_wait_ms) &&
+          cont_next(&a, &other, harness_wait_ms) && other.id == m.id + 4);
+    cont_say(&a, "ok", "k1");
+    CHECK(cont_next(&a, &other, harness_wait_ms) && other.id == m.id + 5 && !other.replay);
+    cont_end();
+    harness_leave(&a), harness_leave(&b);
+    HARNESS_DONE_SERVER(&s);
+}
+
+/* since=ID: exactly what came after ID, flagged, then live; "missing" only when the gap cannot
+   be filled (gone from the history, or not an id of this server). */
+static void test_continuity_since_replays_exactly_what_came_after(void) {
+    chat_config cfg;
+    harness_server s;
+    wsc a, b;
+    cont_msg w, m, first;
+    memset(&first, 0, sizeof first);
+    char na[64], nb[64], extra[64];
+    int i;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history = 5;
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(na, sizeof na, "since-a");
+    harness_tagged(nb, sizeof nb, "since-b");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    for (i = 0; i < 8; i++) {
+        char t[16];
+        snprintf(t, sizeof t, "m%d", i);
+        cont_say(&a, t, NULL);
+        CHECK(cont_next(&a, &m, harness_wait_ms));
+        if (i == 0) first = m;
+    }
+    /* since the 6th (m5): m6, m7 and nothing missing */
+    snprintf(extra, sizeof extra, "&since=%llu", first.id + 5);
+    CHECK_INT(cont_join(&b, nb, extra, &w), 101);
+    CHECK(!w.missing);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && m.replay && strcmp(m.message, "m6") == 0);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && m.replay && strcmp(m.message, "m7") == 0);
+    cont_say(&a, "live", NULL);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && !m.replay && strcmp(m.message, "live") == 0);
+    harness_leave(&b);
+    /* since the newest: nothing */
+    snprintf(extra, sizeof extra, "&since=%llu", first.id + 8);
+    CHECK_INT(cont_join(&b, nb, extra, &w), 101);
+    CHECK(!w.missing && w.id == first.id + 8);
+    CHECK(!cont_next(&b, &m, 300)); /* nothing comes */
+    harness_leave(&b);
+    /* since m0: m1 and m2 are gone (the history holds 5: m4..live) */
+    snprintf(extra, sizeof extra, "&since=%llu", first.id);
+    CHECK_INT(cont_join(&b, nb, extra, &w), 101);
+    CHECK(w.missing);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && m.replay && strcmp(m.message, "m4") == 0);
+    harness_leave(&b);
+    /* since m3: exactly the 5 held, nothing missing */
+    snprintf(extra, sizeof extra, "&since=%llu", first.id + 3);
+    CHECK_INT(cont_join(&b, nb, extra, &w), 101);
+    CHECK(!w.missing);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && strcmp(m.message, "m4") == 0);
+    harness_leave(&b);
+    /* an id this server never gave, or garbage: everything held; "missing" only for the former */
+    snprintf(extra, sizeof extra, "&since=%llu", first.id + 1000);
+    CHECK_INT(cont_join(&b, nb, extra, &w), 101);
+    CHECK(w.missing);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && strcmp(m.message, "m4") == 0);
+    harness_leave(&b);
+    CHECK_INT(cont_join(&b, nb, "&since=12x", &w), 101);
+    CHECK(!w.missing);
+    CHECK(cont_next(&b, &m, harness_wait_ms) && strcmp(m.message, "m4") == 0);
+    harness_leave(&b);
+    CHECK_INT(cont_join(&b, nb, "&since=99999999999999999999999", &w), 101); /* past 64 bits */
+    CHECK(cont_next(&b, &m, harness_wait_ms) && strcmp(m.message, "m4") == 0);
+    cont_end();
+    harness_leave(&a), harness_leave(&b);
+    HARNESS_DONE_SERVER(&s);
+}
+
+/* The acceptance case: a client vanishes without a close or a FIN (its socket stays open and
+   silent); `missed` messages go by, "ok" twice among them; it comes back with since and resume
+   while its ghost still holds the name: it gets exactly what it missed (at most the history),
+   in order, once, with no 1008; the ghost is closed with 4001; the others see no leave or join. */
+static void cont_resume_after_vanishing(int missed, int history) {
+    chat_config cfg;
+    harness_server s;
+    wsc a, ghost, back, x;
+    cont_msg w, m, last;
+    char na[64], nb[64], extra[128];
+    long long started;
+    int i, got = 0, in_order = 1, expect = missed < history ? missed : history;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history = history;
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(na, sizeof na, "talker");
+    harness_tagged(nb, sizeof nb, "phone");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    CHECK_INT(cont_join(&ghost, nb, NULL, &w), 101);
+    cont_say(&a, "before", NULL);
+    CHECK(cont_next(&ghost, &last, harness_wait_ms) && strcmp(last.message, "before") == 0);
+    CHECK(cont_next(&a, &m, harness_wait_ms));
+    /* the phone is gone: from now on nothing reads or writes its socket */
+    for (i = 0; i < missed; i++) {
+        char t[16];
+        snprintf(t, sizeof t, i == 1 || i == 2 ? "ok" : "m%d", i);
+        cont_say(&a, t, NULL);
+        CHECK(cont_next(&a, &m, harness_wait_ms));
+    }
+    /* a wrong token does not take the name */
+    CHECK_INT(cont_join(&x, nb, "&resume=0123456789abcdef0123456789abcdef", NULL), 101);
+    harness_expect_close(&x, 1008, NULL);
+    wsc_close(&x);
+    started = wsc_now_ms();
+    snprintf(extra, sizeof extra, "&since=%llu&resume=%s", last.id, w.resume);
+    CHECK_INT(cont_join(&back, nb, extra, &w), 101);
+    CHECK(w.missing == (missed > history));
+    for (i = 0; i < expect; i++) {
+        unsigned long long want = last.id + (unsigned long long)(missed - expect) + 1 + (unsigned long long)i;
+        if (!cont_next(&back, &m, harness_wait_ms)) break;
+        got++;
+        if (m.id != want || !m.replay) in_order = 0;
+    }
+    CHECKF(got == expect && in_order, "missed %d, history %d: got %d of %d, in order: %d", missed, history, got, expect,
+           in_order);
+    CHECKF(wsc_now_ms() - started < 1000, "the resume took %lld ms", wsc_now_ms() - started);
+    CHECK(!cont_next(&back, &m, 200)); /* nothing twice */
+    { /* the ghost's socket holds everything it was sent, then the 4001 */
+        wsc_msg gm;
+        int t, n = 0;
+        while ((t = wsc_recv(&ghost, &gm, harness_wait_ms)) == WSC_TEXT && n++ < missed + 10) wsc_msg_free(&gm);
+        CHECKF(t == WSC_CLOSE && gm.code == 4001, "the ghost got %d (code %d), not a 4001 close", t, gm.code);
+        wsc_msg_free(&gm);
+        wsc_close(&ghost);
+    }
+    /* the talker saw no leave or join: its next user list (after a newcomer) lists the phone once */
+    harness_tagged(extra, sizeof extra, "newcomer");
+    CHECK_INT(cont_join(&x, extra, NULL, NULL), 101);
+    {
+        char want[400];
+        snprintf(want, sizeof want, "%s|%s|%s", na, nb, extra);
+        cont_end();
+        CHECK(harness_wait_users(&a, want));
+        cont_begin();
+    }
+    CHECK_INT(s.pid > 0, 1);
+    cont_say(&back, "I am back", NULL);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "I am back") == 0 && strcmp(m.username, nb) == 0);
+    cont_end();
+    harness_leave(&a), harness_leave(&back), harness_leave(&x);
+    HARNESS_DONE_SERVER(&s);
+}
+
+static void test_continuity_resume_after_vanishing_5_messages(void) { cont_resume_after_vanishing(5, 50); }
+static void test_continuity_resume_after_vanishing_120_messages(void) { cont_resume_after_vanishing(120, 50); }
+
+/* The talker's view of a resume: no user list that leaves the phone out, nor one with it twice. */
+static void test_continuity_resume_shows_no_leave_or_join(void) {
+    chat_config cfg;
+    harness_server s;
+    wsc a, ghost, back;
+    cont_msg w;
+    char na[64], nb[64], both[130], extra[128];
+    wsc_msg m;
+    int t, lists = 0;
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    harness_tagged(na, sizeof na, "watch");
+    harness_tagged(nb, sizeof nb, "flaky");
+    snprintf(both, sizeof both, "%s|%s", na, nb);
+    cont_begin();
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    CHECK_INT(cont_join(&ghost, nb, NULL, &w), 101);
+    cont_end();
+    CHECK(harness_wait_users(&a, both));
+    snprintf(extra, sizeof extra, "&resume=%s", w.resume);
+    cont_begin();
+    CHECK_INT(cont_join(&back, nb, extra, &w), 101);
+    cont_end();
+    CHECK(harness_wait_users(&back, both)); /* the newcomer gets the list, like every joiner */
+    harness_say(&back, "\"still here\"");
+    /* everything the talker gets until the message: no user list at all */
+    while ((t = wsc_recv(&a, &m, harness_wait_ms)) == WSC_TEXT && strstr(m.data, "still here") == NULL) {
+        if (strstr(m.data, "update-users")) lists++;
+        wsc_msg_free(&m);
+    }
+    CHECK_INT(t, WSC_TEXT);
+    wsc_msg_free(&m);
+    CHECK_INT(lists, 0);
+    wsc_close(&ghost);
+    harness_leave(&a), harness_leave(&back);
+    HARNESS_DONE_SERVER(&s);
+}
+
+/* A resume needs the token of the connection holding the name now: an old token (of a
+   connection replaced since) and a missing one get 1008; a resume for a free name is a join. */
+static void test_continuity_resume_token_is_per_session(void) {
+    chat_config cfg;
+    harness_server s;
+    wsc one, two, three, x;
+    cont_msg w1, w2, w3;
+    char nb[64], extra[128];
+    memset(&cfg, 0, sizeof cfg);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(nb, sizeof nb, "sess");
+    CHECK_INT(cont_join(&one, nb, NULL, &w1), 101);
+    snprintf(extra, sizeof extra, "&resume=%s", w1.resume);
+    CHECK_INT(cont_join(&two, nb, extra, &w2), 101);
+    CHECK(strcmp(w1.resume, w2.resume) != 0);
+    CHECK_INT(cont_join(&x, nb, extra, NULL), 101); /* w1's token again: it is spent */
+    harness_expect_close(&x, 1008, NULL);
+    wsc_close(&x);
+    CHECK_INT(cont_join(&x, nb, NULL, NULL), 101);
+    harness_expect_close(&x, 1008, NULL);
+    wsc_close(&x);
+    harness_expect_close(&one, 4001, "replaced by a new connection");
+    wsc_close(&one);
+    harness_leave(&two);
+    CHECK_INT(cont_join(&three, nb, extra, &w3), 101); /* free now: an ordinary join */
+    cont_end();
+    harness_leave(&three);
+    HARNESS_DONE_SERVER(&s);
+}
+
+static void continuity_tests(void) {
+    RUN(test_continuity_ids_times_cids_and_replays);
+    RUN(test_continuity_bad_cid_is_ignored_not_the_message);
+    RUN(test_continuity_repeated_cid_is_not_said_twice);
+    RUN(test_continuity_since_replays_exactly_what_came_after);
+    RUN(test_continuity_resume_after_vanishing_5_messages);
+    RUN(test_continuity_resume_after_vanishing_120_messages);
+    RUN(test_continuity_resume_shows_no_leave_or_join);
+    RUN(test_continuity_resume_token_is_per_session);
+}
