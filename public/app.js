@@ -1,5 +1,8 @@
 // chat.h client: join, chat, reconnect with backoff, and always say why when something goes wrong.
 // The server's limits come from its welcome, never from here; text is inserted as text, never as HTML.
+// Nothing is lost or doubled across drops: every message has the server's id, a reconnect asks for
+// what came after the newest one seen (since) and takes the name back from its old connection
+// (resume), and what the user sends waits in an outbox until its own broadcast comes back.
 const $ = (id) => document.getElementById(id);
 const zh = /^zh/i.test(navigator.language);
 const num = (n) => n.toLocaleString(zh ? "zh-CN" : "en-US");
@@ -17,6 +20,7 @@ const T = zh ? {
   full: "聊天室已满", unreachable: "无法连接服务器，或服务器拒绝了连接", lost: "连接已断开",
   ghost: (n) => `你之前的连接仍占用着“${n}”`, shutdown: "服务器正在关闭或重启", ping: "连接没有响应，服务器关闭了它",
   closed: (code) => `服务器关闭了连接（代码 ${code}）`, retryIn: (s) => `${s} 秒后重试`, retrying: "正在重试…",
+  sending: "发送中…", gap: "部分消息可能缺失：服务器已不再保存你离开期间的全部消息", replaced: "这个聊天已在别处重新打开",
 } : {
   idle: "Offline", connecting: "Connecting…", connected: "Connected", reconnecting: "Reconnecting…",
   alone: "No one else is here yet", empty: "No messages yet", you: " (you)", jump: "New messages ↓", rename: "Change name",
@@ -34,7 +38,9 @@ const T = zh ? {
   lost: "The connection was lost.", ghost: (n) => `Your previous connection still holds the name “${n}”.`,
   shutdown: "The server is shutting down or restarting.", ping: "The connection went quiet and the server closed it.",
   closed: (code) => `The server closed the connection (code ${code}).`, retryIn: (s) => `Trying again in ${s} s.`,
-  retrying: "Trying again…",
+  retrying: "Trying again…", sending: "sending…",
+  gap: "Some messages may be missing: the server no longer holds everything sent while you were away.",
+  replaced: "This chat was opened again somewhere else.",
 };
 
 // The server's close reasons this page knows, said in its own words; any other is shown as the server wrote it.
@@ -52,12 +58,13 @@ const REASONS = [
   [1013, /^room is full/, "full"],
   [1001, /^server shutting down$/, "shutdown"],
   [1001, /^no response to ping$/, "ping"],
+  [4001, /^/, "replaced"], // our session was taken over with our own resume token
 ];
 const NAME_PROBLEMS = new Set(["taken", "missing", "blank", "tooLong", "utf8", "control", "refused", "reserved"]);
-const MAX_SHOWN = 500;            // message nodes kept in the page (and remembered for a replay); older ones go
+const MAX_SHOWN = 500;            // message nodes kept in the page; older ones go
 const FIRST_RETRY_MS = 500, MAX_RETRY_MS = 10_000, STABLE_MS = 5_000; // backoff; reset after this long joined
 const NEAR_BOTTOM_PX = 40;        // "at the bottom" for following new messages
-const NAME_KEY = "chat.h name", LIMITS_KEY = "chat.h limits";
+const NAME_KEY = "chat.h name", LIMITS_KEY = "chat.h limits", OUTBOX_KEY = "chat.h outbox";
 
 const log = $("conversation"), input = $("data"), nameIn = $("name"), form = $("form"), aside = document.querySelector("aside");
 const encoder = new TextEncoder(), bytes = (s) => encoder.encode(s).length;
@@ -78,7 +85,7 @@ const save = (store, key, value) => { try { window[store].setItem(key, value); }
 
 let myName = "";          // the name this tab joins with
 let joinedAs = "";        // the name this tab was in the room with and is reconnecting as ("" after a refusal)
-let current = null;       // the connection being made or in use: { ws, opened, joined, joinedAt, replay }
+let current = null;       // the connection being made or in use: { ws, opened, joined, joinedAt }
 let attempt = 0;          // connection attempts since the last stable one (backoff exponent)
 let unopened = 0;         // attempts in a row that failed before the socket opened
 let retryTimer = 0, retryAt = 0, tickTimer = 0;
@@ -88,10 +95,18 @@ let noticeKind = "";      // "connection": goes once joined; "sticky": stays unt
 let unread = 0;           // messages from others while the tab is hidden
 let atBottom = true;      // the conversation follows new messages
 let nameEdited = false;   // the user typed in the name field (suggestions no longer replace it)
-const shown = [];         // { user, text, time } of the messages shown, oldest first, at most MAX_SHOWN
 const elsewhere = new Set(); // names other tabs of this browser are in the room with
+let topId = 0;            // the newest message id seen: a reconnect asks for what came after it
+let resumeToken = "";     // from the welcome: lets a reconnect take the name from our old connection
+const seen = new Set();   // ids of the messages shown (the newest 2 * MAX_SHOWN), so none is shown twice
+// what the user sent that has not come back yet, oldest first: { cid, text, at }; kept over a reload
+let outbox = (() => { const o = parseJSON(load("sessionStorage", OUTBOX_KEY)); return Array.isArray(o) ? o.filter((e) => typeof e?.cid === "string" && typeof e.text === "string") : []; })();
+let lastDay = "";         // the day of the newest message placed, for the separators between days
+let queue = [];           // outbox entries still to go out on this connection, paced by pump()
+let nextSendAt = 0, pumpTimer = 0;
 
 function parseJSON(text) { try { return JSON.parse(text); } catch { return null; } }
+const saveOutbox = () => save("sessionStorage", OUTBOX_KEY, JSON.stringify(outbox));
 
 function readLimits(l) {
   if (!l || typeof l !== "object") return null;
@@ -107,7 +122,8 @@ function rememberLimits(l) {
 function setState(s) {
   document.body.dataset.s = s;
   $("status").textContent = T[s] + (s === "connected" ? " · " + myName : "");
-  $("send").disabled = s !== "connected";
+  // while reconnecting, what is sent waits in the outbox
+  $("send").disabled = s !== "connected" && s !== "reconnecting";
 }
 
 // --- the notice above the input: why something failed, and when the page tries again -----------
@@ -136,10 +152,12 @@ function connect() {
   clearTimeout(retryTimer);
   retryAt = 0;
   setState(joinedAs ? "reconnecting" : "connecting");
-  const url = new URL("/start_web_socket?username=" + encodeURIComponent(myName), location.href);
+  let query = "?username=" + encodeURIComponent(myName);
+  if (topId) query += "&since=" + topId;
+  if (resumeToken && joinedAs === myName) query += "&resume=" + encodeURIComponent(resumeToken);
+  const url = new URL("/start_web_socket" + query, location.href);
   url.protocol = url.protocol.replace("http", "ws");
-  // until the first user list, messages are the server's replay of its history
-  const conn = { ws: new WebSocket(url), opened: false, joined: false, joinedAt: 0, replay: [] };
+  const conn = { ws: new WebSocket(url), opened: false, joined: false, joinedAt: 0 };
   current = conn;
   tick();
   conn.ws.onopen = () => { conn.opened = true; };
@@ -154,16 +172,35 @@ function receive(conn, text) {
     joined(conn);
     const l = readLimits(data.limits);
     if (l) rememberLimits(l);
+    resumeToken = typeof data.resume === "string" ? data.resume : "";
+    if (!topId && Number.isSafeInteger(data.id)) topId = data.id; // so even a quiet page can resume
+    if (data.missing === true) note(T.gap, "sticky");
+    // what has not come back yet goes again, with its cid: the server drops what it already said
+    queue = outbox.slice();
+    pump();
   } else if (data.event === "update-users" && Array.isArray(data.usernames)) {
     joined(conn);
-    flushReplay(conn);
     showUsers(data.usernames.map(String));
   } else if (data.event === "send-message") {
+    const id = Number.isSafeInteger(data.id) && data.id > 0 ? data.id : 0;
     // the server's clock when it says (a replay shows when it was said), else ours
     const time = Number.isFinite(data.time) && Math.abs(data.time) < 8.64e15 ? data.time : Date.now();
     const m = { user: String(data.username), text: String(data.message ?? ""), time };
-    if (conn.replay) conn.replay.push(m);
-    else addMessage(m, true);
+    if (id > topId) topId = id;
+    const mine = m.user === myName && typeof data.cid === "string" ? outbox.findIndex((e) => e.cid === data.cid) : -1;
+    if (mine >= 0) {
+      queue = queue.filter((e) => e !== outbox[mine]); // already said: not again
+      outbox.splice(mine, 1);
+      saveOutbox();
+    }
+    if (id && seen.has(id)) return;
+    if (id) {
+      seen.add(id);
+      if (seen.size > 2 * MAX_SHOWN) seen.delete(seen.values().next().value);
+    }
+    const pending = mine >= 0 ? log.querySelector(`:scope > .pending[data-cid="${CSS.escape(data.cid)}"]`) : null;
+    if (pending) markSent(pending, m);
+    else addMessage(m, data.replay !== true);
   } // anything else: a newer server's, ignored
 }
 
@@ -192,7 +229,18 @@ function closed(conn, code, reason) {
   }
   if (NAME_PROBLEMS.has(why.kind) || (code === 1008 && why.kind === "unknown")) return askName(nameProblem(why, reason));
   if (conn.joined && Date.now() - conn.joinedAt > STABLE_MS) attempt = 0;
+  if (why.kind === "replaced") {
+    note(T.replaced, "sticky");
+    return setState("idle");
+  }
   if (why.kind === "big") {
+    // the server will never take it: out of the outbox, back into the input
+    const k = outbox.findIndex((e) => e.text === unsent);
+    if (k >= 0) {
+      log.querySelector(`:scope > .pending[data-cid="${CSS.escape(outbox[k].cid)}"]`)?.remove();
+      outbox.splice(k, 1);
+      saveOutbox();
+    }
     if (!input.value) input.value = unsent;
     note(T.bigClosed, "sticky");
   } else if (why.kind === "rate") note(T.rate(limits?.max_rate), "sticky");
@@ -337,7 +385,7 @@ function backOf(place, el) {
 
 function paintMessage(div) {
   const span = div.firstElementChild;
-  span.style.color = colourOf(span.textContent, backOf(div.className === "me" ? "me" : "other", div));
+  span.style.color = colourOf(span.textContent, backOf(div.classList.contains("me") ? "me" : "other", div));
 }
 
 function paintUsers() {
@@ -352,16 +400,6 @@ darkScheme.addEventListener("change", () => {
 
 // --- the conversation ------------------------------------------------------------------------------
 
-// skip the start of a replay that is already shown (a reconnect)
-function flushReplay(conn) {
-  const r = conn.replay || [];
-  conn.replay = null;
-  const key = (list) => JSON.stringify(list.map((m) => [m.user, m.text]));
-  let k = Math.min(r.length, shown.length);
-  while (k && key(shown.slice(-k)) !== key(r.slice(0, k))) k--;
-  for (const m of r.slice(k)) addMessage(m, false);
-}
-
 const nearBottom = () => log.scrollHeight - log.scrollTop - log.clientHeight < NEAR_BOTTOM_PX;
 function toBottom() {
   log.scrollTop = log.scrollHeight;
@@ -369,24 +407,69 @@ function toBottom() {
   $("jump").hidden = true;
 }
 
-function addMessage(m, live) {
-  shown.push(m);
-  if (shown.length > MAX_SHOWN) shown.splice(0, shown.length - MAX_SHOWN);
-  const follow = nearBottom();
+// a message node: the sender, the time (or "sending…" while pending), the text
+function messageNode(user, text) {
   const div = $("message").content.firstElementChild.cloneNode(true);
-  const [span, time, p] = div.querySelectorAll("span,time,p");
-  span.textContent = m.user; // never innerHTML
-  fillText(p, m.text);
-  const when = new Date(m.time);
-  time.dateTime = when.toISOString();
-  time.textContent = when.toTimeString().slice(0, 5); // local HH:MM
-  if (m.user === myName) div.className = "me";
-  log.append(div);
+  const [span, , p] = div.querySelectorAll("span,time,p");
+  span.textContent = user; // never innerHTML
+  fillText(p, text);
+  if (user === myName) div.className = "me";
+  return div;
+}
+
+function stamp(div, time) {
+  const when = new Date(time), el = div.querySelector("time");
+  el.dateTime = when.toISOString();
+  el.textContent = when.toTimeString().slice(0, 5); // local HH:MM
+}
+
+// Confirmed messages go in id order, before the pending ones (which stay at the bottom); a day
+// that is not today, or a new day, starts with its date.
+function place(div, time) {
+  const first = log.querySelector(":scope > .pending");
+  const when = new Date(time), day = when.toDateString();
+  if (day !== lastDay && (lastDay || day !== new Date().toDateString())) {
+    const h = document.createElement("h3");
+    h.textContent = when.toLocaleDateString(zh ? "zh-CN" : "en-US", { weekday: "short", year: "numeric", month: "short", day: "numeric" });
+    log.insertBefore(h, first);
+  }
+  lastDay = day;
+  log.insertBefore(div, first);
+  // at most MAX_SHOWN messages, and no date left without its messages
+  while (log.querySelectorAll(":scope > div").length > MAX_SHOWN) {
+    log.querySelector(":scope > div").remove();
+    while (log.firstElementChild?.tagName === "H3" && log.firstElementChild.nextElementSibling?.tagName !== "DIV") log.firstElementChild.remove();
+  }
+}
+
+function addMessage(m, live) {
+  const follow = nearBottom();
+  const div = messageNode(m.user, m.text);
+  stamp(div, m.time);
+  place(div, m.time);
   paintMessage(div);
-  while (log.childElementCount > MAX_SHOWN) log.firstElementChild.remove();
   if (follow || (live && m.user === myName)) toBottom();
   else $("jump").hidden = false;
   if (live && m.user !== myName && document.visibilityState === "hidden") unread++, showUnread();
+}
+
+// what the user sent, shown at once and marked sent when its own broadcast comes back
+function addPending(e) {
+  const div = messageNode(myName, e.text);
+  div.classList.add("pending");
+  div.dataset.cid = e.cid;
+  div.querySelector("time").textContent = T.sending;
+  log.append(div);
+  paintMessage(div);
+  toBottom();
+}
+
+function markSent(div, m) {
+  div.classList.remove("pending");
+  delete div.dataset.cid;
+  stamp(div, m.time);
+  place(div, m.time);
+  if (atBottom) toBottom();
 }
 
 // http and https links become links (built as nodes); everything else stays text
@@ -437,17 +520,39 @@ input.addEventListener("keydown", (e) => {
 });
 input.addEventListener("input", () => { if (noticeKind === "sticky") note("", ""); });
 
+// Sends the queue at half the server's rate limit at most, so a burst (the user's, or an outbox
+// resent after a reconnect) is never closed for flooding; what waits stays shown as "sending…".
+function pump() {
+  clearTimeout(pumpTimer);
+  const ws = current?.joined ? current.ws : null;
+  const gap = limits?.max_rate ? 1000 / Math.max(1, Math.floor(limits.max_rate / 2)) : 0;
+  while (queue.length && ws?.readyState === WebSocket.OPEN) {
+    const wait = nextSendAt - Date.now();
+    if (wait > 0) return void (pumpTimer = setTimeout(pump, wait));
+    ws.send(frameOf(queue.shift()));
+    nextSendAt = Math.max(nextSendAt, Date.now() - gap) + gap;
+  }
+}
+
+// a client's id for a message (crypto.getRandomValues also works on a plain-http LAN page)
+const newCid = () => [...crypto.getRandomValues(new Uint8Array(12))].map((b) => b.toString(16).padStart(2, "0")).join("");
+const frameOf = (e) => JSON.stringify({ event: "send-message", message: e.text, cid: e.cid });
+
 form.onsubmit = (e) => {
   e.preventDefault();
   const text = input.value;
-  if (!text.trim() || !current?.joined || current.ws.readyState !== WebSocket.OPEN) return;
-  const frame = JSON.stringify({ event: "send-message", message: text });
+  if (!text.trim() || !joinedAs) return;
+  const entry = { cid: newCid(), text, at: Date.now() };
+  const frame = frameOf(entry);
   const size = bytes(frame);
   if (limits?.max_message && size > limits.max_message) {
     note(T.big(size, limits.max_message), "sticky");
     return input.focus();
   }
-  current.ws.send(frame);
+  outbox.push(entry);
+  saveOutbox();
+  addPending(entry);
+  if (current?.joined) queue.push(entry), pump();
   unsent = text;
   input.value = "";
   if (noticeKind === "sticky") note("", "");
@@ -485,6 +590,8 @@ $("login").onsubmit = (e) => {
   if (/[\0-\x1f\x7f]/.test(n)) return askName(T.control);
   if (limits?.max_name && bytes(n) > limits.max_name) return askName(T.tooLong(limits.max_name));
   myName = n;
+  // typed before a reload and not sent yet: shown now, sent once joined
+  if (!log.querySelector(":scope > .pending")) for (const e of outbox) addPending(e);
   save("sessionStorage", NAME_KEY, n); // this tab's name, after a reload
   save("localStorage", NAME_KEY, n);   // a suggestion for new tabs
   cover(false);
