@@ -20,7 +20,7 @@ embed:
 	sh tests/embed.sh
 
 tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/harness.h tests/integration.c tests/conformance.c tests/faults.c tests/deploy.c tests/limits.c tests/seams.c tests/door.c tests/continuity.c \
-		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c chat.h
+		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c tests/unit_hfile.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
 test: chat tests/run_tests include-order tests/embed_example tests/codec_client

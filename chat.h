@@ -412,6 +412,13 @@ typedef struct chat_config {
                                    with 1008 "username is reserved". The program may still speak
                                    as them with chat_server_broadcast/chat_server_send */
     const chat_transport *transport; /* how connections move bytes (copied); NULL: the sockets */
+    /* A file that keeps the history across restarts and crashes (NULL: none): every message is
+       appended before anyone is sent it, in one write per loop turn; at start the newest come
+       back and ids go on from the last. history_sync 1: fdatasync after each write (survives a
+       power cut; costs a flash write per turn); 0: none (survives a crash of the program, which
+       leaves the data with the kernel). See "The history file" in README.md. */
+    const char *history_file;
+    int history_sync;
 
     /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
        NUL-terminated, and also given with their length (a message may contain U+0000). */
@@ -544,6 +551,7 @@ typedef struct chat_stats {
     unsigned long long log_dropped;      /* log lines left out by the rate limit */
     unsigned long long resumed;          /* joins that took over their name from a live connection */
     unsigned long long repeats;          /* messages dropped as a repeat of one in the history */
+    unsigned long long history_errors;   /* writes to the history file that failed */
     long long uptime_ms;
 } chat_stats;
 CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out);
@@ -1604,6 +1612,12 @@ CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, ui
 #define CHAT__SCRATCH_KEEP 16384       /* bytes a scratch buffer keeps between turns */
 #define CHAT__MAX_BUFFER (1u << 28) /* max_message and max_backlog at most: 32-bit counts stay exact */
 
+/* A scratch buffer that grew for one big message (escaping a 64 KiB message may take 6 times
+   that) is given back at the end of the turn: a board must not keep the peak for good. */
+static void chat__scratch_shrink(chat_buf *b) {
+    if (b->cap > CHAT__SCRATCH_KEEP) chat_buf_free(b);
+}
+
 typedef long long chat__ms;
 
 static chat__ms chat__now_ms(void) {
@@ -1632,6 +1646,87 @@ static int chat__random_bytes(unsigned char *out, size_t n) {
     }
     close(fd);
     return got == n ? 0 : -1;
+}
+
+/* The history file: opened for appending; read whole at start; replaced whole by a compaction. */
+static int chat__file_open_append(const char *path) { return open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644); }
+
+/* The file's bytes, up to max (more: -2); -1 when it cannot be read. *out is CHAT_MALLOC'd. */
+static long chat__file_read_all(int fd, size_t max, unsigned char **out) {
+    size_t len = 0, cap = 4096;
+    unsigned char *buf = (unsigned char *)CHAT_MALLOC(cap);
+    *out = NULL;
+    if (!buf || lseek(fd, 0, SEEK_SET) < 0) return CHAT_FREE(buf), -1;
+    for (;;) {
+        ssize_t n;
+        if (len == cap) {
+            unsigned char *bigger;
+            if (cap > max) return CHAT_FREE(buf), -2;
+            bigger = (unsigned char *)CHAT_REALLOC(buf, cap * 2);
+            if (!bigger) return CHAT_FREE(buf), -1;
+            buf = bigger, cap *= 2;
+        }
+        n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return CHAT_FREE(buf), -1;
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    if (len > max) return CHAT_FREE(buf), -2;
+    *out = buf;
+    return (long)len;
+}
+
+/* Appends all n bytes; on a failure the file is cut back to `size` (its length before), so no
+   torn record stays in the middle. Returns 0 or -1. */
+static int chat__file_append(int fd, const void *p, size_t n, long long size, int sync) {
+    const unsigned char *c = (const unsigned char *)p;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, c + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (ftruncate(fd, (off_t)size) != 0) {} /* best effort: the next start drops a torn tail */
+            return -1;
+        }
+        done += (size_t)w;
+    }
+#if defined(_POSIX_SYNCHRONIZED_IO) && _POSIX_SYNCHRONIZED_IO > 0
+    if (sync && fdatasync(fd) != 0) return -1;
+#else
+    if (sync && fsync(fd) != 0) return -1;
+#endif
+    return 0;
+}
+
+static int chat__file_truncate(int fd, long long size) { return ftruncate(fd, (off_t)size) == 0 ? 0 : -1; }
+
+/* Writes path.tmp with these bytes, syncs it and renames it over path: the old file stays whole
+   until the new one is. Returns the new file open for appending, or -1. */
+static int chat__file_replace(const char *path, const void *p, size_t n) {
+    char tmp[4096];
+    int fd;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -1;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    if (chat__file_append(fd, p, n, 0, 1) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return chat__file_open_append(path);
+}
+
+/* Moves a file the server cannot read out of the way, never over another: path.bad, path.bad.2 ...
+   Writes the name it got into out. Returns 0 or -1. */
+static int chat__file_set_aside(const char *path, char *out, size_t cap) {
+    int k;
+    for (k = 1; k < 1000; k++) {
+        if (k == 1) snprintf(out, cap, "%s.bad", path);
+        else snprintf(out, cap, "%s.bad.%d", path, k);
+        if (link(path, out) == 0) return unlink(path) == 0 ? 0 : -1;
+        if (errno != EEXIST) return -1;
+    }
+    return -1;
 }
 
 static int chat__set_nonblock_cloexec(int fd) {
@@ -1948,17 +2043,21 @@ typedef struct chat__member {
 
 
 
+typedef struct chat__words chat__words;
+
 typedef struct chat__room_outlet {
     /* Queues f for m, taking a reference if it keeps it; CHAT_OK when it will go out. It must
        not call back into the room except chat__room_leave_later. */
     int (*deliver)(void *user, chat__member *m, chat__frame *f);
     /* m is out of the room (called from chat__room_settle; m->name still valid). */
     void (*left)(void *user, chat__member *m);
+    /* A message was said, with this id (NULL: nobody keeps the record, e.g. a history file). */
+    void (*said)(void *user, const struct chat__words *w, uint64_t id);
     void *user;
 } chat__room_outlet;
 
 /* What someone says to the room (or to one member: then id is 0). */
-typedef struct chat__words {
+struct chat__words {
     const char *name;
     size_t name_len;
     const void *text;
@@ -1966,7 +2065,7 @@ typedef struct chat__words {
     const char *cid; /* the sender's own id for it (at most CHAT__CID_MAX bytes); NULL: none */
     size_t cid_len;
     uint64_t time_ms; /* the server's wall clock when it accepted the message */
-} chat__words;
+};
 
 #define CHAT__CID_MAX 64
 
@@ -2192,6 +2291,19 @@ static chat__frame *chat__room_message(chat__room *r, const chat__words *w, uint
     return f;
 }
 
+static void chat__room_keep(chat__room *r, chat__said *said) {
+    if (r->history_cap > 0) { /* the history keeps the frame itself: no copy */
+        if (r->history_count == r->history_cap) {
+            chat__said_release(chat__room_held(r, 0));
+            r->history_head = (r->history_head + 1) % r->history_cap;
+            r->history_count--;
+        }
+        *chat__room_held(r, r->history_count++) = *said;
+    } else {
+        chat__frame_release(said->live);
+    }
+}
+
 /* Says a message to everyone and keeps it in the history, with the next id. Returns the
    number of recipients, or CHAT_ENOMEM (then nothing was said and no id was used). */
 static int chat__room_say(chat__room *r, const chat__words *w) {
@@ -2202,19 +2314,28 @@ static int chat__room_say(chat__room *r, const chat__words *w) {
     said.live = chat__room_message(r, w, said.id, &said);
     if (!said.live) return CHAT_ENOMEM;
     r->next_id++;
+    if (r->out.said) r->out.said(r->out.user, w, said.id);
     n = chat__room_broadcast(r, said.live);
     r->messages++;
-    if (r->history_cap > 0) { /* the history keeps the frame itself: no copy */
-        if (r->history_count == r->history_cap) {
-            chat__said_release(chat__room_held(r, 0));
-            r->history_head = (r->history_head + 1) % r->history_cap;
-            r->history_count--;
-        }
-        *chat__room_held(r, r->history_count++) = said;
-    } else {
-        chat__frame_release(said.live);
-    }
+    chat__room_keep(r, &said);
     return n;
+}
+
+/* Puts a message said before (a history file's) back in the history as it was, without
+   sending it; ids go on after it. Ids must come in increasing order. */
+static int chat__room_restore(chat__room *r, const chat__words *w, uint64_t id) {
+    chat__said said;
+    memset(&said, 0, sizeof said);
+    said.id = id;
+    if (id < r->next_id && r->history_count) return CHAT_EINVAL;
+    if (r->history_count && id != r->next_id) { /* a gap (compaction keeps ids apart): forget older */
+        while (r->history_count) chat__said_release(chat__room_held(r, 0)), r->history_head = (r->history_head + 1) % r->history_cap, r->history_count--;
+    }
+    said.live = chat__room_message(r, w, id, &said);
+    if (!said.live) return CHAT_ENOMEM;
+    r->next_id = id + 1;
+    chat__room_keep(r, &said);
+    return CHAT_OK;
 }
 
 /* The held message that `name` said with this cid, or NULL: a client that sends a message again
@@ -2347,6 +2468,151 @@ static void chat__room_publish_users(chat__room *r, chat__ms now) {
 }
 
 /* ============================================================================================ */
+/* history file: the record format and its reader (pure: bytes in, records out)              */
+/* ============================================================================================ */
+
+/* The file: an 8-byte header ("CHAThst" and the format version), then one record per message:
+     u32 payload length, u32 CRC-32 of the payload, then the payload:
+     u64 id, u64 time (ms), u16 name length, u8 cid length, u8 0, the name, the cid, the text.
+   Little-endian whatever the machine, so a file moves between boards. A record is appended
+   whole or (after a power cut) torn at the end of the file; the reader drops a torn tail and
+   refuses anything else that is not a record. */
+#define CHAT__HFILE_MAGIC "CHAThst"
+#define CHAT__HFILE_VERSION 1
+#define CHAT__HFILE_HEAD 8
+#define CHAT__HRECORD_FIXED 28 /* length, CRC, id, time, lengths */
+
+static uint32_t chat__crc32(const unsigned char *p, size_t n) { /* IEEE 802.3, a nibble at a time */
+    static const uint32_t t[16] = {0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
+                                   0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
+                                   0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C};
+    uint32_t c = 0xFFFFFFFFu;
+    size_t i;
+    for (i = 0; i < n; i++) {
+        c ^= p[i];
+        c = (c >> 4) ^ t[c & 15];
+        c = (c >> 4) ^ t[c & 15];
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void chat__le_put(unsigned char *p, uint64_t v, int bytes) {
+    int i;
+    for (i = 0; i < bytes; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t chat__le_get(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    int i;
+    for (i = bytes; i-- > 0;) v = v << 8 | p[i];
+    return v;
+}
+
+/* Appends the record of a message said with this id. */
+static int chat__hrecord_put(chat_buf *b, const chat__words *w, uint64_t id) {
+    size_t payload = CHAT__HRECORD_FIXED - 8 + w->name_len + w->cid_len + w->text_len;
+    unsigned char *p;
+    if (w->name_len > 0xFFFF || w->cid_len > 0xFF || payload > 0xFFFFFFFFu) return CHAT_EINVAL;
+    if (chat_buf_reserve(b, 8 + payload) != CHAT_OK) return CHAT_ENOMEM;
+    p = b->data + b->len;
+    chat__le_put(p, payload, 4);
+    chat__le_put(p + 8, id, 8);
+    chat__le_put(p + 16, w->time_ms, 8);
+    chat__le_put(p + 24, w->name_len, 2);
+    p[26] = (unsigned char)w->cid_len, p[27] = 0;
+    if (w->name_len) memcpy(p + CHAT__HRECORD_FIXED, w->name, w->name_len);
+    if (w->cid_len) memcpy(p + CHAT__HRECORD_FIXED + w->name_len, w->cid, w->cid_len);
+    if (w->text_len) memcpy(p + CHAT__HRECORD_FIXED + w->name_len + w->cid_len, w->text, w->text_len);
+    chat__le_put(p + 4, chat__crc32(p + 8, payload), 4);
+    b->len += 8 + payload;
+    return CHAT_OK;
+}
+
+/* One record at p[0..n): its length, 0 when it is not all there (a torn tail), -1 when it is
+   not a record (bad length, checksum, UTF-8, or a name or cid that a live server refuses). The
+   words point into p. */
+static long chat__hrecord_parse(const unsigned char *p, size_t n, size_t max_payload, chat__words *w, uint64_t *id) {
+    size_t payload, name_n, cid_n;
+    if (n < 8) return 0;
+    payload = (size_t)chat__le_get(p, 4);
+    if (payload < CHAT__HRECORD_FIXED - 8 || payload > max_payload) return -1;
+    if (n - 8 < payload) return 0;
+    if ((uint32_t)chat__le_get(p + 4, 4) != chat__crc32(p + 8, payload)) return -1;
+    name_n = (size_t)chat__le_get(p + 24, 2), cid_n = p[26];
+    if (p[27] != 0 || name_n + cid_n > payload - (CHAT__HRECORD_FIXED - 8) || name_n == 0 || cid_n > CHAT__CID_MAX) return -1;
+    memset(w, 0, sizeof *w);
+    *id = chat__le_get(p + 8, 8);
+    w->time_ms = chat__le_get(p + 16, 8);
+    w->name = (const char *)p + CHAT__HRECORD_FIXED, w->name_len = name_n;
+    w->cid = cid_n ? w->name + name_n : NULL, w->cid_len = cid_n;
+    w->text = w->name + name_n + cid_n, w->text_len = payload - (CHAT__HRECORD_FIXED - 8) - name_n - cid_n;
+    if (*id == 0 || !chat_utf8_valid(w->name, name_n) || !chat_utf8_valid(w->cid ? w->cid : "", cid_n) ||
+        !chat_utf8_valid(w->text, w->text_len))
+        return -1;
+    return (long)(8 + payload);
+}
+
+/* What chat__hfile_scan found. */
+typedef struct chat__hfile_scan_result {
+    size_t good;           /* bytes of header and whole records: the file is cut here */
+    size_t records;        /* whole records */
+    int torn;              /* bytes after `good` were a torn record (or zeros): dropped */
+    const char *problem;   /* not a history file, or a newer one: set aside (NULL: fine) */
+} chat__hfile_scan_result;
+
+/* Reads a whole file (an empty one is a new file), handing each record to `each` in order
+   (ids must go up). A torn tail -- an incomplete record, an invalid last one, or zeros, as a
+   power cut leaves -- is dropped; anything else invalid makes the whole file a problem. */
+static void chat__hfile_scan(const unsigned char *f, size_t n, size_t max_payload,
+                             int (*each)(void *user, const chat__words *w, uint64_t id), void *user,
+                             chat__hfile_scan_result *out) {
+    size_t at = CHAT__HFILE_HEAD;
+    uint64_t last = 0;
+    memset(out, 0, sizeof *out);
+    if (n == 0) return;
+    if (n < CHAT__HFILE_HEAD && memcmp(f, CHAT__HFILE_MAGIC "\1", n) == 0) { /* cut while being made */
+        out->torn = 1;
+        return;
+    }
+    if (n < CHAT__HFILE_HEAD || memcmp(f, CHAT__HFILE_MAGIC, 7) != 0) {
+        out->problem = "not a chat.h history file";
+        return;
+    }
+    if (f[7] != CHAT__HFILE_VERSION) {
+        out->problem = f[7] > CHAT__HFILE_VERSION ? "written by a newer chat.h" : "not a chat.h history file";
+        return;
+    }
+    while (at < n) {
+        chat__words w;
+        uint64_t id;
+        long len = chat__hrecord_parse(f + at, n - at, max_payload, &w, &id);
+        if (len <= 0) {
+            size_t k = at, declared = n - at >= 4 ? (size_t)chat__le_get(f + at, 4) : 0;
+            while (k < n && f[k] == 0) k++;
+            /* incomplete, or a bad record that is the file's last, or only zeros left: torn */
+            if (len == 0 || k == n || (declared <= max_payload && n - at - 8 == declared)) {
+                out->torn = 1;
+                break;
+            }
+            out->problem = "a damaged record inside the file";
+            return;
+        }
+        if (id <= last) {
+            out->problem = "message ids out of order";
+            return;
+        }
+        last = id;
+        if (each && each(user, &w, id) != CHAT_OK) {
+            out->problem = "out of memory while loading it";
+            return;
+        }
+        at += (size_t)len;
+        out->records++;
+    }
+    out->good = at > n ? n : at;
+}
+
+/* ============================================================================================ */
 /* connections: the server's per-peer state, output queues, per-address limits              */
 /* ============================================================================================ */
 
@@ -2455,6 +2721,10 @@ struct chat_server {
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
     chat_buf text;       /* a decoded message or username */
     chat_buf cid;        /* a decoded cid */
+    int hist_fd;         /* the history file, -1: none */
+    long long hist_size; /* its length: whole records only */
+    size_t hist_records, hist_pending_records;
+    chat_buf hist_pending; /* records of this turn, written before any frame goes out */
     unsigned char secret[16]; /* resume tokens are SHA-1(secret, session): see chat__resume_token */
     uint32_t sessions;        /* joins so far: the next session number */
 };
@@ -2705,6 +2975,132 @@ static void chat__member_left(void *user, chat__member *m) {
     }
 }
 
+
+/* --- the history file: records written before the frames go out --- */
+
+static void chat__member_said(void *user, const chat__words *w, uint64_t id) {
+    chat_server *srv = (chat_server *)user;
+    if (srv->hist_fd < 0) return;
+    if (chat__hrecord_put(&srv->hist_pending, w, id) == CHAT_OK) srv->hist_pending_records++;
+    else srv->stats.history_errors++;
+}
+
+#define CHAT__HFILE_MAX (64u << 20) /* bytes; a bigger file is not ours to load */
+
+static size_t chat__history_keep(const chat_server *srv) {
+    return srv->room.history_cap > 0 ? (size_t)srv->room.history_cap : 1; /* the last one keeps the ids going */
+}
+
+static size_t chat__history_max_payload(const chat_server *srv) {
+    return CHAT__HRECORD_FIXED + (size_t)srv->cfg.max_name + CHAT__CID_MAX + srv->cfg.max_message;
+}
+
+/* Rewrites the file with its newest records only, so it stays within about twice the history. */
+static void chat__history_compact(chat_server *srv) {
+    unsigned char *f = NULL;
+    long n = chat__file_read_all(srv->hist_fd, CHAT__HFILE_MAX, &f);
+    size_t at = CHAT__HFILE_HEAD, skip, i;
+    int fd;
+    if (n < (long)CHAT__HFILE_HEAD) {
+        CHAT_FREE(f);
+        return;
+    }
+    skip = srv->hist_records - chat__history_keep(srv);
+    for (i = 0; i < skip && at + 8 <= (size_t)n; i++) at += 8 + (size_t)chat__le_get(f + at, 4);
+    if (at > (size_t)n) at = (size_t)n;
+    memmove(f + CHAT__HFILE_HEAD, f + at, (size_t)n - at);
+    fd = chat__file_replace(srv->cfg.history_file, f, CHAT__HFILE_HEAD + ((size_t)n - at));
+    CHAT_FREE(f);
+    if (fd < 0) {
+        srv->stats.history_errors++;
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: compaction failed (%s); it keeps growing", srv->cfg.history_file,
+                   strerror(errno)));
+        return;
+    }
+    chat__fd_close(srv->hist_fd);
+    srv->hist_fd = fd;
+    srv->hist_size = (long long)(CHAT__HFILE_HEAD + ((size_t)n - at));
+    srv->hist_records -= skip;
+}
+
+/* Once a turn, before any frame of it is written: this turn's records in one write. */
+static void chat__history_write(chat_server *srv) {
+    if (srv->hist_fd < 0 || !srv->hist_pending.len) return;
+    if (chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size,
+                          srv->cfg.history_sync) == 0) {
+        srv->hist_size += (long long)srv->hist_pending.len;
+        srv->hist_records += srv->hist_pending_records;
+    } else {
+        srv->stats.history_errors++;
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: a write failed (%s); %lu messages are not kept",
+                   srv->cfg.history_file, strerror(errno), (unsigned long)srv->hist_pending_records));
+    }
+    srv->hist_pending.len = 0, srv->hist_pending_records = 0;
+    chat__scratch_shrink(&srv->hist_pending);
+    if (srv->hist_records > 2 * chat__history_keep(srv) + 32) chat__history_compact(srv);
+}
+
+static int chat__history_restore_one(void *user, const chat__words *w, uint64_t id) {
+    return chat__room_restore(&((chat_server *)user)->room, w, id);
+}
+
+/* Opens the history file, brings its newest messages back and cuts a torn tail. A file that is
+   not a history file is set aside (never overwritten) and the server starts with an empty one. */
+static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet) {
+    const char *path = srv->cfg.history_file;
+    chat__hfile_scan_result scan;
+    unsigned char *f = NULL;
+    long n;
+    srv->hist_fd = chat__file_open_append(path);
+    if (srv->hist_fd < 0) {
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: cannot open it: %s", path, strerror(errno)));
+        return CHAT_ESYS;
+    }
+    n = chat__file_read_all(srv->hist_fd, CHAT__HFILE_MAX, &f);
+    if (n == -1) {
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: cannot read it: %s", path, strerror(errno)));
+        return CHAT_ESYS;
+    }
+    if (n == -2) memset(&scan, 0, sizeof scan), scan.problem = "larger than any history file";
+    else chat__hfile_scan(f, (size_t)n, chat__history_max_payload(srv), chat__history_restore_one, srv, &scan);
+    CHAT_FREE(f);
+    if (scan.problem) {
+        char aside[4200];
+        uint64_t next = srv->room.next_id;
+        chat__fd_close(srv->hist_fd);
+        srv->hist_fd = -1;
+        if (chat__file_set_aside(path, aside, sizeof aside) != 0) {
+            CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s, and it cannot be moved aside: %s", path, scan.problem,
+                       strerror(errno)));
+            return CHAT_ESYS;
+        }
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s; kept as %s, starting with an empty history", path,
+                   scan.problem, aside));
+        chat__room_free(&srv->room); /* what was restored before the problem goes too */
+        if (chat__room_init(&srv->room, outlet, srv->cfg.history, next > chat__wall_us() ? next : chat__wall_us()) != CHAT_OK)
+            return CHAT_ENOMEM;
+        srv->hist_fd = chat__file_open_append(path);
+        if (srv->hist_fd < 0) return CHAT_ESYS;
+        memset(&scan, 0, sizeof scan);
+    }
+    if (scan.torn) {
+        CHAT__LOG((srv, CHAT_LOG_WARN, "history file %s: dropped an incomplete last record (a crash or power cut during a write)",
+                   path));
+        if (chat__file_truncate(srv->hist_fd, (long long)scan.good) != 0) return CHAT_ESYS;
+    }
+    srv->hist_size = (long long)scan.good, srv->hist_records = scan.records;
+    if (scan.good < CHAT__HFILE_HEAD) {
+        unsigned char head[CHAT__HFILE_HEAD];
+        memcpy(head, CHAT__HFILE_MAGIC, 7), head[7] = CHAT__HFILE_VERSION;
+        if (chat__file_truncate(srv->hist_fd, 0) != 0 || chat__file_append(srv->hist_fd, head, sizeof head, 0, 1) != 0)
+            return CHAT_ESYS;
+        srv->hist_size = CHAT__HFILE_HEAD;
+    }
+    CHAT__LOG((srv, CHAT_LOG_INFO, "history file %s: %lu messages kept, the next id is %llu", path,
+               (unsigned long)srv->hist_records, (unsigned long long)srv->room.next_id));
+    if (srv->hist_records > 2 * chat__history_keep(srv) + 32) chat__history_compact(srv);
+    return CHAT_OK;
+}
 
 /* Input is read only while nothing holds it back: the peer's own answers still unsent, complete
    input still waiting, its byte rate spent this second, or its side shut down. */
@@ -3146,10 +3542,11 @@ static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_re
              "{\"clients\":%d,\"connections\":%d,\"accepted\":%llu,\"messages\":%llu,\"bytes_in\":%llu,"
              "\"bytes_out\":%llu,\"refused\":{\"name\":%llu,\"full\":%llu,\"origin\":%llu,\"http\":%llu,"
              "\"address\":%llu},\"closed\":{\"protocol\":%llu,\"rate\":%llu,\"slow\":%llu,\"idle\":%llu},"
-             "\"log_dropped\":%llu,\"resumed\":%llu,\"repeats\":%llu,\"uptime_ms\":%lld}\n",
+             "\"log_dropped\":%llu,\"resumed\":%llu,\"repeats\":%llu,\"history_errors\":%llu,\"uptime_ms\":%lld}\n",
              st.clients, st.connections, st.accepted, st.messages, st.bytes_in, st.bytes_out, st.refused_name,
              st.refused_full, st.refused_origin, st.refused_http, st.refused_address, st.closed_protocol,
-             st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.resumed, st.repeats, st.uptime_ms);
+             st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.resumed, st.repeats, st.history_errors,
+             st.uptime_ms);
     r.status = 200, r.type = "application/json", r.extra = "Cache-Control: no-store\r\n", r.body = NULL, r.text = text;
     chat__conn_respond(srv, c, req, &r, keep);
 }
@@ -3908,6 +4305,7 @@ static int chat__copy_strings(chat_server *srv) {
     for (o = srv->cfg.reserved_names; o && *o; o++) bytes += strlen(*o) + 1, count++;
     if (srv->cfg.stats_path) bytes += strlen(srv->cfg.stats_path) + 1;
     if (srv->cfg.trusted_proxy) bytes += strlen(srv->cfg.trusted_proxy) + 1;
+    if (srv->cfg.history_file) bytes += strlen(srv->cfg.history_file) + 1;
     if (!bytes) return CHAT_OK;
     srv->owned = (char *)CHAT_MALLOC((count + 2) * sizeof(char *) + bytes);
     if (!srv->owned) return CHAT_ENOMEM;
@@ -3925,6 +4323,7 @@ static int chat__copy_strings(chat_server *srv) {
     CHAT__COPY_LIST(reserved_names)
     if (srv->cfg.stats_path) CHAT__COPY(srv->cfg.stats_path, srv->cfg.stats_path);
     if (srv->cfg.trusted_proxy) CHAT__COPY(srv->cfg.trusted_proxy, srv->cfg.trusted_proxy);
+    if (srv->cfg.history_file) CHAT__COPY(srv->cfg.history_file, srv->cfg.history_file);
 #undef CHAT__COPY_LIST
 #undef CHAT__COPY
     return CHAT_OK;
@@ -3935,8 +4334,10 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     chat__room_outlet outlet;
     int i;
     if (!srv) return NULL;
-    outlet.deliver = chat__member_deliver, outlet.left = chat__member_left, outlet.user = srv;
+    outlet.deliver = chat__member_deliver, outlet.left = chat__member_left, outlet.said = chat__member_said;
+    outlet.user = srv;
     memset(srv, 0, sizeof *srv);
+    srv->hist_fd = -1;
     if (config) srv->cfg = *config;
     if (chat__config_resolve(&srv->cfg) < 0) {
         CHAT_FREE(srv);
@@ -3963,7 +4364,8 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
         chat__room_init(&srv->room, &outlet, srv->cfg.history, chat__wall_us()) != CHAT_OK ||
         chat__copy_strings(srv) != CHAT_OK ||
         (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) ||
-        chat__wake_pipe(&srv->wake_rd, &srv->wake_wr) < 0 || chat__wake_pipe(&srv->stop_rd, &srv->stop_wr) < 0) {
+        chat__wake_pipe(&srv->wake_rd, &srv->wake_wr) < 0 || chat__wake_pipe(&srv->stop_rd, &srv->stop_wr) < 0 ||
+        (srv->cfg.history_file && chat__history_open(srv, &outlet) != CHAT_OK)) {
         chat_server_free(srv);
         return NULL;
     }
@@ -4049,11 +4451,6 @@ static void chat__resume_held(chat_server *srv) {
     }
 }
 
-/* A scratch buffer that grew for one big message (escaping a 64 KiB message may take 6 times
-   that) is given back at the end of the turn: a board must not keep the peak for good. */
-static void chat__scratch_shrink(chat_buf *b) {
-    if (b->cap > CHAT__SCRATCH_KEEP) chat_buf_free(b);
-}
 
 /* One turn after the wait: what became ready (revents in the poll set), then the work of the
    turn in a fixed order. Connections that died during it are freed at its end. */
@@ -4083,6 +4480,7 @@ static int chat__turn(chat_server *srv, int ready) {
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->now >= srv->next_sweep) chat__sweep(srv);
     chat__room_publish_users(&srv->room, srv->now);
+    chat__history_write(srv); /* a message is kept before anyone is sent it */
     chat__flush_all(srv);
     chat__reap(srv);
     chat__scratch_shrink(&srv->text);
@@ -4300,6 +4698,9 @@ CHATDEF void chat_server_free(chat_server *srv) {
     unsigned i;
     int k;
     if (!srv) return;
+    chat__history_write(srv); /* what chat_server_broadcast said since the last turn */
+    chat__fd_close(srv->hist_fd);
+    chat_buf_free(&srv->hist_pending);
     chat__room_free(&srv->room); /* first: it walks its members, which the connections hold */
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];

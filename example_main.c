@@ -887,7 +887,7 @@ static void print_addresses(const char *address, int port) {
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-R BYTES] [-a CONNECTIONS] [-j JOINS]\n"
-            "          [-o ORIGIN]... [-s] [-t PROXY] [-q] [-v]\n"
+            "          [-o ORIGIN]... [-s] [-H FILE [-F]] [-t PROXY] [-q] [-v]\n"
             "  -p PORT         port to listen on (default: $PORT, else 8080; 0 picks a free one)\n"
             "  -b ADDRESS      address to listen on (default: every interface, IPv6 and IPv4)\n"
             "  -c MAX_CLIENTS  chat clients at once (default %d)\n"
@@ -901,6 +901,8 @@ static void usage(FILE *out, const char *argv0) {
             "  -o ORIGIN       also accept WebSockets from pages of ORIGIN (e.g. https://example.com;\n"
             "                  repeatable; * for any). Default: only this server's own pages\n"
             "  -s              serve counters as JSON at /stats\n"
+            "  -H FILE         keep the history in FILE across restarts and crashes (ids go on)\n"
+            "  -F              with -H: fdatasync FILE after each write, to survive a power cut too\n"
             "  -t PROXY        the IP address of a reverse proxy whose X-Forwarded-For is logged\n"
             "  -q              quiet: warnings and errors only (no join and leave lines)\n"
             "  -v              verbose: log every connection event\n"
@@ -960,7 +962,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
         return 2;
     }
-    while ((opt = getopt(argc, argv, "p:b:c:r:R:a:j:o:st:qvh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:b:c:r:R:a:j:o:sH:Ft:qvh")) != -1) {
         switch (opt) {
         case 'p':
             if (parse_int(optarg, 0, 65535, &port) < 0) {
@@ -990,6 +992,8 @@ int main(int argc, char **argv) {
             config.origins = origins;
             break;
         case 's': config.stats_path = "/stats"; break;
+        case 'H': config.history_file = optarg; break;
+        case 'F': config.history_sync = 1; break;
         case 't':
             if (parse_address(optarg, proxy, sizeof proxy) < 0) {
                 fprintf(stderr, "chat: -t needs the proxy's IPv4 or IPv6 address (e.g. 127.0.0.1), not '%s'\n", optarg);
@@ -1007,6 +1011,10 @@ int main(int argc, char **argv) {
         usage(stderr, argv[0]);
         return 2;
     }
+    if (config.history_sync && !config.history_file) {
+        fprintf(stderr, "chat: -F needs -H FILE\n");
+        return 2;
+    }
 
     /* Each client is a descriptor: allow as many as the system lets this process have. */
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
@@ -1021,7 +1029,8 @@ int main(int argc, char **argv) {
     config.log_level = verbosity == 0 ? CHAT_LOG_WARN : verbosity == 1 ? CHAT_LOG_INFO : CHAT_LOG_DEBUG;
     server = chat_server_create(&config);
     if (!server) {
-        fprintf(stderr, "chat: cannot create the server (out of memory or descriptors)\n");
+        if (config.history_file) fprintf(stderr, "chat: cannot start (the history file, see above, or out of memory)\n");
+        else fprintf(stderr, "chat: cannot create the server (out of memory or descriptors)\n");
         return 1;
     }
     for (i = 0; i < sizeof assets / sizeof assets[0]; i++) {

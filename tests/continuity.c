@@ -1,7 +1,10 @@
 /* Nothing lost, nothing doubled (issue 12): message ids and times, cids and their repeats,
    replays flagged, since=ID, resume=TOKEN taking a name over from a connection that still looks
    alive. Against forked library servers over loopback, with the extension visible
-   (wsc_keep_welcome, wsc_keep_extension). */
+   (wsc_keep_welcome, wsc_keep_extension). The history file (-H) against the example binary:
+   kill -9 and a restart, a torn tail, garbage, compaction. */
+
+#include <sys/stat.h>
 
 /* One message as the tests see it: the members they look at, decoded. */
 typedef struct cont_msg {
@@ -85,6 +88,14 @@ static int cont_join(wsc *c, const char *name, const char *extra, cont_msg *welc
 
 static void cont_begin(void) { wsc_keep_welcome = 1, wsc_keep_extension = 1; }
 static void cont_end(void) { wsc_keep_welcome = 0, wsc_keep_extension = 0; }
+
+/* The next live message (replays skipped). */
+static int cont_next_live(wsc *c, cont_msg *out, int timeout_ms) {
+    int i;
+    for (i = 0; i < 100; i++)
+        if (!cont_next(c, out, timeout_ms) || !out->replay) return !out->replay && out->event[0];
+    return 0;
+}
 
 /* "text" as a send-message event, with a cid unless NULL. */
 static int cont_say(wsc *c, const char *text, const char *cid) {
@@ -426,6 +437,183 @@ static void test_continuity_resume_token_is_per_session(void) {
     HARNESS_DONE_SERVER(&s);
 }
 
+/* --- the history file (-H) ----------------------------------------------------------------- */
+
+static char cont_dir[256];
+
+/* A fresh directory for this run's files (removed with its files by cont_cleanup). */
+static const char *cont_path(const char *name, char *out, size_t cap) {
+    if (!cont_dir[0]) {
+        snprintf(cont_dir, sizeof cont_dir, "%s/chat-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+        if (!mkdtemp(cont_dir)) cont_dir[0] = '\0';
+    }
+    snprintf(out, cap, "%s/%s", cont_dir, name);
+    return out;
+}
+
+static void cont_cleanup(void) {
+    static const char *const names[] = {"h.db", "h.db.bad", "h.db.bad.2", "h.db.tmp", "g.db", "g.db.bad", "n.db", "n.db.bad"};
+    char path[400];
+    size_t i;
+    if (!cont_dir[0]) return;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++) unlink(cont_path(names[i], path, sizeof path));
+    rmdir(cont_dir);
+    cont_dir[0] = '\0';
+}
+
+static void cont_kill9(harness_server *s) {
+    int status;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &status, 0);
+    close(s->pipe_fd);
+    s->pid = 0;
+}
+
+static long long cont_file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* A newcomer's replay on the server at harness_port: up to `max` messages, or until 300 ms of quiet. */
+static int cont_replay(const char *name, cont_msg *out, int max) {
+    wsc c;
+    cont_msg w;
+    int n = 0;
+    if (cont_join(&c, name, NULL, &w) != 101) return -1;
+    while (n < max && cont_next(&c, &out[n], 300)) n++;
+    harness_leave(&c);
+    return n;
+}
+
+/* 20 messages acknowledged to their sender, kill -9, restart: all 20 come back with their ids,
+   times and texts, and the ids go on above them. */
+static void test_continuity_history_file_survives_kill_9(void) {
+    static cont_msg sent[20], back[60];
+    const char *args[] = {"-H", NULL, NULL};
+    char path[400], na[64], nb[64];
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    int i, n, same = 1;
+    args[1] = cont_path("h.db", path, sizeof path);
+    unlink(path);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    cont_begin();
+    harness_tagged(na, sizeof na, "durable");
+    harness_tagged(nb, sizeof nb, "after");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    for (i = 0; i < 20; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "kept %d", i);
+        cont_say(&a, t, NULL);
+        CHECK(cont_next(&a, &sent[i], harness_wait_ms)); /* acknowledged: its own broadcast came back */
+    }
+    cont_kill9(&s); /* no goodbye: what was acknowledged must be in the file already */
+    harness_port = harness_saved_port;
+    wsc_close(&a);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    n = cont_replay(nb, back, 60);
+    CHECK_INT(n, 20);
+    for (i = 0; i < n && i < 20; i++)
+        if (back[i].id != sent[i].id || back[i].time != sent[i].time || strcmp(back[i].message, sent[i].message) != 0 ||
+            !back[i].replay)
+            same = 0;
+    CHECKF(same, "the replay after the restart differs from what was sent");
+    CHECK_INT(cont_join(&a, na, NULL, &w), 101);
+    CHECK_INT(w.id, sent[19].id);
+    cont_say(&a, "after the restart", NULL);
+    CHECK(cont_next_live(&a, &m, harness_wait_ms) && m.id == sent[19].id + 1);
+    cont_end();
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    unlink(path);
+}
+
+/* A torn last record is dropped (the file cut back to its whole records); a file of garbage or
+   of a newer format is set aside, never overwritten, and the server starts afresh. */
+static void test_continuity_history_file_torn_tail_and_garbage(void) {
+    static cont_msg back[20];
+    static const unsigned char torn[] = {0x40, 0, 0, 0, 1, 2, 3, 4, 5}; /* a record cut after 9 of 72 bytes */
+    const char *args[] = {"-H", NULL, NULL};
+    char path[400], aside[400], name[64];
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    long long whole;
+    FILE *f;
+    int i;
+    args[1] = cont_path("g.db", path, sizeof path);
+    unlink(path);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "torn");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < 3; i++) {
+        cont_say(&a, "x", NULL);
+        CHECK(cont_next(&a, &m, harness_wait_ms));
+    }
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    whole = cont_file_size(path);
+    f = fopen(path, "ab");
+    CHECK(f && fwrite(torn, 1, sizeof torn, f) == sizeof torn);
+    if (f) fclose(f);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    CHECK_INT(cont_replay(name, back, 20), 3);
+    CHECK_INT(cont_file_size(path), whole);
+    HARNESS_DONE_SERVER(&s);
+    /* garbage */
+    f = fopen(path, "wb");
+    CHECK(f && fputs("this is not a history file\n", f) >= 0);
+    if (f) fclose(f);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    CHECK_INT(cont_replay(name, back, 20), 0);
+    cont_path("g.db.bad", aside, sizeof aside);
+    CHECK_INT(cont_file_size(aside), 27); /* kept as it was */
+    CHECK_INT(cont_file_size(path), 8);   /* a new, empty one */
+    HARNESS_DONE_SERVER(&s);
+    cont_end();
+    unlink(path), unlink(aside);
+}
+
+/* Many messages: the file is compacted to the newest ones and stays small; nothing the history
+   holds is lost by it, and the ids go on. */
+static void test_continuity_history_file_stays_bounded(void) {
+    static cont_msg back[20];
+    const char *args[] = {"-H", NULL, "-q", NULL};
+    char path[400], name[64];
+    harness_server s;
+    wsc a;
+    cont_msg w, m, last;
+    int i;
+    args[1] = cont_path("n.db", path, sizeof path);
+    unlink(path);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "bounded");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    memset(&last, 0, sizeof last);
+    for (i = 0; i < 400; i++) {
+        cont_say(&a, "a message of some length, to make the file grow past its bound", NULL);
+        CHECK(cont_next(&a, &last, harness_wait_ms));
+    }
+    /* history 50: at most 2 x 50 + 32 records of ~100 bytes, plus this turn's */
+    CHECKF(cont_file_size(path) < 140 * 110, "the file is %lld bytes", cont_file_size(path));
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(harness_use_binary(&s, args), 0);
+    CHECK_INT(cont_replay(name, back, 20), 20);
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    CHECK_INT(w.id, last.id);
+    cont_say(&a, "next", NULL);
+    CHECK(cont_next_live(&a, &m, harness_wait_ms) && m.id == last.id + 1);
+    cont_end();
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    unlink(path);
+    cont_cleanup();
+}
+
 static void continuity_tests(void) {
     RUN(test_continuity_ids_times_cids_and_replays);
     RUN(test_continuity_bad_cid_is_ignored_not_the_message);
@@ -435,4 +623,8 @@ static void continuity_tests(void) {
     RUN(test_continuity_resume_after_vanishing_120_messages);
     RUN(test_continuity_resume_shows_no_leave_or_join);
     RUN(test_continuity_resume_token_is_per_session);
+    RUN(test_continuity_history_file_survives_kill_9);
+    RUN(test_continuity_history_file_torn_tail_and_garbage);
+    RUN(test_continuity_history_file_stays_bounded);
+    cont_cleanup();
 }
