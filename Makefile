@@ -157,7 +157,7 @@ footprint:
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZERS = http ws json conn
+FUZZERS = http ws json conn history
 
 fuzz:
 	@set -e; for f in $(FUZZERS); do \
