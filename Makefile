@@ -123,7 +123,7 @@ test-memory: chat
 # The plain POSIX paths that other systems take: accept() + fcntl(), no MSG_NOSIGNAL (SIGPIPE
 # ignored instead), strict -std=c99 -D_POSIX_C_SOURCE=200809L; and a compile check of the macOS
 # path (SO_NOSIGPIPE).
-POSIX_ONLY = -std=c99 -D_POSIX_C_SOURCE=200809L -DCHAT_NO_ACCEPT4 -DCHAT_NO_MSG_NOSIGNAL
+POSIX_ONLY = -std=c99 -D_POSIX_C_SOURCE=200809L -DCHAT_NO_ACCEPT4 -DCHAT_NO_MSG_NOSIGNAL -DCHAT_NO_EPOLL
 test-posix:
 	$(CC) -O2 -g -Wall -Wextra -pedantic -Werror $(POSIX_ONLY) -DSO_NOSIGPIPE=0x1022 -o chat-posix example_main.c
 	$(CC) -O2 -g -Wall -Wextra -pedantic -Werror $(POSIX_ONLY) -o chat-posix example_main.c

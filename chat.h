@@ -676,6 +676,11 @@ CHATDEF const char *chat_strerror(int err);
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
+/* Linux: readiness from epoll (see "readiness" in the platform section); CHAT_NO_EPOLL: poll(). */
+#if defined(__linux__) && !defined(CHAT_NO_EPOLL)
+#define CHAT__EPOLL
+#include <sys/epoll.h>
+#endif
 #endif
 
 /* Internal functions are static; the unused-attribute keeps builds that use only part of the
@@ -1920,6 +1925,35 @@ static void chat__sigpipe_ignore(void) {
 
 static int chat__poll(struct pollfd *fds, unsigned n, int timeout_ms) { return poll(fds, (nfds_t)n, timeout_ms); }
 
+/* --- readiness on Linux: epoll ---
+   poll() hands the kernel the whole set each turn: it visits every socket, joins and leaves
+   every socket's wait queue, and the server then scans every slot for what happened. epoll keeps
+   the set in the kernel and reports only what is ready, so a turn costs what happened in it, not
+   what is watched: a room of 10,000 idle members costs nothing when one of them speaks. The
+   set is level-triggered, changed only when what a socket waits for changes. */
+#define CHAT__EPOLL_EVENTS 256 /* ready descriptors taken per wait; more wait for the next turn */
+#ifdef CHAT__EPOLL
+typedef struct epoll_event chat__ready;
+static int chat__ready_open(void) { return epoll_create1(EPOLL_CLOEXEC); }
+static uint32_t chat__ready_mask(short events) {
+    return (events & POLLIN ? (uint32_t)EPOLLIN : 0) | (events & POLLOUT ? (uint32_t)EPOLLOUT : 0);
+}
+/* Adds (EPOLL_CTL_ADD), changes (_MOD) or drops (_DEL) fd; 0 or -1. */
+static int chat__ready_watch(int set, int op, int fd, short events) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = chat__ready_mask(events);
+    ev.data.fd = fd;
+    return epoll_ctl(set, op, fd, &ev);
+}
+static int chat__ready_wait(int set, chat__ready *out, int cap, int timeout_ms) { return epoll_wait(set, out, cap, timeout_ms); }
+static int chat__ready_fd(const chat__ready *r) { return r->data.fd; }
+static short chat__ready_revents(const chat__ready *r) {
+    return (short)((r->events & EPOLLIN ? POLLIN : 0) | (r->events & EPOLLOUT ? POLLOUT : 0) |
+                   (r->events & EPOLLERR ? POLLERR : 0) | (r->events & EPOLLHUP ? POLLHUP : 0));
+}
+#endif
+
 /* --- the default transport: the socket itself --- */
 
 static long chat__posix_read(void *user, int fd, void *buf, size_t len) {
@@ -1932,6 +1966,7 @@ static long chat__posix_write(void *user, int fd, const chat_iovec *iov, int cou
     struct msghdr m;
     int i;
     (void)user;
+    if (count == 1) return (long)send(fd, iov[0].base, iov[0].len, CHAT__SEND_FLAGS); /* no msghdr to copy in */
     if (count > CHAT__IOV_MAX) count = CHAT__IOV_MAX;
     for (i = 0; i < count; i++) v[i].iov_base = (void *)(uintptr_t)iov[i].base, v[i].iov_len = iov[i].len;
     memset(&m, 0, sizeof m);
@@ -1971,11 +2006,6 @@ typedef struct chat__frame {
 
 /* What queuing a frame costs besides its bytes: the frame's header, the allocator's own header
    and the queue slot. Counted in the backlog, so a flood of tiny frames is bounded too. */
-#define CHAT__SLOT_LISTEN 0 /* the poll set's fixed slots */
-#define CHAT__SLOT_POSTS 1
-#define CHAT__SLOT_STOP 2
-#define CHAT__SLOT_CONNS 3 /* the first connection */
-
 #define CHAT__FRAME_COST ((uint32_t)(sizeof(chat__frame) + 2 * sizeof(void *) + 16))
 
 static uint32_t chat__hash(const char *s, size_t n) { /* FNV-1a */
@@ -2682,6 +2712,11 @@ typedef struct chat__conn {
     unsigned char state;    /* chat__state */
 } chat__conn;
 
+#define CHAT__SLOT_LISTEN 0 /* the poll set's fixed slots */
+#define CHAT__SLOT_POSTS 1
+#define CHAT__SLOT_STOP 2
+#define CHAT__SLOT_CONNS 3 /* the first connection */
+
 typedef struct chat__asset {
     char *path; /* owned copies */
     char *type;
@@ -2693,8 +2728,11 @@ enum { CHAT__RUNNING, CHAT__STOPPING, CHAT__STOPPED };
 struct chat_server {
     chat_config cfg; /* with defaults filled in */
     chat_transport io; /* cfg.transport's functions, the defaults where it has none */
-    int *watch_slot;   /* fd -> poll slot, for chat_server_process; NULL until chat_server_watches */
-    unsigned watch_slot_cap;
+    int *slot_of_fd;   /* fd -> poll slot: what epoll and chat_server_process report is by fd */
+    unsigned slot_of_fd_cap;
+    unsigned *ready;   /* slots of connections with something to handle this turn (cap entries) */
+    unsigned nready;
+    int ready_set;     /* the epoll set; -1: poll() (CHAT__READY_UNTRIED: not yet needed) */
     int listen_fd, port, wake_rd, wake_wr, stop_rd, stop_wr;
     chat__flag stop_requested; /* set by chat_server_stop when its pipe is full */
     int phase, in_poll, accept_paused, resume_pending;
@@ -3121,11 +3159,54 @@ static int chat__rate_ok(chat_server *srv, chat__conn *c) {
     return ++c->rate_count <= (uint32_t)srv->cfg.max_rate;
 }
 
+#define CHAT__READY_UNTRIED (-2)
+
+#ifdef CHAT__EPOLL
+/* Without the epoll set, poll() is used from now on: an epoll call that fails (out of memory)
+   must not lose a descriptor's events. */
+static void chat__ready_give_up(chat_server *srv) {
+    CHAT__LOG((srv, CHAT_LOG_WARN, "epoll: %s; using poll()", strerror(errno)));
+    chat__fd_close(srv->ready_set);
+    srv->ready_set = -1;
+}
+#endif
+
+/* What a slot waits for: kept in the poll set, and told to the epoll set when it changes. */
+static void chat__watch(chat_server *srv, unsigned slot, short events) {
+    if (srv->pfds[slot].events == events) return;
+    srv->pfds[slot].events = events;
+#ifdef CHAT__EPOLL
+    if (srv->ready_set >= 0 && srv->pfds[slot].fd >= 0 &&
+        chat__ready_watch(srv->ready_set, EPOLL_CTL_MOD, srv->pfds[slot].fd, events) < 0)
+        chat__ready_give_up(srv);
+#endif
+}
+
+/* A descriptor enters (add) or leaves slot's place in the sets; fd -> slot is kept for both. */
+static int chat__watch_fd(chat_server *srv, unsigned slot, int fd, int add) {
+    if (add) {
+        if ((unsigned)fd >= srv->slot_of_fd_cap) {
+            unsigned want = (unsigned)fd + 64;
+            int *t = (int *)CHAT_REALLOC(srv->slot_of_fd, want * sizeof *t);
+            if (!t) return CHAT_ENOMEM;
+            srv->slot_of_fd = t, srv->slot_of_fd_cap = want;
+        }
+        srv->slot_of_fd[fd] = (int)slot;
+    }
+#ifdef CHAT__EPOLL
+    if (srv->ready_set >= 0 && fd >= 0 &&
+        chat__ready_watch(srv->ready_set, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, srv->pfds[slot].events) < 0 && add)
+        chat__ready_give_up(srv);
+#endif
+    srv->pfds[slot].fd = add ? fd : -1;
+    return CHAT_OK;
+}
+
 static void chat__set_events(chat_server *srv, chat__conn *c) {
     short ev = 0;
     if (!chat__input_paused(c)) ev |= POLLIN;
     if (c->q_count) ev |= POLLOUT;
-    srv->pfds[c->slot].events = ev;
+    chat__watch(srv, c->slot, ev);
 }
 
 /* Marks c dead: it gets and does nothing more, and is freed at the end of the turn (chat__reap),
@@ -3138,7 +3219,7 @@ static void chat__conn_kill(chat_server *srv, chat__conn *c) {
     CHAT_FREE(c->rx);
     c->rx = NULL, c->rx_len = 0;
     c->state = CHAT__DEAD;
-    srv->pfds[c->slot].events = 0;
+    chat__watch(srv, c->slot, 0);
     srv->dead_count++;
 }
 
@@ -3984,11 +4065,15 @@ static chat__conn *chat__conn_new(chat_server *srv, int fd) {
         unsigned cap = srv->cap * 2;
         struct pollfd *p = (struct pollfd *)CHAT_REALLOC(srv->pfds, cap * sizeof *p);
         chat__conn **cs;
+        unsigned *ready;
         if (!p) return NULL;
         srv->pfds = p;
         cs = (chat__conn **)CHAT_REALLOC(srv->conns, cap * sizeof *cs);
         if (!cs) return NULL;
-        srv->conns = cs, srv->cap = cap;
+        srv->conns = cs;
+        ready = (unsigned *)CHAT_REALLOC(srv->ready, cap * sizeof *ready);
+        if (!ready) return NULL;
+        srv->ready = ready, srv->cap = cap;
     }
     c = (chat__conn *)CHAT_MALLOC(sizeof *c);
     if (!c) return NULL;
@@ -3996,7 +4081,11 @@ static chat__conn *chat__conn_new(chat_server *srv, int fd) {
     c->fd = fd, c->slot = srv->nfds, c->state = CHAT__HTTP;
     c->deadline = srv->now + srv->cfg.handshake_timeout_ms;
     c->u.http.expires = srv->now + (chat__ms)srv->cfg.handshake_timeout_ms * CHAT__HTTP_LIFETIME;
-    srv->pfds[c->slot].fd = fd, srv->pfds[c->slot].events = POLLIN, srv->pfds[c->slot].revents = 0;
+    srv->pfds[c->slot].events = POLLIN, srv->pfds[c->slot].revents = 0;
+    if (chat__watch_fd(srv, c->slot, fd, 1) != CHAT_OK) {
+        CHAT_FREE(c);
+        return NULL;
+    }
     srv->conns[c->slot] = c;
     srv->nfds++;
     return c;
@@ -4021,6 +4110,7 @@ static void chat__reap(chat_server *srv) {
     for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
         chat__conn *c = srv->conns[i];
         if (c->state != CHAT__DEAD) continue;
+        chat__watch_fd(srv, i, c->fd, 0);
         srv->io.close(srv->io.user, c->fd, (c->flags & CHAT__C_RESET) != 0);
         CHAT_FREE(c);
         srv->nfds--;
@@ -4028,19 +4118,20 @@ static void chat__reap(chat_server *srv) {
             srv->pfds[i] = srv->pfds[srv->nfds];
             srv->conns[i] = srv->conns[srv->nfds];
             srv->conns[i]->slot = i;
+            srv->slot_of_fd[srv->pfds[i].fd] = (int)i;
         }
     }
     srv->dead_count = 0;
     if (srv->accept_paused) { /* descriptors were freed: try again */
         srv->accept_paused = 0;
-        srv->pfds[CHAT__SLOT_LISTEN].events = POLLIN;
+        chat__watch(srv, CHAT__SLOT_LISTEN, POLLIN);
     }
 }
 
 static void chat__accept_pause(chat_server *srv) {
     srv->accept_paused = 1;
     srv->accept_resume = srv->now + CHAT__ACCEPT_BACKOFF_MS;
-    srv->pfds[CHAT__SLOT_LISTEN].events = 0;
+    chat__watch(srv, CHAT__SLOT_LISTEN, 0);
 }
 
 /* At max_connections a newcomer takes the place of the connection that has waited longest
@@ -4154,7 +4245,7 @@ static void chat__sweep(chat_server *srv) {
     CHAT__LOG_NOTE(srv);
     if (srv->accept_paused && srv->now >= srv->accept_resume) {
         srv->accept_paused = 0;
-        srv->pfds[CHAT__SLOT_LISTEN].events = POLLIN;
+        chat__watch(srv, CHAT__SLOT_LISTEN, POLLIN);
     }
     srv->next_sweep = srv->now + CHAT__SWEEP_MS;
 }
@@ -4166,9 +4257,9 @@ static void chat__begin_shutdown(chat_server *srv) {
     chat__drain_posts(srv, 1); /* what was posted before the stop still goes out */
     srv->phase = CHAT__STOPPING;
     srv->stop_deadline = srv->now + srv->cfg.close_timeout_ms;
+    if (srv->listen_fd >= 0) chat__watch_fd(srv, CHAT__SLOT_LISTEN, srv->listen_fd, 0);
     chat__fd_close(srv->listen_fd);
     srv->listen_fd = -1;
-    srv->pfds[CHAT__SLOT_LISTEN].fd = -1;
     CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->room.count, srv->room.count == 1 ? "" : "s"));
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
@@ -4344,6 +4435,11 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
         return NULL;
     }
     srv->listen_fd = srv->wake_rd = srv->wake_wr = srv->stop_rd = srv->stop_wr = -1;
+#ifdef CHAT__EPOLL
+    srv->ready_set = CHAT__READY_UNTRIED;
+#else
+    srv->ready_set = -1;
+#endif
     srv->started = srv->now = srv->log_refilled = chat__now_ms();
     srv->log_tokens = CHAT__LOG_BURST;
     chat__sigpipe_ignore();
@@ -4356,11 +4452,12 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     srv->cap = 16;
     srv->pfds = (struct pollfd *)CHAT_MALLOC(srv->cap * sizeof *srv->pfds);
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
+    srv->ready = (unsigned *)CHAT_MALLOC(srv->cap * sizeof *srv->ready);
     srv->rxbuf = (unsigned char *)CHAT_MALLOC(CHAT_READ_CHUNK);
     /* Ids start from the wall clock in microseconds, so a restart without a history file gives
        no id again that an earlier run gave (unless the clock went back); JavaScript numbers
        hold them exactly until the year 2255. */
-    if (!srv->pfds || !srv->conns || !srv->rxbuf ||
+    if (!srv->pfds || !srv->conns || !srv->ready || !srv->rxbuf ||
         chat__room_init(&srv->room, &outlet, srv->cfg.history, chat__wall_us()) != CHAT_OK ||
         chat__copy_strings(srv) != CHAT_OK ||
         (srv->cfg.trusted_proxy && chat__addr_parse(srv->cfg.trusted_proxy, &srv->proxy) < 0) ||
@@ -4369,11 +4466,13 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
         chat_server_free(srv);
         return NULL;
     }
-    srv->pfds[CHAT__SLOT_LISTEN].fd = -1;
-    srv->pfds[CHAT__SLOT_POSTS].fd = srv->wake_rd;
-    srv->pfds[CHAT__SLOT_STOP].fd = srv->stop_rd;
-    for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].events = POLLIN, srv->pfds[i].revents = 0, srv->conns[i] = NULL;
+    for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].fd = -1, srv->pfds[i].events = POLLIN, srv->pfds[i].revents = 0, srv->conns[i] = NULL;
     srv->nfds = CHAT__SLOT_CONNS;
+    if (chat__watch_fd(srv, CHAT__SLOT_POSTS, srv->wake_rd, 1) != CHAT_OK ||
+        chat__watch_fd(srv, CHAT__SLOT_STOP, srv->stop_rd, 1) != CHAT_OK) {
+        chat_server_free(srv);
+        return NULL;
+    }
     if (chat__random_bytes(srv->secret, sizeof srv->secret) < 0) {
         uint64_t t = chat__wall_us();
         memcpy(srv->secret, &t, sizeof t);
@@ -4389,8 +4488,11 @@ CHATDEF int chat_server_listen(chat_server *srv, const char *address, int port) 
     if (srv->listen_fd >= 0 || srv->phase != CHAT__RUNNING) return CHAT_ESTATE;
     r = chat__listen_socket(address, port, &fd, &srv->port);
     if (r != CHAT_OK) return r;
+    if (chat__watch_fd(srv, CHAT__SLOT_LISTEN, fd, 1) != CHAT_OK) {
+        chat__fd_close(fd);
+        return CHAT_ENOMEM;
+    }
     srv->listen_fd = fd;
-    srv->pfds[CHAT__SLOT_LISTEN].fd = fd;
     CHAT__LOG((srv, CHAT_LOG_INFO, "listening on port %d", srv->port));
     return CHAT_OK;
 }
@@ -4452,31 +4554,44 @@ static void chat__resume_held(chat_server *srv) {
 }
 
 
-/* One turn after the wait: what became ready (revents in the poll set), then the work of the
-   turn in a fixed order. Connections that died during it are freed at its end. */
-static int chat__turn(chat_server *srv, int ready) {
-    unsigned i;
+/* What happened to the descriptor in `slot` (fd and events from epoll or the embedder's loop):
+   noted in the poll set's revents, and a connection's slot listed for the turn. */
+static void chat__ready_note(chat_server *srv, int fd, short revents) {
+    unsigned slot;
+    if (fd < 0 || (unsigned)fd >= srv->slot_of_fd_cap || !revents) return;
+    slot = (unsigned)srv->slot_of_fd[fd];
+    if (slot >= srv->nfds || srv->pfds[slot].fd != fd) return; /* not ours (any more) */
+    if (!srv->pfds[slot].revents && slot >= CHAT__SLOT_CONNS) srv->ready[srv->nready++] = slot;
+    srv->pfds[slot].revents |= revents;
+}
+
+/* One turn after the wait: what became ready (the slots in srv->ready, their revents in the
+   poll set), then the work of the turn in a fixed order. Connections that died during it are
+   freed at its end. */
+static int chat__turn(chat_server *srv) {
+    unsigned i, k;
     srv->now = chat__now_ms();
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->resume_pending) chat__resume_held(srv);
-    if (ready) {
-        for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
-            chat__conn *c = srv->conns[i];
-            short re = srv->pfds[i].revents;
-            if (!re || c->state == CHAT__DEAD) continue;
-            if (re & POLLOUT) chat__flush_later(srv, c);
-            if (chat__input_paused(c) && !(c->flags & CHAT__C_PEER_EOF)) {
-                if (re & (POLLERR | POLLHUP | POLLNVAL)) chat__conn_kill(srv, c); /* gone: nothing to wait for */
-            } else if (re & (POLLIN | POLLHUP | POLLERR)) {
-                chat__conn_read(srv, c);
-            } else if (re & POLLNVAL) {
-                chat__conn_kill(srv, c);
-            }
+    for (k = 0; k < srv->nready; k++) {
+        chat__conn *c = srv->conns[i = srv->ready[k]];
+        short re = srv->pfds[i].revents;
+        srv->pfds[i].revents = 0;
+        if (c->state == CHAT__DEAD) continue;
+        if (re & POLLOUT) chat__flush_later(srv, c);
+        if (chat__input_paused(c) && !(c->flags & CHAT__C_PEER_EOF)) {
+            if (re & (POLLERR | POLLHUP | POLLNVAL)) chat__conn_kill(srv, c); /* gone: nothing to wait for */
+        } else if (re & (POLLIN | POLLHUP | POLLERR)) {
+            chat__conn_read(srv, c);
+        } else if (re & POLLNVAL) {
+            chat__conn_kill(srv, c);
         }
-        if (srv->pfds[CHAT__SLOT_STOP].revents) chat__drain_stops(srv);
-        if (srv->pfds[CHAT__SLOT_POSTS].revents) chat__drain_posts(srv, 0);
-        if (srv->pfds[CHAT__SLOT_LISTEN].revents & POLLIN) chat__accept_all(srv);
     }
+    srv->nready = 0;
+    if (srv->pfds[CHAT__SLOT_STOP].revents) chat__drain_stops(srv);
+    if (srv->pfds[CHAT__SLOT_POSTS].revents) chat__drain_posts(srv, 0);
+    if (srv->pfds[CHAT__SLOT_LISTEN].revents & POLLIN) chat__accept_all(srv);
+    for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].revents = 0;
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->now >= srv->next_sweep) chat__sweep(srv);
     chat__room_publish_users(&srv->room, srv->now);
@@ -4501,15 +4616,54 @@ static int chat__enter(chat_server *srv) {
     return CHAT_OK;
 }
 
+#ifdef CHAT__EPOLL
+/* The epoll set, made when chat_server_poll first needs it (a program that drives the server
+   from its own loop never does), with every descriptor watched so far. */
+static void chat__ready_start(chat_server *srv) {
+    unsigned i;
+    srv->ready_set = chat__ready_open();
+    if (srv->ready_set < 0) {
+        chat__ready_give_up(srv);
+        return;
+    }
+    for (i = 0; i < srv->nfds && srv->ready_set >= 0; i++)
+        if (srv->pfds[i].fd >= 0 && chat__ready_watch(srv->ready_set, EPOLL_CTL_ADD, srv->pfds[i].fd, srv->pfds[i].events) < 0)
+            chat__ready_give_up(srv);
+}
+
+/* Waits on the epoll set; returns like poll(). */
+static int chat__ready_collect(chat_server *srv, int timeout_ms) {
+    chat__ready got[CHAT__EPOLL_EVENTS];
+    int n = chat__ready_wait(srv->ready_set, got, CHAT__EPOLL_EVENTS, timeout_ms), k;
+    for (k = 0; k < n; k++) chat__ready_note(srv, chat__ready_fd(&got[k]), chat__ready_revents(&got[k]));
+    return n;
+}
+#endif
+
+/* Waits with poll() over the whole set; returns like poll(). */
+static int chat__poll_collect(chat_server *srv, int timeout_ms) {
+    int n = chat__poll(srv->pfds, srv->nfds, timeout_ms);
+    unsigned i;
+    for (i = srv->nfds; n > 0 && i-- > CHAT__SLOT_CONNS;)
+        if (srv->pfds[i].revents) srv->ready[srv->nready++] = i;
+    return n;
+}
+
 CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms) {
-    int n, r = chat__enter(srv);
+    int n, r = chat__enter(srv), wait;
     if (r != CHAT_OK) return r;
     if (srv->phase == CHAT__STOPPED) return 0;
     srv->in_poll = 1;
     srv->now = chat__now_ms();
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
-    n = chat__poll(srv->pfds, srv->nfds, chat__poll_timeout(srv, timeout_ms));
-    r = n < 0 && errno != EINTR ? CHAT_ESYS : chat__turn(srv, n > 0);
+    wait = chat__poll_timeout(srv, timeout_ms);
+#ifdef CHAT__EPOLL
+    if (srv->ready_set == CHAT__READY_UNTRIED) chat__ready_start(srv);
+    if (srv->ready_set >= 0) n = chat__ready_collect(srv, wait);
+    else
+#endif
+        n = chat__poll_collect(srv, wait);
+    r = n < 0 && errno != EINTR ? CHAT_ESYS : chat__turn(srv);
     srv->in_poll = 0;
     return r;
 }
@@ -4522,13 +4676,6 @@ CHATDEF int chat_server_watches(chat_server *srv, chat_watch *out, int cap) {
     for (i = 0; i < srv->nfds; i++) {
         int fd = srv->pfds[i].fd;
         if (fd < 0) continue;
-        if ((unsigned)fd >= srv->watch_slot_cap) { /* fd -> slot, for chat_server_process */
-            unsigned want = (unsigned)fd + 64;
-            int *t = (int *)CHAT_REALLOC(srv->watch_slot, want * sizeof *t);
-            if (!t) return CHAT_ENOMEM;
-            srv->watch_slot = t, srv->watch_slot_cap = want;
-        }
-        srv->watch_slot[fd] = (int)i;
         if (n < cap) {
             out[n].fd = fd;
             out[n].events = (srv->pfds[i].events & POLLIN ? CHAT_WATCH_READ : 0) |
@@ -4548,23 +4695,17 @@ CHATDEF int chat_server_timeout(chat_server *srv) {
 }
 
 CHATDEF int chat_server_process(chat_server *srv, const chat_watch *ready, int n) {
-    unsigned i;
     int k, r = chat__enter(srv);
     if (r != CHAT_OK) return r;
     if (n < 0 || (n && !ready)) return CHAT_EINVAL;
     if (srv->phase == CHAT__STOPPED) return 0;
     srv->in_poll = 1;
-    for (i = 0; i < srv->nfds; i++) srv->pfds[i].revents = 0;
     for (k = 0; k < n; k++) {
-        int fd = ready[k].fd, ev = ready[k].events;
-        unsigned slot;
-        if (fd < 0 || (unsigned)fd >= srv->watch_slot_cap) continue;
-        slot = (unsigned)srv->watch_slot[fd];
-        if (slot >= srv->nfds || srv->pfds[slot].fd != fd) continue; /* not ours (any more) */
-        srv->pfds[slot].revents = (short)((ev & CHAT_WATCH_READ ? POLLIN : 0) | (ev & CHAT_WATCH_WRITE ? POLLOUT : 0) |
-                                          (ev & CHAT_WATCH_ERROR ? POLLERR | POLLHUP : 0));
+        int ev = ready[k].events;
+        chat__ready_note(srv, ready[k].fd, (short)((ev & CHAT_WATCH_READ ? POLLIN : 0) | (ev & CHAT_WATCH_WRITE ? POLLOUT : 0) |
+                                                   (ev & CHAT_WATCH_ERROR ? POLLERR | POLLHUP : 0)));
     }
-    r = chat__turn(srv, 1);
+    r = chat__turn(srv);
     srv->in_poll = 0;
     return r;
 }
@@ -4720,7 +4861,9 @@ CHATDEF void chat_server_free(chat_server *srv) {
     chat__fd_close(srv->wake_wr);
     chat__fd_close(srv->stop_rd);
     chat__fd_close(srv->stop_wr);
-    CHAT_FREE(srv->watch_slot);
+    CHAT_FREE(srv->slot_of_fd);
+    CHAT_FREE(srv->ready);
+    if (srv->ready_set >= 0) chat__fd_close(srv->ready_set);
     for (k = 0; k < srv->nassets; k++) CHAT_FREE(srv->assets[k]);
     CHAT_FREE(srv->owned);
     CHAT_FREE(srv->assets);
