@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# tests/bench/run.sh - chat.h against Node + ws and the Deno tutorial, one table.
+# tests/bench/run.sh - chat.h against its peers (Node + ws, the Deno tutorial; uWebSockets and
+# mongoose where their sources are present), one table.
 #
 #   bash tests/bench/run.sh            the full run (about 1.5-2 minutes on 2 cores; bounded well under 5)
 #   bash tests/bench/run.sh --smoke    a tiny run for CI: exits non-zero if a chat.h row failed
@@ -9,7 +10,11 @@
 # pinned to core 0; the load client (tests/bench/load.c) runs on core 1. See README.md here.
 #
 # Environment:
-#   BENCH_SERVERS   which servers, default "chat.h node deno"
+#   BENCH_SERVERS   which servers, default "chat.h node deno" (+ "uws mongoose" with PEERS_LOCAL)
+#   PEERS_LOCAL     where the uWebSockets and mongoose sources were extracted (their run.sh builds
+#                   them there); see ../shared/peers/README.md. Unset: those two are skipped
+#   BENCH_REPEAT    run every scenario this many times, the servers interleaved (default 1; the
+#                   table shows medians and each run's key number)
 #   BENCH_PEERS     writable copy of the reference peers (default ${TMPDIR:-/tmp}/chat-bench-peers)
 #   PEERS_SRC       where the peers come from (default ../shared/peers next to the repo; read-only)
 #   BENCH_RESULTS   file for the raw RESULT lines (default ${TMPDIR:-/tmp}/chat-bench-results.txt)
@@ -31,7 +36,11 @@ tmp_root=${TMPDIR:-/tmp}
 work=$(mktemp -d "$tmp_root/chat-bench.XXXXXX") || exit 1
 peers=${BENCH_PEERS:-$tmp_root/chat-bench-peers}
 peers_src=${PEERS_SRC:-$root/../shared/peers}
-servers=${BENCH_SERVERS:-"chat.h node deno"}
+default_servers="chat.h node deno"
+[ -n "${PEERS_LOCAL:-}" ] && default_servers="$default_servers uws mongoose"
+servers=${BENCH_SERVERS:-$default_servers}
+repeat=${BENCH_REPEAT:-1}
+[[ $repeat =~ ^[1-9][0-9]?$ ]] || { echo "bench: BENCH_REPEAT must be 1 to 99" >&2; exit 2; }
 results=${BENCH_RESULTS:-$tmp_root/chat-bench-results.txt}
 CC=${CC:-cc}
 
@@ -101,11 +110,11 @@ fi
 # The maintainers' reference servers, not part of this repository and not needed to use chat.h.
 # A peer that cannot run is skipped with a line that names it and says why (here and after the
 # table); chat.h still runs.
-declare -A peer_title=([node]="Node + ws" [deno]="the Deno tutorial")
+declare -A peer_title=([node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose")
 declare -A skipped=() # peer -> why
 peers_why=""
 case " $servers " in
-*" node "* | *" deno "*)
+*" node "* | *" deno "* | *" uws "* | *" mongoose "*)
     if [ ! -d "$peers" ] && [ ! -d "$peers_src" ]; then
         peers_why="no reference peers at $peers_src (the maintainers' reference servers; chat.h does not need them; PEERS_SRC=DIR uses a copy)"
     elif ! { command -v node && command -v npm; } >/dev/null; then
@@ -126,11 +135,18 @@ skip_peer() { # PEER WHY
 }
 for srv in $servers; do
     case $srv in
-    node | deno) ;;
+    node | deno | uws | mongoose) ;;
     *) continue ;;
     esac
-    if [ -n "$peers_why" ]; then
+    if [ -n "$peers_why" ] && { [ "$srv" = node ] || [ "$srv" = deno ] || [ ! -d "$peers" ]; }; then
         skip_peer "$srv" "$peers_why"
+    elif [ "$srv" = uws ] || [ "$srv" = mongoose ]; then
+        # C/C++ peers: their sources are fetched by a maintainer, never part of this repository
+        if [ -z "${PEERS_LOCAL:-}" ]; then
+            skip_peer "$srv" "PEERS_LOCAL is not set (extract its sources as ../shared/peers/README.md says)"
+        elif ! PEERS_LOCAL=$PEERS_LOCAL "$peers/$srv/build.sh" >"$work/build-$srv.txt" 2>&1; then
+            skip_peer "$srv" "it does not build from \$PEERS_LOCAL=$PEERS_LOCAL ($(tail -1 "$work/build-$srv.txt"))"
+        fi
     elif [ "$srv" = node ]; then
         [ -f "$peers/node-ws/node_modules/ws/package.json" ] ||
             skip_peer node "ws is not installed in $peers/node-ws (setup.sh did not install it)"
@@ -171,6 +187,7 @@ start_server() {
         ;;
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
+    uws | mongoose) PEERS_LOCAL=$PEERS_LOCAL PORT=$port taskset -c 0 "$peers/$name/run.sh" >/dev/null 2>"$srv_err" & ;;
     esac
     server_pid=$! # taskset and the run scripts exec: this is the server's own PID
     # Ready when it accepts a connection (polled, bounded to 20 s); a server that exits fails.
@@ -198,8 +215,10 @@ else
         "fanout|fanout -n 100 -s 10 -w 8 -m 64 -d 5000 -t 10000 -D 5000|40"
         "large|large -n 100 -s 4 -w 4 -m 16384 -d 5000 -t 10000 -D 5000|40"
         "latency|latency -n 10 -r 2000 -m 64 -d 5000 -t 10000 -D 5000|40"
+        "fanout1k|fanout -n 1000 -s 10 -w 8 -m 64 -d 5000 -t 20000 -D 5000 -c 256|60"
         "idle1k|idle -n 1000 -c 256 -t 20000|45"
         "idle10k|idle -n 10000 -c 256 -t 20000|60"
+        "bigroom|latency -n 10000 -r 20 -m 64 -d 5000 -t 30000 -D 5000 -c 256|75"
         "storm|storm -n 1000 -t 20000|45"
     )
 fi
@@ -216,9 +235,8 @@ field() { # LINE KEY
     done
 }
 
-run_one() { # SCENARIO SERVER ARGS TIMEOUT
-    local sc=$1 srv=$2 args=$3 limit=$4 heap=0 line="" hwm="" extra=() alive=1 key="$1/$2"
-    rows+=("$key")
+run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEAT/...]
+    local sc=$1 srv=$2 args=$3 limit=$4 heap=0 line="" hwm="" extra=() alive=1 key="$1/$2/$5"
     case $sc in idle* | storm*) heap=1 ;; esac
     if [ "$srv" = chat.h ] && [ $chat_ok = 0 ]; then
         R[$key/status]="FAIL" R[$key/flags]="build-failed"
@@ -279,36 +297,78 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT
     say "bench: $sc $srv: ${R[$key/status]}${R[$key/flags]:+ (${R[$key/flags]})}"
 }
 
+# The servers take turns within each repeat, so a slow spell of the machine hits them alike.
 for entry in "${scenarios[@]}"; do
     IFS='|' read -r sc args limit <<<"$entry"
     if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $sc "* ]]; then continue; fi
-    for srv in $servers; do
-        run_one "$sc" "$srv" "$args" "$limit"
+    for srv in $servers; do rows+=("$sc/$srv"); done
+    for ((rep = 1; rep <= repeat; rep++)); do
+        for srv in $servers; do
+            run_one "$sc" "$srv" "$args" "$limit" "$rep"
+        done
     done
 done
 
-# --- the table ---------------------------------------------------------------------------------
+# --- one row per scenario and server: the median of the repeats -------------------------------
 num() { [ -n "${1:-}" ] && [ "$1" != "-" ] && [ "$1" != "-1" ] && [ "$1" != "-1.0" ] && [ "$1" != "-1.00" ]; }
 fmt() { # AWK-FORMAT VALUE (or "-")
     if num "${2:-}"; then awk -v v="$2" "BEGIN { printf \"$1\", v }"; else printf -- '-'; fi
 }
+median() { # VALUES...: the median of the numeric ones ("-" if none)
+    printf '%s\n' "$@" | awk '$1 ~ /^-?[0-9.]+$/ && $1 != "-1" { v[n++] = $1 } END {
+        if (!n) { print "-"; exit }
+        for (i = 1; i < n; i++) for (j = i; j > 0 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
+        print (n % 2) ? v[int(n/2)] : (v[n/2-1] + v[n/2]) / 2 }'
+}
+per_million() { # CPU_S DELIVERED: CPU seconds per million deliveries, or "-"
+    awk -v c="${1:-}" -v d="${2:-}" 'BEGIN { if (c ~ /^[0-9.]+$/ && d + 0 > 0) printf "%.3f", c / (d / 1e6); else print "-" }'
+}
+for row in "${rows[@]}"; do
+    vals=() runs="" worst=ok flags=() lost_sum=0 lost_any=0
+    for k in dps p50_us p99_us delivered join_ms bytes rss_per_conn_b heap_per_conn_b hwm cpm; do
+        vals=()
+        for ((rep = 1; rep <= repeat; rep++)); do
+            if [ $k = cpm ]; then
+                R[$row/$rep/cpm]=$(per_million "${R[$row/$rep/srv_cpu_s]:-}" "${R[$row/$rep/delivered]:-}")
+            fi
+            vals+=("${R[$row/$rep/$k]:-}")
+        done
+        R[$row/$k]=$(median "${vals[@]}")
+    done
+    for ((rep = 1; rep <= repeat; rep++)); do
+        st=${R[$row/$rep/status]:-FAIL}
+        case $st in FAIL) worst=FAIL ;; skipped) [ $worst = ok ] && worst=skipped ;; DNF) [ $worst != FAIL ] && worst=DNF ;; esac
+        [ -n "${R[$row/$rep/flags]:-}" ] && flags+=("${R[$row/$rep/flags]}$([ "$repeat" -gt 1 ] && printf '@%d' $rep)")
+        l=${R[$row/$rep/lost]:-}
+        [ -n "$l" ] && [ "$l" != - ] && { lost_any=1; lost_sum=$((lost_sum + l)); }
+        case ${row%%/*} in
+        fanout* | large* | latency* | bigroom*) runs+="${runs:+ }${R[$row/$rep/cpm]:--}/$(fmt '%.0f' "${R[$row/$rep/p99_us]:-}")" ;;
+        *) runs+="${runs:+ }${R[$row/$rep/join_ms]:--}" ;;
+        esac
+    done
+    R[$row/status]=$worst
+    R[$row/flags]=$(IFS=,; printf '%s' "${flags[*]:-}")
+    R[$row/lost]=$([ $lost_any = 1 ] && echo $lost_sum || echo -)
+    R[$row/runs]=$runs
+done
+
+# --- the table ---------------------------------------------------------------------------------
 printf '\n'
-hdr='%-9s %-7s %-6s %10s %9s %9s %9s %8s %9s %9s %7s %9s %12s  %s\n'
+hdr='%-9s %-8s %-6s %10s %9s %9s %9s %8s %9s %9s %7s %9s %12s  %-s\n'
 # shellcheck disable=SC2059
-printf "$hdr" scenario server status deliv/s p50_us p99_us cpu_s/M peak_MB rss/conn heap/conn lost join_ms bytes flags
+printf "$hdr" scenario server status deliv/s p50_us p99_us cpu_s/M peak_MB rss/conn heap/conn lost join_ms bytes \
+    "$([ "$repeat" -gt 1 ] && printf 'runs (cpu_s/M/p99_us or join_ms)  ')flags"
 for key in "${rows[@]}"; do
     sc=${key%%/*} srv=${key#*/}
     st=${R[$key/status]:-FAIL}
     dps="-" cpm="-" p50="-" p99="-" rsspc="-" heappc="-" lost="-" jm="-" bytes="-" mb="-"
     case $sc in
-    fanout* | large* | latency*)
+    fanout* | large* | latency* | bigroom*)
         dps=$(fmt '%.0f' "${R[$key/dps]:-}")
         p50=$(fmt '%.0f' "${R[$key/p50_us]:-}")
         p99=$(fmt '%.0f' "${R[$key/p99_us]:-}")
+        cpm=$(fmt '%.3f' "${R[$key/cpm]:-}")
         lost=${R[$key/lost]:--}
-        if num "${R[$key/srv_cpu_s]:-}" && num "${R[$key/delivered]:-}" && [ "${R[$key/delivered]}" != 0 ]; then
-            cpm=$(awk -v c="${R[$key/srv_cpu_s]}" -v d="${R[$key/delivered]}" 'BEGIN { printf "%.2f", c / (d / 1e6) }')
-        fi
         ;;
     *)
         rsspc=$(fmt '%.0f' "${R[$key/rss_per_conn_b]:-}")
@@ -318,45 +378,55 @@ for key in "${rows[@]}"; do
     esac
     jm=${R[$key/join_ms]:--}
     num "${R[$key/hwm]:-}" && mb=$(awk -v k="${R[$key/hwm]}" 'BEGIN { printf "%.1f", k / 1024 }')
+    tail_col="${R[$key/flags]:-}"
+    [ "$repeat" -gt 1 ] && tail_col="[${R[$key/runs]}]  $tail_col"
     # shellcheck disable=SC2059
-    printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" \
-        "${R[$key/flags]:-}"
+    printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" "$tail_col"
     if [ "$srv" = chat.h ] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
         failures=$((failures + 1))
     fi
 done
 
-# --- chat.h against Node + ws, the key number of each scenario ---------------------------------
-ratio() { # SCENARIO KEY HOW(higher|lower) TEXT
-    local c n sc=$1 k=$2
-    c=${R[$sc/chat.h/$k]:-} n=${R[$sc/node/$k]:-}
-    if [ -z "${R[$sc/chat.h/status]:-}" ] || [ -z "${R[$sc/node/status]:-}" ]; then return; fi
+# --- chat.h against each peer, the key numbers of each scenario --------------------------------
+ratio() { # PEER SCENARIO KEY HOW(higher|lower) TEXT
+    local c n p=$1 sc=$2 k=$3
+    c=${R[$sc/chat.h/$k]:-} n=${R[$sc/$p/$k]:-}
+    if [ -z "${R[$sc/chat.h/status]:-}" ] || [ -z "${R[$sc/$p/status]:-}" ] || [ "${R[$sc/$p/status]}" = skipped ]; then return; fi
     if [ "${R[$sc/chat.h/status]}" != ok ]; then
-        printf '  %-9s %-28s chat.h %s\n' "$sc" "$4" "${R[$sc/chat.h/status]}"
-    elif [ "${R[$sc/node/status]}" != ok ]; then
+        printf '  %-9s %-28s chat.h %s\n' "$sc" "$5" "${R[$sc/chat.h/status]}"
+    elif [ "${R[$sc/$p/status]}" != ok ]; then
         local why="did not finish within the bound"
-        [ "${R[$sc/node/status]}" = DNF ] || why="${R[$sc/node/flags]}"
-        printf '  %-9s %-28s chat.h %s, node %s (%s)\n' "$sc" "$4" "$c" "${R[$sc/node/status]}" "$why"
+        [ "${R[$sc/$p/status]}" = DNF ] || why="${R[$sc/$p/flags]}"
+        printf '  %-9s %-28s chat.h %s, %s %s (%s)\n' "$sc" "$5" "$c" "$p" "${R[$sc/$p/status]}" "$why"
     elif num "$c" && num "$n" && awk -v n="$n" 'BEGIN { exit !(n != 0) }'; then
-        awk -v c="$c" -v n="$n" -v t="$4" -v sc="$sc" -v how="$3" \
-            'BEGIN { printf "  %-9s %-28s chat.h / node = %.3g  (%s is better; chat.h %s, node %s)\n", sc, t, c / n, how, c, n }'
+        awk -v c="$c" -v n="$n" -v t="$5" -v sc="$sc" -v how="$4" -v p="$p" \
+            'BEGIN { printf "  %-9s %-28s chat.h / %s = %.3g  (%s is better; chat.h %s, %s %s)\n", sc, t, p, c / n, how, c, p, n }'
     fi
 }
-printf '\nchat.h relative to Node + ws:\n'
-for entry in "${scenarios[@]}"; do
-    IFS='|' read -r sc _ _ <<<"$entry"
-    case $sc in
-    fanout* | large*) ratio "$sc" dps higher "deliveries/s" ;;
-    latency*) ratio "$sc" p99_us lower "p99 latency (us)" ;;
-    idle*)
-        ratio "$sc" rss_per_conn_b lower "RSS per idle connection (B)"
-        ratio "$sc" join_ms lower "time to converge (ms)"
-        ;;
-    storm*)
-        ratio "$sc" join_ms lower "time to converge (ms)"
-        ratio "$sc" bytes lower "bytes to converge"
-        ;;
-    esac
+for peer in node uws mongoose; do
+    [[ " $servers " == *" $peer "* ]] && [ -z "${skipped[$peer]:-}" ] || continue
+    printf '\nchat.h relative to %s:\n' "${peer_title[$peer]}"
+    for entry in "${scenarios[@]}"; do
+        IFS='|' read -r sc _ _ <<<"$entry"
+        case $sc in
+        fanout* | large*)
+            ratio $peer "$sc" dps higher "deliveries/s"
+            ratio $peer "$sc" cpm lower "CPU-s per 1M deliveries"
+            ;;
+        latency* | bigroom*)
+            ratio $peer "$sc" p99_us lower "p99 latency (us)"
+            ratio $peer "$sc" cpm lower "CPU-s per 1M deliveries"
+            ;;
+        idle*)
+            ratio $peer "$sc" rss_per_conn_b lower "RSS per idle connection (B)"
+            ratio $peer "$sc" join_ms lower "time to converge (ms)"
+            ;;
+        storm*)
+            ratio $peer "$sc" join_ms lower "time to converge (ms)"
+            ratio $peer "$sc" bytes lower "bytes to converge"
+            ;;
+        esac
+    done
 done
 
 gap=$'\n'
