@@ -3,7 +3,8 @@
 // One line per test, "ok NAME" or "FAIL NAME: reason"; the last line is "N passed, M failed".
 // Every test starts its own server on a free loopback port and its own browser contexts; no test
 // sleeps: each waits, at most E2E_WAIT_MS (10 s), for a condition in the page.
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import {
   HERE, WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, startFront, poll, until, users,
@@ -355,6 +356,40 @@ for (const signal of ["SIGKILL", "SIGTERM"]) {
     }
   });
 }
+
+test("with a history file (-H), a kill -9 and restart mid-chat loses nothing: the pages keep every message once, with no gap notice; a newcomer gets them all with their first times", async (t) => {
+  t.allow(WS_DOWN);
+  const file = path.join(mkdtempSync(path.join(tmpdir(), "chat-e2e-")), "history");
+  const srv = await t.server({ args: ["-H", file] });
+  const a = await t.page(srv, { label: "A" }), b = await t.page(srv, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  for (const [p, text] of [[a, "before one"], [b, "before two"], [a, "ok"], [b, "ok"]]) await send(p, text);
+  await waitMessages(a, 4, "A's conversation");
+  await waitMessages(b, 4, "B's conversation");
+  const timesBefore = await a.$$eval("#conversation > div time", (l) => l.map((e) => e.dateTime));
+  await srv.stop("SIGKILL");
+  await waitState(a, "reconnecting", "A after the kill");
+  await send(a, "typed while it was down");
+  await t.server({ port: srv.port, args: ["-H", file] });
+  await send(b, "after the restart");
+  const want = ["Alice: before one", "Bob: before two", "Alice: ok", "Bob: ok", "Alice: typed while it was down", "Bob: after the restart"];
+  const sorted = want.slice().sort().join();
+  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+    await until(p, `${n} shows all 6`, (k) => document.querySelectorAll("#conversation > div:not(.pending)").length >= k, want.length,
+      { timeout: 2 * WAIT, show: async () => (await messages(p)).map((m) => `${m.user}: ${m.text}`) });
+    const got = (await messages(p)).map((m) => `${m.user}: ${m.text}`);
+    eq(got.length, 6, `${n}'s conversation: ${JSON.stringify(got)}`);
+    eq(got.slice(0, 4), want.slice(0, 4), `${n}'s conversation before the kill`);
+    eq(got.slice().sort().join(), sorted, `${n}'s conversation, each once`);
+    check(await p.locator("#notice").isHidden(), `${n} shows a notice: ${JSON.stringify(await notice(p))}`);
+  }
+  const c = await t.page(srv, { label: "C" });
+  await join(c, "Carol");
+  await waitMessages(c, 6, "C's replayed history");
+  eq((await messages(c)).map((m) => `${m.user}: ${m.text}`).slice(0, 4), want.slice(0, 4), "C's replayed history");
+  eq((await c.$$eval("#conversation > div time", (l) => l.map((e) => e.dateTime))).slice(0, 4), timesBefore, "the first times, kept");
+});
 
 test("a dropped connection comes back by itself: no message twice, the ones sent meanwhile once", async (t) => {
   t.allow(WS_DOWN);
