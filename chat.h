@@ -1706,15 +1706,15 @@ static int chat__file_append(int fd, const void *p, size_t n, long long size, in
 
 static int chat__file_truncate(int fd, long long size) { return ftruncate(fd, (off_t)size) == 0 ? 0 : -1; }
 
-/* Writes path.tmp with these bytes, syncs it and renames it over path: the old file stays whole
-   until the new one is. Returns the new file open for appending, or -1. */
-static int chat__file_replace(const char *path, const void *p, size_t n) {
+/* Writes path.tmp with these bytes (synced first with `sync`) and renames it over path: the old
+   file stays whole until the new one is. Returns the new file open for appending, or -1. */
+static int chat__file_replace(const char *path, const void *p, size_t n, int sync) {
     char tmp[4096];
     int fd;
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return -1;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
-    if (chat__file_append(fd, p, n, 0, 1) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    if (chat__file_append(fd, p, n, 0, sync) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
     }
@@ -3033,6 +3033,13 @@ static size_t chat__history_max_payload(const chat_server *srv) {
     return CHAT__HRECORD_FIXED + (size_t)srv->cfg.max_name + CHAT__CID_MAX + srv->cfg.max_message;
 }
 
+/* The file is compacted once it holds this many records more than twice the history: the
+   rewrite costs a read of the file and a write of the history, so it comes rarely. */
+#define CHAT__HFILE_SLACK 256
+static int chat__history_over(const chat_server *srv) {
+    return srv->hist_records > 2 * chat__history_keep(srv) + CHAT__HFILE_SLACK;
+}
+
 /* Rewrites the file with its newest records only, so it stays within about twice the history. */
 static void chat__history_compact(chat_server *srv) {
     unsigned char *f = NULL;
@@ -3047,7 +3054,8 @@ static void chat__history_compact(chat_server *srv) {
     for (i = 0; i < skip && at + 8 <= (size_t)n; i++) at += 8 + (size_t)chat__le_get(f + at, 4);
     if (at > (size_t)n) at = (size_t)n;
     memmove(f + CHAT__HFILE_HEAD, f + at, (size_t)n - at);
-    fd = chat__file_replace(srv->cfg.history_file, f, CHAT__HFILE_HEAD + ((size_t)n - at));
+    /* synced as the appends are: without history_sync the promise is a crash of the process */
+    fd = chat__file_replace(srv->cfg.history_file, f, CHAT__HFILE_HEAD + ((size_t)n - at), srv->cfg.history_sync);
     CHAT_FREE(f);
     if (fd < 0) {
         srv->stats.history_errors++;
@@ -3075,7 +3083,7 @@ static void chat__history_write(chat_server *srv) {
     }
     srv->hist_pending.len = 0, srv->hist_pending_records = 0;
     chat__scratch_shrink(&srv->hist_pending);
-    if (srv->hist_records > 2 * chat__history_keep(srv) + 32) chat__history_compact(srv);
+    if (chat__history_over(srv)) chat__history_compact(srv);
 }
 
 static int chat__history_restore_one(void *user, const chat__words *w, uint64_t id) {
@@ -3136,7 +3144,7 @@ static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet)
     }
     CHAT__LOG((srv, CHAT_LOG_INFO, "history file %s: %lu messages kept, the next id is %llu", path,
                (unsigned long)srv->hist_records, (unsigned long long)srv->room.next_id));
-    if (srv->hist_records > 2 * chat__history_keep(srv) + 32) chat__history_compact(srv);
+    if (chat__history_over(srv)) chat__history_compact(srv);
     return CHAT_OK;
 }
 

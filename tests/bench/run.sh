@@ -10,7 +10,8 @@
 # pinned to core 0; the load client (tests/bench/load.c) runs on core 1. See README.md here.
 #
 # Environment:
-#   BENCH_SERVERS   which servers, default "chat.h node deno" (+ "uws mongoose" with PEERS_LOCAL)
+#   BENCH_SERVERS   which servers, default "chat.h node deno" (+ "uws mongoose" with PEERS_LOCAL);
+#                   "chat.h+H" is chat.h keeping a history file (-H, no sync)
 #   PEERS_LOCAL     where the uWebSockets and mongoose sources were extracted (their run.sh builds
 #                   them there); see ../shared/peers/README.md. Unset: those two are skipped
 #   BENCH_REPEAT    run every scenario this many times, the servers interleaved (default 1; the
@@ -110,7 +111,7 @@ fi
 # The maintainers' reference servers, not part of this repository and not needed to use chat.h.
 # A peer that cannot run is skipped with a line that names it and says why (here and after the
 # table); chat.h still runs.
-declare -A peer_title=([node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose")
+declare -A peer_title=([chat.h+H]="chat.h with a history file (-H)" [node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose")
 declare -A skipped=() # peer -> why
 peers_why=""
 case " $servers " in
@@ -180,10 +181,12 @@ start_server() {
     next_port || return 1
     srv_err="$work/server-$name-$port.err"
     case $name in
-    chat.h)
+    chat.h | chat.h+H)
         bin="$work/chat"
         [ "$heap" = 1 ] && [ $heap_ok = 1 ] && bin="$work/heap_server"
-        taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
+        local hfile=()
+        [ $name = chat.h+H ] && hfile=(-H "$work/history-$port")
+        taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" "${hfile[@]}" >/dev/null 2>"$srv_err" &
         ;;
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
@@ -238,7 +241,7 @@ field() { # LINE KEY
 run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEAT/...]
     local sc=$1 srv=$2 args=$3 limit=$4 heap=0 line="" hwm="" extra=() alive=1 key="$1/$2/$5"
     case $sc in idle* | storm*) heap=1 ;; esac
-    if [ "$srv" = chat.h ] && [ $chat_ok = 0 ]; then
+    if [[ $srv == chat.h* ]] && [ $chat_ok = 0 ]; then
         R[$key/status]="FAIL" R[$key/flags]="build-failed"
         return
     fi
@@ -254,7 +257,7 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEA
         server_pid=""
         return
     fi
-    [ "$srv" = chat.h ] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
+    [[ $srv == chat.h* ]] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
     # shellcheck disable=SC2086 # args is a word list on purpose
     timeout -k 2 "$limit" taskset -c 1 "$work/load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
         "${extra[@]}" >"$work/result.txt" 2>"$work/load.err" &
@@ -382,7 +385,7 @@ for key in "${rows[@]}"; do
     [ "$repeat" -gt 1 ] && tail_col="[${R[$key/runs]}]  $tail_col"
     # shellcheck disable=SC2059
     printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" "$tail_col"
-    if [ "$srv" = chat.h ] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
+    if [[ $srv == chat.h* ]] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
         failures=$((failures + 1))
     fi
 done
@@ -403,7 +406,7 @@ ratio() { # PEER SCENARIO KEY HOW(higher|lower) TEXT
             'BEGIN { printf "  %-9s %-28s chat.h / %s = %.3g  (%s is better; chat.h %s, %s %s)\n", sc, t, p, c / n, how, c, p, n }'
     fi
 }
-for peer in node uws mongoose; do
+for peer in chat.h+H node uws mongoose; do
     [[ " $servers " == *" $peer "* ]] && [ -z "${skipped[$peer]:-}" ] || continue
     printf '\nchat.h relative to %s:\n' "${peer_title[$peer]}"
     for entry in "${scenarios[@]}"; do
