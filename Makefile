@@ -88,7 +88,7 @@ compat: tests/run_tests
 tls: chat
 	bash tests/tls/run.sh
 
-# The core suite on armhf, aarch64, mips (big-endian) and riscv64 under qemu-user, and a static
+# The core suite on armhf (poll() path), aarch64, mips (big-endian) and riscv64 under qemu-user, and a static
 # musl build (needs qemu-user, gcc-{arm-linux-gnueabihf,aarch64-linux-gnu,mips-linux-gnu,
 # riscv64-linux-gnu}, musl-tools).
 cross:

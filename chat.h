@@ -1,7 +1,8 @@
 /* chat.h - v0.3.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
 
    The chat app of Deno's "chat app with WebSockets" tutorial, rebuilt as a dependency-free
-   C99 library for small Linux boards: libc + POSIX only, one poll() loop, one thread.
+   C99 library for small Linux boards: libc + POSIX only, one event loop (epoll on Linux, poll()
+   elsewhere), one thread.
 
    DO THIS:
        #define CHAT_IMPLEMENTATION
@@ -38,7 +39,7 @@
    HOW IT BEHAVES
    - Each broadcast is encoded once into a reference-counted frame shared by all recipients.
    - Writes are corked: frames are queued during a loop turn and each connection is flushed once
-     per turn with one sendmsg() over its whole queue.
+     per turn with one send() (one frame) or sendmsg() (several) over its whole queue.
    - The user list is latest-state: joins and leaves in one turn produce one update-users, a
      client gets a newer list only after its previous one was written, and new lists are spaced
      by their own cost, so a join storm costs a few lists per client instead of one per join.
@@ -91,6 +92,7 @@
        CHAT_NO_LOG                 compile the log calls out
        CHAT_NO_ACCEPT4             use accept() + fcntl() even where accept4() exists
        CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
+       CHAT_NO_EPOLL               wait with poll() on Linux too (chat.h's path on every other system)
 
    TIERS (each calls only those below it)
        public API   chat_server_*                      the server: connections by state, limits,
@@ -107,7 +109,8 @@
                     documented below; CHAT_CODECS_ONLY compiles only these
 
    WHOSE LOOP
-   chat_server_run (or chat_server_poll, one turn) uses chat.h's own poll(). A program with a loop
+   chat_server_run (or chat_server_poll, one turn) uses chat.h's own wait: epoll on Linux (a turn
+   costs what became ready, not how many are connected), poll() elsewhere. A program with a loop
    of its own drives the same turn with chat_server_watches (what to watch), chat_server_timeout
    (how long it may wait) and chat_server_process (what became ready). chat_server_adopt serves a
    socket connected elsewhere.
@@ -474,7 +477,8 @@ CHATDEF int chat_server_poll(chat_server *srv, int timeout_ms);
 /* A loop the program owns (its own poll, epoll, select, libuv, ...) drives the server with
    three calls instead of chat_server_poll: before each wait, chat_server_watches (what to watch:
    the set changes every turn) and chat_server_timeout (how long it may wait); after it,
-   chat_server_process with what became ready. chat_server_poll is exactly this over poll(). */
+   chat_server_process with what became ready. chat_server_poll is this same turn over chat.h's
+   own epoll set (poll() where there is no epoll). */
 #define CHAT_WATCH_READ 1
 #define CHAT_WATCH_WRITE 2
 #define CHAT_WATCH_ERROR 4 /* in what happened: an error or a hang-up */
@@ -2970,7 +2974,7 @@ static int chat__conn_set_peer(chat_server *srv, chat__conn *c, chat__peer *p) {
 }
 
 /* ============================================================================================ */
-/* server: accept, read, dispatch by connection state, write, timers; the poll() loop           */
+/* server: accept, read, dispatch by connection state, write, timers; the loop                 */
 /* ============================================================================================ */
 
 /* Why a requested name cannot be used, or NULL when it can (apart from being taken). */
