@@ -12,6 +12,8 @@
 # Environment:
 #   BENCH_SERVERS   which servers, default "chat.h node deno" (+ "uws mongoose" with PEERS_LOCAL);
 #                   "chat.h+H" is chat.h keeping a history file (-H, no sync)
+#   BENCH_ALT       other chat.h builds to run as servers beside it, "NAME=BINARY ...", each NAME
+#                   also in BENCH_SERVERS (e.g. an older tree: BENCH_ALT="old=/tmp/chat-old")
 #   PEERS_LOCAL     where the uWebSockets and mongoose sources were extracted (their run.sh builds
 #                   them there); see ../shared/peers/README.md. Unset: those two are skipped
 #   BENCH_REPEAT    run every scenario this many times, the servers interleaved (default 1; the
@@ -111,6 +113,8 @@ fi
 # The maintainers' reference servers, not part of this repository and not needed to use chat.h.
 # A peer that cannot run is skipped with a line that names it and says why (here and after the
 # table); chat.h still runs.
+declare -A alt_bin=()
+for kv in ${BENCH_ALT:-}; do alt_bin[${kv%%=*}]=${kv#*=}; done
 declare -A peer_title=([chat.h+H]="chat.h with a history file (-H)" [node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose")
 declare -A skipped=() # peer -> why
 peers_why=""
@@ -191,6 +195,10 @@ start_server() {
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
     uws | mongoose) PEERS_LOCAL=$PEERS_LOCAL PORT=$port taskset -c 0 "$peers/$name/run.sh" >/dev/null 2>"$srv_err" & ;;
+    *)
+        [ -n "${alt_bin[$name]:-}" ] || { srv_err=/dev/null; return 1; }
+        taskset -c 0 "${alt_bin[$name]}" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
+        ;;
     esac
     server_pid=$! # taskset and the run scripts exec: this is the server's own PID
     # Ready when it accepts a connection (polled, bounded to 20 s); a server that exits fails.
@@ -406,9 +414,9 @@ ratio() { # PEER SCENARIO KEY HOW(higher|lower) TEXT
             'BEGIN { printf "  %-9s %-28s chat.h / %s = %.3g  (%s is better; chat.h %s, %s %s)\n", sc, t, p, c / n, how, c, p, n }'
     fi
 }
-for peer in chat.h+H node uws mongoose; do
+for peer in chat.h+H "${!alt_bin[@]}" node uws mongoose; do
     [[ " $servers " == *" $peer "* ]] && [ -z "${skipped[$peer]:-}" ] || continue
-    printf '\nchat.h relative to %s:\n' "${peer_title[$peer]}"
+    printf '\nchat.h relative to %s:\n' "${peer_title[$peer]:-$peer}"
     for entry in "${scenarios[@]}"; do
         IFS='|' read -r sc _ _ <<<"$entry"
         case $sc in
