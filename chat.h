@@ -3231,7 +3231,7 @@ static void chat__conn_kill(chat_server *srv, chat__conn *c) {
     CHAT_FREE(c->rx);
     c->rx = NULL, c->rx_len = 0;
     c->state = CHAT__DEAD;
-    chat__watch(srv, c->slot, 0);
+    srv->pfds[c->slot].events = 0; /* not told to epoll: the reap at the end of this turn drops it */
     srv->dead_count++;
 }
 
