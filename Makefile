@@ -20,7 +20,7 @@ embed:
 	sh tests/embed.sh
 
 tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/harness.h tests/integration.c tests/conformance.c tests/faults.c tests/deploy.c tests/limits.c tests/seams.c tests/door.c tests/continuity.c \
-		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c tests/unit_hfile.c chat.h
+		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c tests/unit_hfile.c tests/unit_mqtt.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
 test: chat tests/run_tests include-order tests/embed_example tests/codec_client
@@ -157,7 +157,7 @@ footprint:
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZERS = http ws json conn history
+FUZZERS = http ws json conn history mqtt
 
 fuzz:
 	@set -e; for f in $(FUZZERS); do \

@@ -350,6 +350,60 @@ typedef struct chat_ws_event {
 CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, uint64_t max_message,
                               chat_ws_event *ev);
 
+#ifndef CHAT_NO_MQTT
+/* mqtt: MQTT 3.1.1 control packets (OASIS standard, 2014), both sides. One encoder appends a
+   whole packet to a chat_buf; one parser finds a whole packet at the front of a buffer that is
+   filled in any chunks, and refuses one over a size bound from its fixed header alone. Strings
+   are checked as the standard says: valid UTF-8 without U+0000, at most 65,535 bytes. */
+enum {
+    CHAT_MQTT_CONNECT = 1, CHAT_MQTT_CONNACK, CHAT_MQTT_PUBLISH, CHAT_MQTT_PUBACK, CHAT_MQTT_PUBREC,
+    CHAT_MQTT_PUBREL, CHAT_MQTT_PUBCOMP, CHAT_MQTT_SUBSCRIBE, CHAT_MQTT_SUBACK, CHAT_MQTT_UNSUBSCRIBE,
+    CHAT_MQTT_UNSUBACK, CHAT_MQTT_PINGREQ, CHAT_MQTT_PINGRESP, CHAT_MQTT_DISCONNECT
+};
+#define CHAT_MQTT_MAX_LENGTH 268435455u /* the largest remaining length (four 7-bit bytes) */
+#define CHAT_MQTT_INCOMPLETE 0
+#define CHAT_MQTT_BAD (-1)
+#define CHAT_MQTT_TOO_LARGE (-2)
+typedef struct chat_mqtt_connect {
+    chat_span client_id;
+    chat_span username, password;      /* .p NULL: none (a password needs a username) */
+    chat_span will_topic, will_message; /* will_topic.p NULL: no will */
+    int will_qos, will_retain;
+    int clean_session;
+    unsigned keep_alive; /* seconds; 0: none */
+} chat_mqtt_connect;
+typedef struct chat_mqtt_packet {
+    int type;             /* CHAT_MQTT_* */
+    int dup, qos, retain; /* PUBLISH */
+    unsigned id;          /* the packet identifier (1-65535) of PUBLISH with qos > 0, PUBACK, PUBREC,
+                             PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK */
+    chat_span topic;      /* PUBLISH: the topic name */
+    chat_span payload;    /* PUBLISH: the message; SUBSCRIBE: (filter, requested QoS) pairs;
+                             UNSUBSCRIBE: filters; SUBACK: one return code per filter */
+    int session_present, return_code; /* CONNACK */
+    chat_mqtt_connect connect;        /* CONNECT */
+} chat_mqtt_packet;
+/* Appends p as one packet, from its type and the fields that type has (the rest are ignored).
+   Returns CHAT_OK, CHAT_EINVAL (a field the standard does not allow: a wildcard in a topic
+   name, a packet id of 0, QoS 3, ...) or CHAT_ENOMEM; on an error b is as it was. */
+CHATDEF int chat_mqtt_put(chat_buf *b, const chat_mqtt_packet *p);
+/* Appends a length-prefixed string (for SUBSCRIBE and UNSUBSCRIBE payloads); CHAT_EINVAL when it
+   is over 65,535 bytes. */
+CHATDEF int chat_mqtt_put_string(chat_buf *b, const void *s, size_t n);
+/* The remaining length n (at most CHAT_MQTT_MAX_LENGTH) in its variable-length form: 1 to 4
+   bytes, 7 bits each, least significant first. Returns how many bytes it wrote. */
+CHATDEF size_t chat_mqtt_length_put(unsigned char out[4], size_t n);
+/* Looks for one packet at the front of buf[0..len). Returns its whole length with *p filled
+   (spans point into buf), CHAT_MQTT_INCOMPLETE (more bytes needed), CHAT_MQTT_TOO_LARGE (its
+   remaining length is over max_length: known from the first 5 bytes) or CHAT_MQTT_BAD. */
+CHATDEF long chat_mqtt_parse(const void *buf, size_t len, size_t max_length, chat_mqtt_packet *p);
+/* Takes one length-prefixed string off the front of *rest (a SUBSCRIBE payload): 0, or -1 when
+   *rest does not start with one. */
+CHATDEF int chat_mqtt_take_string(chat_span *rest, chat_span *out);
+/* What a CONNACK return code means ("bad user name or password" for 4). */
+CHATDEF const char *chat_mqtt_connack_reason(int code);
+#endif
+
 #ifndef CHAT_CODECS_ONLY
 
 /* ============================================================================================ */
@@ -1579,6 +1633,256 @@ CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, ui
     ev->type = CHAT_WS_NONE;
     return head;
 }
+
+#ifndef CHAT_NO_MQTT
+/* ============================================================================================ */
+/* mqtt: MQTT 3.1.1 control packets; one encoder, one parser (pure: bytes in, fields out)      */
+/* ============================================================================================ */
+
+/* The fixed header's low nibble: PUBLISH carries DUP, QoS and RETAIN there; PUBREL, SUBSCRIBE
+   and UNSUBSCRIBE must have 0010, every other packet 0000 (MQTT-2.2.2-1, -2). */
+static unsigned chat__mqtt_fixed_flags(int type) {
+    return type == CHAT_MQTT_PUBREL || type == CHAT_MQTT_SUBSCRIBE || type == CHAT_MQTT_UNSUBSCRIBE ? 2u : 0u;
+}
+
+CHATDEF size_t chat_mqtt_length_put(unsigned char out[4], size_t n) {
+    size_t k = 0;
+    do {
+        out[k] = (unsigned char)(n & 127);
+        n >>= 7;
+        if (n) out[k] |= 128;
+        k++;
+    } while (n && k < 4);
+    return k;
+}
+
+/* A UTF-8 string as MQTT-1.5.3 has it: well-formed, no U+0000, at most 65,535 bytes. */
+static int chat__mqtt_string_ok(const char *s, size_t n) {
+    return n <= 0xFFFF && (!n || !memchr(s, 0, n)) && chat_utf8_valid(s, n);
+}
+
+/* A topic name (PUBLISH, a will): a string of at least one byte without wildcards (MQTT-3.3.2-2). */
+static int chat__mqtt_topic_ok(const char *s, size_t n) {
+    return n && chat__mqtt_string_ok(s, n) && !memchr(s, '+', n) && !memchr(s, '#', n);
+}
+
+/* A topic filter: '+' fills a whole level; '#' is a whole level and the last (MQTT-4.7.1-2, -3). */
+static int chat__mqtt_filter_ok(const char *s, size_t n) {
+    size_t i;
+    if (!n || !chat__mqtt_string_ok(s, n)) return 0;
+    for (i = 0; i < n; i++) {
+        int alone = (i == 0 || s[i - 1] == '/') && (i + 1 == n || s[i + 1] == '/');
+        if ((s[i] == '+' && !alone) || (s[i] == '#' && (!alone || i + 1 != n))) return 0;
+    }
+    return 1;
+}
+
+static void chat__mqtt_u16(unsigned char *p, size_t v) { p[0] = (unsigned char)(v >> 8), p[1] = (unsigned char)v; }
+
+CHATDEF int chat_mqtt_put_string(chat_buf *b, const void *s, size_t n) {
+    unsigned char len[2];
+    if (n > 0xFFFF) return CHAT_EINVAL;
+    chat__mqtt_u16(len, n);
+    if (chat_buf_reserve(b, 2 + n) != CHAT_OK) return CHAT_ENOMEM;
+    chat_buf_append(b, len, 2);
+    return chat_buf_append(b, s, n);
+}
+
+/* Are a packet's fields what its type allows? (The encoder's half of the parser's checks.) */
+static int chat__mqtt_put_ok(const chat_mqtt_packet *p) {
+    const chat_mqtt_connect *c = &p->connect;
+    int has_id = p->type == CHAT_MQTT_PUBLISH ? p->qos > 0 : (p->type >= CHAT_MQTT_PUBACK && p->type <= CHAT_MQTT_UNSUBACK);
+    if (p->type < CHAT_MQTT_CONNECT || p->type > CHAT_MQTT_DISCONNECT) return 0;
+    if (has_id && (p->id == 0 || p->id > 0xFFFF)) return 0;
+    switch (p->type) {
+    case CHAT_MQTT_CONNECT:
+        if (!chat__mqtt_string_ok(c->client_id.p, c->client_id.n) || c->keep_alive > 0xFFFF) return 0;
+        if (c->will_topic.p && (!chat__mqtt_topic_ok(c->will_topic.p, c->will_topic.n) || c->will_message.n > 0xFFFF ||
+                                c->will_qos < 0 || c->will_qos > 2))
+            return 0;
+        if (c->username.p && !chat__mqtt_string_ok(c->username.p, c->username.n)) return 0;
+        return !c->password.p || (c->username.p && c->password.n <= 0xFFFF); /* MQTT-3.1.2-22 */
+    case CHAT_MQTT_CONNACK: return p->return_code >= 0 && p->return_code <= 255 && !(p->return_code && p->session_present);
+    case CHAT_MQTT_PUBLISH:
+        return chat__mqtt_topic_ok(p->topic.p, p->topic.n) && p->qos >= 0 && p->qos <= 2 && !(p->dup && !p->qos);
+    case CHAT_MQTT_SUBSCRIBE: case CHAT_MQTT_SUBACK: case CHAT_MQTT_UNSUBSCRIBE: return p->payload.n > 0;
+    default: return 1;
+    }
+}
+
+CHATDEF int chat_mqtt_put(chat_buf *b, const chat_mqtt_packet *p) {
+    const chat_mqtt_connect *c = &p->connect;
+    unsigned char head[5], var[10];
+    size_t rl = 0, vn = 0, at = b->len;
+    if (!chat__mqtt_put_ok(p)) return CHAT_EINVAL;
+    head[0] = (unsigned char)(p->type << 4 | (int)chat__mqtt_fixed_flags(p->type));
+    switch (p->type) { /* the variable header (var) and how long everything after it is (rl) */
+    case CHAT_MQTT_CONNECT:
+        memcpy(var, "\0\4MQTT\4", 7);
+        var[7] = (unsigned char)((c->username.p ? 0x80 : 0) | (c->password.p ? 0x40 : 0) |
+                                 (c->will_topic.p ? (c->will_retain ? 0x20 : 0) | c->will_qos << 3 | 0x04 : 0) |
+                                 (c->clean_session ? 0x02 : 0));
+        chat__mqtt_u16(var + 8, c->keep_alive), vn = 10;
+        rl = 2 + c->client_id.n + (c->will_topic.p ? 4 + c->will_topic.n + c->will_message.n : 0) +
+             (c->username.p ? 2 + c->username.n : 0) + (c->password.p ? 2 + c->password.n : 0);
+        break;
+    case CHAT_MQTT_CONNACK: var[0] = (unsigned char)(p->session_present ? 1 : 0), var[1] = (unsigned char)p->return_code, vn = 2; break;
+    case CHAT_MQTT_PUBLISH:
+        head[0] |= (unsigned char)((p->dup ? 8 : 0) | p->qos << 1 | (p->retain ? 1 : 0));
+        chat__mqtt_u16(var, p->topic.n), vn = 2;
+        rl = p->topic.n + (p->qos ? 2 : 0) + p->payload.n;
+        break;
+    case CHAT_MQTT_PINGREQ: case CHAT_MQTT_PINGRESP: case CHAT_MQTT_DISCONNECT: break;
+    default: /* everything else starts with its packet id */
+        chat__mqtt_u16(var, p->id), vn = 2;
+        rl = p->type == CHAT_MQTT_SUBSCRIBE || p->type == CHAT_MQTT_SUBACK || p->type == CHAT_MQTT_UNSUBSCRIBE ? p->payload.n : 0;
+        break;
+    }
+    if (rl > CHAT_MQTT_MAX_LENGTH - vn) return CHAT_EINVAL;
+    rl += vn;
+    if (chat_buf_reserve(b, 5 + rl) != CHAT_OK) return CHAT_ENOMEM;
+    chat_buf_append(b, head, 1 + chat_mqtt_length_put(head + 1, rl));
+    chat_buf_append(b, var, vn);
+    if (p->type == CHAT_MQTT_CONNECT) { /* reserved room: these appends cannot fail */
+        chat_mqtt_put_string(b, c->client_id.p, c->client_id.n);
+        if (c->will_topic.p) chat_mqtt_put_string(b, c->will_topic.p, c->will_topic.n), chat_mqtt_put_string(b, c->will_message.p, c->will_message.n);
+        if (c->username.p) chat_mqtt_put_string(b, c->username.p, c->username.n);
+        if (c->password.p) chat_mqtt_put_string(b, c->password.p, c->password.n);
+    } else if (p->type == CHAT_MQTT_PUBLISH) {
+        unsigned char id[2];
+        chat_buf_append(b, p->topic.p, p->topic.n);
+        chat__mqtt_u16(id, p->id);
+        if (p->qos) chat_buf_append(b, id, 2);
+        chat_buf_append(b, p->payload.p, p->payload.n);
+    } else if (rl > vn) {
+        chat_buf_append(b, p->payload.p, p->payload.n);
+    }
+    CHAT_ASSERT(b->len == at + (size_t)(1 + chat_mqtt_length_put(head + 1, rl)) + rl);
+    (void)at;
+    return CHAT_OK;
+}
+
+CHATDEF int chat_mqtt_take_string(chat_span *rest, chat_span *out) {
+    size_t n;
+    if (rest->n < 2) return -1;
+    n = (size_t)((unsigned char)rest->p[0] << 8 | (unsigned char)rest->p[1]);
+    if (rest->n - 2 < n) return -1;
+    out->p = rest->p + 2, out->n = n;
+    rest->p += 2 + n, rest->n -= 2 + n;
+    return 0;
+}
+
+/* A string field of a packet: present, and a valid MQTT string. */
+static int chat__mqtt_take_text(chat_span *rest, chat_span *out) {
+    return chat_mqtt_take_string(rest, out) == 0 && chat__mqtt_string_ok(out->p, out->n) ? 0 : -1;
+}
+
+static int chat__mqtt_take_id(chat_span *rest, unsigned *id) {
+    if (rest->n < 2) return -1;
+    *id = (unsigned)((unsigned char)rest->p[0] << 8 | (unsigned char)rest->p[1]);
+    rest->p += 2, rest->n -= 2;
+    return *id ? 0 : -1; /* MQTT-2.3.1-1: never 0 */
+}
+
+/* CONNECT's variable header and payload (MQTT-3.1). */
+static int chat__mqtt_parse_connect(chat_span r, chat_mqtt_connect *c) {
+    chat_span name;
+    unsigned flags;
+    if (chat_mqtt_take_string(&r, &name) || name.n != 4 || memcmp(name.p, "MQTT", 4) || r.n < 4) return -1;
+    if (r.p[0] != 4) return -1; /* protocol level: 3.1.1 */
+    flags = (unsigned char)r.p[1];
+    c->keep_alive = (unsigned)((unsigned char)r.p[2] << 8 | (unsigned char)r.p[3]);
+    r.p += 4, r.n -= 4;
+    if ((flags & 1) || (!(flags & 0x80) && (flags & 0x40))) return -1; /* reserved bit; password without user */
+    if (!(flags & 4) && (flags & 0x38)) return -1;                     /* will QoS or retain without a will */
+    c->will_qos = (int)(flags >> 3 & 3), c->will_retain = (flags & 0x20) != 0, c->clean_session = (flags & 2) != 0;
+    if (c->will_qos == 3 || chat__mqtt_take_text(&r, &c->client_id)) return -1;
+    if ((flags & 4) && (chat__mqtt_take_text(&r, &c->will_topic) || !chat__mqtt_topic_ok(c->will_topic.p, c->will_topic.n) ||
+                        chat_mqtt_take_string(&r, &c->will_message)))
+        return -1;
+    if ((flags & 0x80) && chat__mqtt_take_text(&r, &c->username)) return -1;
+    if ((flags & 0x40) && chat_mqtt_take_string(&r, &c->password)) return -1;
+    return r.n == 0 ? 0 : -1;
+}
+
+/* SUBSCRIBE's and UNSUBSCRIBE's payloads: one filter or more, each with a QoS byte when `qos`. */
+static int chat__mqtt_filters_ok(chat_span r, int qos) {
+    if (!r.n) return 0; /* MQTT-3.8.3-3, 3.10.3-2 */
+    while (r.n) {
+        chat_span f;
+        if (chat_mqtt_take_string(&r, &f) || !chat__mqtt_filter_ok(f.p, f.n)) return 0;
+        if (qos) {
+            if (!r.n || (unsigned char)r.p[0] > 2) return 0; /* MQTT-3-8.3-4: upper bits 0 */
+            r.p++, r.n--;
+        }
+    }
+    return 1;
+}
+
+CHATDEF long chat_mqtt_parse(const void *buf, size_t len, size_t max_length, chat_mqtt_packet *p) {
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t rl = 0, head = 1;
+    chat_span r;
+    int type, flags, ok;
+    memset(p, 0, sizeof *p);
+    if (len < 2) return CHAT_MQTT_INCOMPLETE;
+    type = b[0] >> 4, flags = b[0] & 15;
+    if (type < CHAT_MQTT_CONNECT || type > CHAT_MQTT_DISCONNECT) return CHAT_MQTT_BAD;
+    if (type == CHAT_MQTT_PUBLISH ? (flags & 6) == 6 || ((flags & 8) && !(flags & 6)) : (unsigned)flags != chat__mqtt_fixed_flags(type))
+        return CHAT_MQTT_BAD; /* QoS 3; DUP on QoS 0 (MQTT-3.3.1-2); reserved flags */
+    for (;;) {
+        if (head >= len) return CHAT_MQTT_INCOMPLETE;
+        rl |= (size_t)(b[head] & 127) << (7 * (head - 1));
+        if (!(b[head++] & 128)) break;
+        if (head == 5) return CHAT_MQTT_BAD; /* a fifth length byte */
+    }
+    if (rl > max_length) return CHAT_MQTT_TOO_LARGE;
+    if (len - head < rl) return CHAT_MQTT_INCOMPLETE;
+    p->type = type;
+    r.p = (const char *)b + head, r.n = rl;
+    switch (type) {
+    case CHAT_MQTT_CONNECT: ok = chat__mqtt_parse_connect(r, &p->connect) == 0; break;
+    case CHAT_MQTT_CONNACK:
+        ok = rl == 2 && b[head] <= 1 && !(b[head] && b[head + 1]); /* refused: no session (MQTT-3.2.2-4) */
+        if (ok) p->session_present = b[head], p->return_code = b[head + 1];
+        break;
+    case CHAT_MQTT_PUBLISH:
+        p->dup = (flags & 8) != 0, p->qos = flags >> 1 & 3, p->retain = flags & 1;
+        ok = chat_mqtt_take_string(&r, &p->topic) == 0 && chat__mqtt_topic_ok(p->topic.p, p->topic.n) &&
+             (!p->qos || chat__mqtt_take_id(&r, &p->id) == 0);
+        p->payload = r;
+        break;
+    case CHAT_MQTT_PINGREQ: case CHAT_MQTT_PINGRESP: case CHAT_MQTT_DISCONNECT: ok = rl == 0; break;
+    default: /* a packet id, then (SUBSCRIBE, SUBACK, UNSUBSCRIBE) a payload */
+        ok = chat__mqtt_take_id(&r, &p->id) == 0;
+        p->payload = r;
+        if (type == CHAT_MQTT_SUBSCRIBE || type == CHAT_MQTT_UNSUBSCRIBE) {
+            ok = ok && chat__mqtt_filters_ok(r, type == CHAT_MQTT_SUBSCRIBE);
+        } else if (type == CHAT_MQTT_SUBACK) {
+            size_t i;
+            ok = ok && r.n > 0;
+            for (i = 0; ok && i < r.n; i++) ok = (unsigned char)r.p[i] <= 2 || (unsigned char)r.p[i] == 0x80;
+        } else {
+            ok = ok && r.n == 0;
+        }
+        break;
+    }
+    if (!ok) return CHAT_MQTT_BAD;
+    return (long)(head + rl);
+}
+
+CHATDEF const char *chat_mqtt_connack_reason(int code) {
+    switch (code) {
+    case 0: return "accepted";
+    case 1: return "unacceptable protocol version";
+    case 2: return "client identifier rejected";
+    case 3: return "server unavailable";
+    case 4: return "bad user name or password";
+    case 5: return "not authorized";
+    default: return "refused (unknown return code)";
+    }
+}
+#endif /* CHAT_NO_MQTT */
 
 #ifndef CHAT_CODECS_ONLY /* the platform and the server */
 
