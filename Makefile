@@ -54,7 +54,7 @@ include-order:
 	@rm -f tests/include_order tests/include_order.err
 
 clean:
-	rm -f chat tests/run_tests tests/include_order tests/include_order.err tests/embed_example tests/codec_client
+	rm -f chat tests/run_tests tests/bridge/run_bridge tests/include_order tests/include_order.err tests/embed_example tests/codec_client
 
 .PHONY: all run embed test include-order clean
 
@@ -151,6 +151,16 @@ footprint:
 	bash tests/footprint.sh
 
 .PHONY: test-asan test-tsan test-valgrind compat tls cross bench bench-smoke test-small test-memory test-posix size footprint e2e screenshot
+
+# One room across boards (issue 15): boards of ./chat bridged through a real mosquitto that the
+# test starts itself on a free loopback port (Debian: apt-get install mosquitto). About a minute.
+tests/bridge/run_bridge: tests/bridge/bridge.c tests/harness.h tests/wsclient.h tests/test.h chat.h
+	$(CC) $(CFLAGS) -o $@ tests/bridge/bridge.c $(LDFLAGS)
+
+bridge: chat tests/bridge/run_bridge
+	./tests/bridge/run_bridge
+
+.PHONY: bridge
 
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.
