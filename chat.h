@@ -1,4 +1,4 @@
-/* chat.h - v0.3.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
+/* chat.h - v0.5.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
 
    The chat app of Deno's "chat app with WebSockets" tutorial, rebuilt as a dependency-free
    C99 library for small Linux boards: libc + POSIX only, one poll() loop, one thread.
@@ -80,6 +80,13 @@
        CHAT_HISTORY                50       recent messages replayed to each newcomer (0: none)
        CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
        CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
+       CHAT_MQTT_QUEUE             1000     messages waiting for the broker (mqtt_queue); more
+       CHAT_MQTT_QUEUE_BYTES       1048576  ... or bytes of them: a message past either is not
+                                            sent to other boards (counted, logged)
+       CHAT_MQTT_KEEPALIVE         30       seconds of MQTT keep-alive (a ping when idle; the link
+                                            is dropped 1.5 times this after an unanswered one)
+       CHAT_MQTT_MAX_PACKET        4194304  bytes of one packet from the broker; more drops the link
+       CHAT_MQTT_MAX_REMOTE        16384    users of other boards listed (and 256 boards)
    A peer's own output holds back its input: while a response or pong it caused is unsent, the
    server reads nothing more from it, so a client that pipelines or pings without reading makes
    the server hold one answer, not thousands. The worst case of memory is in README.md.
@@ -91,6 +98,7 @@
        CHAT_NO_LOG                 compile the log calls out
        CHAT_NO_ACCEPT4             use accept() + fcntl() even where accept4() exists
        CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
+       CHAT_NO_MQTT                no MQTT bridge and no chat_mqtt_* codec (20 KB less on x86-64)
 
    TIERS (each calls only those below it)
        public API   chat_server_*                      the server: connections by state, limits,
@@ -103,8 +111,20 @@
        frames       bytes for the wire, shared by reference
        platform     every OS call; the default transport (chat_transport: read, write, shutdown,
                     close -- TLS or a test double can take its place)
-       codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws: public,
-                    documented below; CHAT_CODECS_ONLY compiles only these
+       codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws,
+                    chat_mqtt: public, documented below; CHAT_CODECS_ONLY compiles only these
+
+   MORE THAN ONE BOARD (chat_config.mqtt; ./chat -m mqtt://BROKER -n NODE)
+   Boards that share an MQTT 3.1.1 broker (mosquitto, or a cluster) are one room. Each publishes
+   its messages (QoS 1) on PREFIX/msg/NODE with their id and time, and keeps a retained list of
+   its users on PREFIX/users/NODE, cleared by a zero-length retained will when it dies and by
+   itself when it stops. Every board says the others' messages once, with its own ids (so
+   since/resume work per board), in each sender's order, and lists the union of all boards' users
+   (remote ones are room members that are no socket). A name admitted on two boards at once goes
+   to the lower node id on every board; the other board closes its user with 1008. The broker
+   link is one more descriptor of the same loop: non-blocking, a persistent session, reconnect
+   with backoff, subscribe and republish after every reconnect, a bounded queue in order. No TLS
+   to the broker. Payloads and guarantees: README.md, "More than one board".
 
    WHOSE LOOP
    chat_server_run (or chat_server_poll, one turn) uses chat.h's own poll(). A program with a loop
@@ -118,6 +138,8 @@
    takes at most 64 posts a turn, so a thread posting without pause cannot hold it.
 
    REVISION HISTORY
+       0.5.0  (2026-12-07)  one room across boards through an MQTT 3.1.1 broker (chat_config.mqtt,
+                            the chat_mqtt_* codec, CHAT_NO_MQTT)
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
