@@ -107,15 +107,20 @@ static char bt_prefix[32];
 static void bt_new_prefix(void) { snprintf(bt_prefix, sizeof bt_prefix, "room%d", ++bt_prefix_n); }
 
 /* ./chat -m mqtt://[auth@]127.0.0.1:PORT/PREFIX -n NODE -s [more], its log in its pipe when `logs`. */
+static const char *bt_more_args[4]; /* more options for the next boards, NULL-terminated */
+
 static int bt_board_start(bt_board *b, const bt_broker *k, const char *node, const char *auth, int logs) {
     static char url[8][256];
     static int turn;
-    const char *args[8];
+    const char *args[12];
+    int n;
     char *u = url[turn++ % 8];
     int r;
     snprintf(b->node, sizeof b->node, "%s", node);
     snprintf(u, 256, "mqtt://%s%s127.0.0.1:%d/%s", auth ? auth : "", auth ? "@" : "", k->port, bt_prefix);
-    args[0] = "-m", args[1] = u, args[2] = "-n", args[3] = b->node, args[4] = "-s", args[5] = NULL;
+    args[0] = "-m", args[1] = u, args[2] = "-n", args[3] = b->node, args[4] = "-s";
+    for (n = 5; n < 9 && bt_more_args[n - 5]; n++) args[n] = bt_more_args[n - 5];
+    args[n] = NULL;
     harness_binary_stderr_to_pipe = logs;
     r = harness_start_binary(&b->s, args);
     harness_binary_stderr_to_pipe = 0;
@@ -461,6 +466,46 @@ static void test_bridge_broker_restart_nothing_lost_or_doubled(void) {
     bt_broker_stop(&k);
 }
 
+/* While the broker is away a board keeps what its users say, at most CHAT_MQTT_QUEUE (1,000)
+   messages: the 100 past the bound are counted and logged; the 1,000 go out in order once the
+   broker is back, and the other board (whose persistent session the broker kept) gets each once. */
+static void test_bridge_queue_bound_while_the_broker_is_away(void) {
+    bt_broker k;
+    bt_board a, b;
+    bt_user ua, ub;
+    char text[64], line[512];
+    int i;
+    memset(&k, 0, sizeof k);
+    bt_new_prefix();
+    CHECK(bt_broker_start(&k, "queue", NULL) == 0);
+    bt_more_args[0] = "-r", bt_more_args[1] = "0"; /* 1,100 messages in a burst */
+    CHECK(bt_board_start(&a, &k, "q-a", NULL, 1) == 0);
+    CHECK(bt_board_start(&b, &k, "q-b", NULL, 0) == 0);
+    bt_more_args[0] = NULL;
+    CHECK(bt_connected(&a) && bt_connected(&b));
+    CHECK(bt_join(&ua, &a, "qa") == 0 && bt_join(&ub, &b, "qb") == 0);
+    CHECK(bt_wait_list(&ub, "qa", 1, 2, 2000));
+    bt_broker_stop(&k);
+    CHECK(bt_board_log(&a, "lost the broker", line, sizeof line));
+    for (i = 0; i < 1100; i++) snprintf(text, sizeof text, "qa#%d", i), bt_say(&ua, text);
+    CHECKF(bt_board_log(&a, "wait for the broker", line, sizeof line), "no log line of the full queue");
+    printf("  %s\n", line);
+    {
+        long long deadline = wsc_now_ms() + harness_wait_ms;
+        while (bt_stat(&a, "dropped") < 100 && wsc_now_ms() < deadline) poll(NULL, 0, 20);
+    }
+    CHECK_INT(bt_stat(&a, "dropped"), 100);
+    CHECK_INT(bt_stat(&a, "queued"), 1000);
+    bt_pump(&ua, 200, NULL, NULL); /* its own board said all 1,100 to it */
+    CHECK(bt_broker_start(&k, "queue", NULL) == 0);
+    bt_expect_all(&ub, 1, 1, 1000, 15000);
+    CHECK_INT(bt_stat(&a, "queued"), 0);
+    wsc_close(&ua.c), wsc_close(&ub.c);
+    CHECK_INT(harness_stop_server(&a.s), 0);
+    CHECK_INT(harness_stop_server(&b.s), 0);
+    bt_broker_stop(&k);
+}
+
 /* Two brokers joined by mosquitto's own bridge, a board on each: the room works end to end. */
 static void test_bridge_two_bridged_brokers(void) {
     bt_broker k1, k2;
@@ -561,6 +606,7 @@ int main(int argc, char **argv) {
     RUN(test_bridge_same_name_at_once_one_holder);
     RUN(test_bridge_kill9_board_users_leave_elsewhere);
     RUN(test_bridge_broker_restart_nothing_lost_or_doubled);
+    RUN(test_bridge_queue_bound_while_the_broker_is_away);
     RUN(test_bridge_two_bridged_brokers);
     RUN(test_bridge_password_broker);
     bt_broker_stop(&bt_main);
