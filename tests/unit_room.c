@@ -137,6 +137,7 @@ static void ur_left(void *user, chat__member *mp) {
 /* A room with the fake outlet and `history` messages kept; the heap baseline is taken first. */
 static int ur_world_init(ur_world *w, int history) {
     chat__room_outlet out;
+    memset(&out, 0, sizeof out); /* no `said`: left as stack garbage, the room would call it */
     memset(w, 0, sizeof *w);
     w->copy = 1;
     w->heap_bytes = test_heap_bytes, w->heap_blocks = test_heap_blocks;
