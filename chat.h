@@ -5589,10 +5589,11 @@ static void chat__mqtt_ready(chat_server *srv, short revents) {
 /* A message said in the room goes to the other boards (not one that came from them). */
 static void chat__mqtt_said(chat_server *srv, const chat__words *w, uint64_t id) {
     chat__mqtt *q = srv->mqtt;
-    chat_buf *b = &q->name; /* scratch: nothing else uses it while a message is said here */
+    chat_buf *b;
     chat__mqtt_msg *m;
     char nums[64];
     if (!q || q->injecting) return;
+    b = &q->name; /* scratch: nothing else uses it while a message is said here */
     if (!q->node[0] && chat__mqtt_names(srv, q) != CHAT_OK) return;
     b->len = 0;
     snprintf(nums, sizeof nums, ",\"id\":%llu,\"time\":%llu,\"username\":", (unsigned long long)id, (unsigned long long)w->time_ms);
