@@ -38,6 +38,8 @@ CC=${CC:-cc}
 # --- every server this script starts is killed on every way out -------------------------------
 server_pid=""
 load_pid=""
+broker_pid=""  # mosquitto, for the MQTT bridge rows
+board_b_pid="" # the second board of the cross-board row
 stop_pid() { # PID: TERM, then KILL if it is still there after 3 s (bounded)
     local pid=$1 i
     [ -n "$pid" ] || return 0
@@ -53,7 +55,9 @@ stop_pid() { # PID: TERM, then KILL if it is still there after 3 s (bounded)
 cleanup() {
     stop_pid "$load_pid" # timeout(1) passes the TERM on to the load client
     stop_pid "$server_pid"
-    server_pid="" load_pid=""
+    stop_pid "$board_b_pid"
+    stop_pid "$broker_pid"
+    server_pid="" load_pid="" board_b_pid="" broker_pid=""
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -169,6 +173,10 @@ start_server() {
         [ "$heap" = 1 ] && [ $heap_ok = 1 ] && bin="$work/heap_server"
         taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
         ;;
+    bridge) # chat.h with the MQTT bridge on, as board bench-a of a room of its own
+        taskset -c 0 "$work/chat" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" -m "$mqtt_url$bench_room" \
+            -n bench-a >/dev/null 2>"$srv_err" &
+        ;;
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
     esac
@@ -237,6 +245,16 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT
         return
     fi
     [ "$srv" = chat.h ] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
+    if [ "$srv" = bridge ] && [[ $sc == cross* ]]; then # the receivers on a second board
+        local a_port=$port
+        next_port
+        taskset -c 0 "$work/chat" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" -m "$mqtt_url$bench_room" \
+            -n bench-b >/dev/null 2>>"$srv_err" &
+        board_b_pid=$!
+        extra+=(-q "$port")
+        for ((i = 0; i < 400; i++)); do port_busy "$port" && break; sleep 0.05; done
+        port=$a_port
+    fi
     # shellcheck disable=SC2086 # args is a word list on purpose
     timeout -k 2 "$limit" taskset -c 1 "$work/load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
         "${extra[@]}" >"$work/result.txt" 2>"$work/load.err" &
@@ -250,7 +268,8 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT
         alive=0
     fi
     stop_pid "$server_pid"
-    server_pid=""
+    stop_pid "$board_b_pid"
+    server_pid="" board_b_pid=""
     if [ -z "$line" ]; then
         line="RESULT scenario=$sc server=$srv status=FAIL reason=no_result_from_the_load_client"
         tail -3 "$work/load.err" >&2
@@ -287,6 +306,50 @@ for entry in "${scenarios[@]}"; do
     done
 done
 
+# --- the MQTT bridge (README "More than one board"): fanout on one board with the bridge on (its
+# cost beside the chat.h row above), and the latency load with the sender on one board and the
+# receivers on another (cross); one mosquitto for both, on core 1 with the load client.
+bridge_rows=()
+bridge_why=""
+if [ $chat_ok = 0 ]; then
+    bridge_why="example_main.c does not build"
+elif ! command -v mosquitto >/dev/null; then
+    bridge_why="mosquitto is not installed (apt-get install mosquitto)"
+elif ! grep -q -- "-m URL" <<<"$help"; then
+    bridge_why="this chat has no -m"
+elif next_port; then
+    # as root mosquitto would become user mosquitto, who cannot read this directory
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n%s' "$port" \
+        "$([ "$(id -u)" = 0 ] && echo 'user root')" >"$work/mosquitto.conf"
+    taskset -c 1 mosquitto -c "$work/mosquitto.conf" >/dev/null 2>"$work/mosquitto.err" &
+    broker_pid=$!
+    mqtt_url="mqtt://127.0.0.1:$port/"
+    for ((i = 0; i < 400; i++)); do port_busy "$port" && break; sleep 0.05; done
+    port_busy "$port" || bridge_why="mosquitto did not start: $(tail -1 "$work/mosquitto.err")"
+else
+    bridge_why="no free port for mosquitto"
+fi
+if [ -n "$bridge_why" ]; then
+    say "bench: skipped the MQTT bridge rows: $bridge_why"
+else
+    room_n=0
+    for entry in "${scenarios[@]}"; do
+        IFS='|' read -r sc args limit <<<"$entry"
+        case $sc in
+        fanout) rows_of=(fanout) ;;
+        latency) rows_of=(latency cross) ;;
+        *) continue ;;
+        esac
+        for row in "${rows_of[@]}"; do
+            if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $row "* ]]; then continue; fi
+            room_n=$((room_n + 1))
+            bench_room="bench$room_n"
+            run_one "$row" bridge "$args" "$limit"
+            bridge_rows+=("$row")
+        done
+    done
+fi
+
 # --- the table ---------------------------------------------------------------------------------
 num() { [ -n "${1:-}" ] && [ "$1" != "-" ] && [ "$1" != "-1" ] && [ "$1" != "-1.0" ] && [ "$1" != "-1.00" ]; }
 fmt() { # AWK-FORMAT VALUE (or "-")
@@ -301,7 +364,7 @@ for key in "${rows[@]}"; do
     st=${R[$key/status]:-FAIL}
     dps="-" cpm="-" p50="-" p99="-" rsspc="-" heappc="-" lost="-" jm="-" bytes="-" mb="-"
     case $sc in
-    fanout* | large* | latency*)
+    fanout* | large* | latency* | cross*)
         dps=$(fmt '%.0f' "${R[$key/dps]:-}")
         p50=$(fmt '%.0f' "${R[$key/p50_us]:-}")
         p99=$(fmt '%.0f' "${R[$key/p99_us]:-}")
@@ -321,7 +384,7 @@ for key in "${rows[@]}"; do
     # shellcheck disable=SC2059
     printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" \
         "${R[$key/flags]:-}"
-    if [ "$srv" = chat.h ] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
+    if { [ "$srv" = chat.h ] || [ "$srv" = bridge ]; } && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
         failures=$((failures + 1))
     fi
 done
@@ -358,6 +421,23 @@ for entry in "${scenarios[@]}"; do
         ;;
     esac
 done
+
+if [ ${#bridge_rows[@]} -gt 0 ]; then
+    cpm() { # SCENARIO SERVER: server CPU-s per 10^6 deliveries
+        local k=$1/$2
+        num "${R[$k/srv_cpu_s]:-}" && num "${R[$k/delivered]:-}" && [ "${R[$k/delivered]}" != 0 ] &&
+            awk -v c="${R[$k/srv_cpu_s]}" -v d="${R[$k/delivered]}" 'BEGIN { printf "%.3f", c / (d / 1e6) }'
+    }
+    printf '\nthe MQTT bridge (server "bridge": chat.h with -m, mosquitto on core 1):\n'
+    on=$(cpm fanout bridge) off=$(cpm fanout chat.h)
+    if [ -n "$on" ] && [ -n "$off" ]; then
+        awk -v a="$on" -v b="$off" 'BEGIN { printf "  fanout    server CPU-s per 10^6 deliveries, bridge on / off = %.2f (target <= 1.25; on %s, off %s)\n", a / b, a, b }'
+    fi
+    if num "${R[cross/bridge/p99_us]:-}"; then
+        printf '  cross     one sender at the latency row'"'"'s rate on one board, the receivers on another: p50 %s us, p99 %s us (target: p99 <= 2000 us)\n' \
+            "$(fmt '%.0f' "${R[cross/bridge/p50_us]}")" "$(fmt '%.0f' "${R[cross/bridge/p99_us]}")"
+    fi
+fi
 
 gap=$'\n'
 for srv in $servers; do
