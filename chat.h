@@ -4947,6 +4947,7 @@ static int chat__mqtt_node_find(const chat__mqtt *q, const char *id, size_t n) {
 static int chat__mqtt_node_get(chat_server *srv, chat__mqtt *q, const char *id, size_t n) {
     int i = chat__mqtt_node_find(q, id, n);
     chat__mqtt_node *more;
+    (void)srv; /* for the log */
     if (i >= 0) return i;
     if (q->nnodes >= CHAT__MQTT_MAX_NODES) {
         if (!q->full_logged++) CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: more than %d boards: the others are ignored", CHAT__MQTT_MAX_NODES));
@@ -5251,6 +5252,7 @@ static int chat__mqtt_put_publish(chat__mqtt *q, const chat_buf *topic, const vo
 static void chat__mqtt_drop(chat_server *srv, chat__mqtt *q, const char *why) {
     int was_up = q->state == CHAT__MQTT_UP;
     chat__ms wait;
+    (void)why; /* for the log */
     if (q->fd >= 0) chat__socket_close(q->fd, 0);
     q->fd = -1;
     srv->pfds[CHAT__SLOT_MQTT].fd = -1;
@@ -5324,6 +5326,7 @@ static void chat__mqtt_welcome(chat_server *srv, chat__mqtt *q, const chat_mqtt_
     chat_mqtt_packet p;
     chat_buf filters;
     int i, ok = 1;
+    (void)ack; /* for the log */
     q->state = CHAT__MQTT_UP;
     q->up_since = srv->now;
     q->addr_at = q->naddrs; /* next time: resolve again */
