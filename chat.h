@@ -5491,8 +5491,9 @@ static void chat__mqtt_flush(chat_server *srv, chat__mqtt *q) {
 static void chat__mqtt_users_check(chat_server *srv, chat__mqtt *q) {
     chat__member *m;
     int first = 1;
-    if (q->users_seen == srv->room.frame_version || q->stopping) return;
-    q->users_seen = srv->room.frame_version;
+    if (q->users_seen == srv->room.frame_version) return;
+    q->users_seen = srv->room.frame_version; /* seen also when stopping, or chat__mqtt_due says "now" */
+    if (q->stopping) return;                 /* the farewell clears the list */
     q->users.len = 0;
     if (chat_buf_append(&q->users, "[", 1)) return;
     for (m = srv->room.first; m; m = m->next) {
