@@ -5269,8 +5269,12 @@ static void chat__mqtt_drop(chat_server *srv, chat__mqtt *q, const char *why) {
     q->backoff = CHAT__MIN(q->backoff * 2, (chat__ms)CHAT__MQTT_BACKOFF_MAX_MS);
     q->state = CHAT__MQTT_DOWN;
     q->due = srv->now + wait;
-    CHAT__LOG((srv, was_up ? CHAT_LOG_WARN : CHAT_LOG_INFO, "mqtt: %s %s:%d: %s; local chat goes on, next attempt in %lld ms",
-               was_up ? "lost the broker" : "no broker at", q->host, q->port, why, (long long)wait));
+    /* the broker keeps one connection per client id: two boards with one node id push each other out */
+    CHAT__LOG((srv, was_up ? CHAT_LOG_WARN : CHAT_LOG_INFO, "mqtt: %s %s:%d: %s%s%s%s; local chat goes on, next attempt in %lld ms",
+               was_up ? "lost the broker" : "no broker at", q->host, q->port, why,
+               was_up && srv->now - q->up_since < 1000 ? " right after connecting (does another board use node id " : "",
+               was_up && srv->now - q->up_since < 1000 ? q->node : "", was_up && srv->now - q->up_since < 1000 ? "?)" : "",
+               (long long)wait));
 }
 
 /* The TCP connection is there: CONNECT with the will. */
