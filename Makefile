@@ -20,7 +20,7 @@ embed:
 	sh tests/embed.sh
 
 tests/run_tests: tests/main.c tests/api_only.c tests/test.h tests/wsclient.h tests/harness.h tests/integration.c tests/conformance.c tests/faults.c tests/deploy.c tests/limits.c tests/seams.c tests/door.c tests/continuity.c \
-		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c tests/unit_hfile.c chat.h
+		tests/unit_bytes.c tests/unit_json.c tests/unit_http.c tests/unit_ws.c tests/unit_room.c tests/unit_hfile.c tests/unit_mqtt.c chat.h
 	$(CC) $(CFLAGS) -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS)
 
 test: chat tests/run_tests include-order tests/embed_example tests/codec_client
@@ -54,7 +54,7 @@ include-order:
 	@rm -f tests/include_order tests/include_order.err
 
 clean:
-	rm -f chat tests/run_tests tests/include_order tests/include_order.err tests/embed_example tests/codec_client
+	rm -f chat tests/run_tests tests/bridge/run_bridge tests/include_order tests/include_order.err tests/embed_example tests/codec_client
 
 .PHONY: all run embed test include-order clean
 
@@ -152,12 +152,22 @@ footprint:
 
 .PHONY: test-asan test-tsan test-valgrind compat tls cross bench bench-smoke test-small test-memory test-posix size footprint e2e screenshot
 
+# One room across boards (issue 15): boards of ./chat bridged through a real mosquitto that the
+# test starts itself on a free loopback port (Debian: apt-get install mosquitto). About a minute.
+tests/bridge/run_bridge: tests/bridge/bridge.c tests/harness.h tests/wsclient.h tests/test.h chat.h
+	$(CC) $(CFLAGS) -o $@ tests/bridge/bridge.c $(LDFLAGS)
+
+bridge: chat tests/bridge/run_bridge
+	./tests/bridge/run_bridge
+
+.PHONY: bridge
+
 # libFuzzer targets under ASan + UBSan (clang; Debian: libclang-rt-14-dev). Each runs for
 # FUZZ_SECONDS from its seed corpus in tests/fuzz/corpus/; new inputs go to a scratch directory.
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_FLAGS = -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-FUZZERS = http ws json conn history
+FUZZERS = http ws json conn history mqtt
 
 fuzz:
 	@set -e; for f in $(FUZZERS); do \

@@ -1,4 +1,4 @@
-/* chat.h - v0.3.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
+/* chat.h - v0.5.0 - a real-time group chat server in one header (HTTP + WebSocket, RFC 6455)
 
    The chat app of Deno's "chat app with WebSockets" tutorial, rebuilt as a dependency-free
    C99 library for small Linux boards: libc + POSIX only, one event loop (epoll on Linux, poll()
@@ -81,6 +81,13 @@
        CHAT_HISTORY                50       recent messages replayed to each newcomer (0: none)
        CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
        CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
+       CHAT_MQTT_QUEUE             1000     messages waiting for the broker (mqtt_queue); more
+       CHAT_MQTT_QUEUE_BYTES       1048576  ... or bytes of them: a message past either is not
+                                            sent to other boards (counted, logged)
+       CHAT_MQTT_KEEPALIVE         30       seconds of MQTT keep-alive (a ping when idle; the link
+                                            is dropped 1.5 times this after an unanswered one)
+       CHAT_MQTT_MAX_PACKET        4194304  bytes of one packet from the broker; more drops the link
+       CHAT_MQTT_MAX_REMOTE        16384    users of other boards listed (and 256 boards)
    A peer's own output holds back its input: while a response or pong it caused is unsent, the
    server reads nothing more from it, so a client that pipelines or pings without reading makes
    the server hold one answer, not thousands. The worst case of memory is in README.md.
@@ -93,6 +100,7 @@
        CHAT_NO_ACCEPT4             use accept() + fcntl() even where accept4() exists
        CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
        CHAT_NO_EPOLL               wait with poll() on Linux too (chat.h's path on every other system)
+       CHAT_NO_MQTT                no MQTT bridge and no chat_mqtt_* codec (20 KB less on x86-64)
 
    TIERS (each calls only those below it)
        public API   chat_server_*                      the server: connections by state, limits,
@@ -105,8 +113,20 @@
        frames       bytes for the wire, shared by reference
        platform     every OS call; the default transport (chat_transport: read, write, shutdown,
                     close -- TLS or a test double can take its place)
-       codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws: public,
-                    documented below; CHAT_CODECS_ONLY compiles only these
+       codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws,
+                    chat_mqtt: public, documented below; CHAT_CODECS_ONLY compiles only these
+
+   MORE THAN ONE BOARD (chat_config.mqtt; ./chat -m mqtt://BROKER -n NODE)
+   Boards that share an MQTT 3.1.1 broker (mosquitto, or a cluster) are one room. Each publishes
+   its messages (QoS 1) on PREFIX/msg/NODE with their id and time, and keeps a retained list of
+   its users on PREFIX/users/NODE, cleared by a zero-length retained will when it dies and by
+   itself when it stops. Every board says the others' messages once, with its own ids (so
+   since/resume work per board), in each sender's order, and lists the union of all boards' users
+   (remote ones are room members that are no socket). A name admitted on two boards at once goes
+   to the lower node id on every board; the other board closes its user with 1008. The broker
+   link is one more descriptor of the same loop: non-blocking, a persistent session, reconnect
+   with backoff, subscribe and republish after every reconnect, a bounded queue in order. No TLS
+   to the broker. Payloads and guarantees: README.md, "More than one board".
 
    WHOSE LOOP
    chat_server_run (or chat_server_poll, one turn) uses chat.h's own wait: epoll on Linux (a turn
@@ -121,6 +141,8 @@
    takes at most 64 posts a turn, so a thread posting without pause cannot hold it.
 
    REVISION HISTORY
+       0.5.0  (2026-12-07)  one room across boards through an MQTT 3.1.1 broker (chat_config.mqtt,
+                            the chat_mqtt_* codec, CHAT_NO_MQTT)
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
@@ -353,6 +375,60 @@ typedef struct chat_ws_event {
 CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, uint64_t max_message,
                               chat_ws_event *ev);
 
+#ifndef CHAT_NO_MQTT
+/* mqtt: MQTT 3.1.1 control packets (OASIS standard, 2014), both sides. One encoder appends a
+   whole packet to a chat_buf; one parser finds a whole packet at the front of a buffer that is
+   filled in any chunks, and refuses one over a size bound from its fixed header alone. Strings
+   are checked as the standard says: valid UTF-8 without U+0000, at most 65,535 bytes. */
+enum {
+    CHAT_MQTT_CONNECT = 1, CHAT_MQTT_CONNACK, CHAT_MQTT_PUBLISH, CHAT_MQTT_PUBACK, CHAT_MQTT_PUBREC,
+    CHAT_MQTT_PUBREL, CHAT_MQTT_PUBCOMP, CHAT_MQTT_SUBSCRIBE, CHAT_MQTT_SUBACK, CHAT_MQTT_UNSUBSCRIBE,
+    CHAT_MQTT_UNSUBACK, CHAT_MQTT_PINGREQ, CHAT_MQTT_PINGRESP, CHAT_MQTT_DISCONNECT
+};
+#define CHAT_MQTT_MAX_LENGTH 268435455u /* the largest remaining length (four 7-bit bytes) */
+#define CHAT_MQTT_INCOMPLETE 0
+#define CHAT_MQTT_BAD (-1)
+#define CHAT_MQTT_TOO_LARGE (-2)
+typedef struct chat_mqtt_connect {
+    chat_span client_id;
+    chat_span username, password;      /* .p NULL: none (a password needs a username) */
+    chat_span will_topic, will_message; /* will_topic.p NULL: no will */
+    int will_qos, will_retain;
+    int clean_session;
+    unsigned keep_alive; /* seconds; 0: none */
+} chat_mqtt_connect;
+typedef struct chat_mqtt_packet {
+    int type;             /* CHAT_MQTT_* */
+    int dup, qos, retain; /* PUBLISH */
+    unsigned id;          /* the packet identifier (1-65535) of PUBLISH with qos > 0, PUBACK, PUBREC,
+                             PUBREL, PUBCOMP, SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK */
+    chat_span topic;      /* PUBLISH: the topic name */
+    chat_span payload;    /* PUBLISH: the message; SUBSCRIBE: (filter, requested QoS) pairs;
+                             UNSUBSCRIBE: filters; SUBACK: one return code per filter */
+    int session_present, return_code; /* CONNACK */
+    chat_mqtt_connect connect;        /* CONNECT */
+} chat_mqtt_packet;
+/* Appends p as one packet, from its type and the fields that type has (the rest are ignored).
+   Returns CHAT_OK, CHAT_EINVAL (a field the standard does not allow: a wildcard in a topic
+   name, a packet id of 0, QoS 3, ...) or CHAT_ENOMEM; on an error b is as it was. */
+CHATDEF int chat_mqtt_put(chat_buf *b, const chat_mqtt_packet *p);
+/* Appends a length-prefixed string (for SUBSCRIBE and UNSUBSCRIBE payloads); CHAT_EINVAL when it
+   is over 65,535 bytes. */
+CHATDEF int chat_mqtt_put_string(chat_buf *b, const void *s, size_t n);
+/* The remaining length n (at most CHAT_MQTT_MAX_LENGTH) in its variable-length form: 1 to 4
+   bytes, 7 bits each, least significant first. Returns how many bytes it wrote. */
+CHATDEF size_t chat_mqtt_length_put(unsigned char out[4], size_t n);
+/* Looks for one packet at the front of buf[0..len). Returns its whole length with *p filled
+   (spans point into buf), CHAT_MQTT_INCOMPLETE (more bytes needed), CHAT_MQTT_TOO_LARGE (its
+   remaining length is over max_length: known from the first 5 bytes) or CHAT_MQTT_BAD. */
+CHATDEF long chat_mqtt_parse(const void *buf, size_t len, size_t max_length, chat_mqtt_packet *p);
+/* Takes one length-prefixed string off the front of *rest (a SUBSCRIBE payload): 0, or -1 when
+   *rest does not start with one. */
+CHATDEF int chat_mqtt_take_string(chat_span *rest, chat_span *out);
+/* What a CONNACK return code means ("bad user name or password" for 4). */
+CHATDEF const char *chat_mqtt_connack_reason(int code);
+#endif
+
 #ifndef CHAT_CODECS_ONLY
 
 /* ============================================================================================ */
@@ -422,6 +498,16 @@ typedef struct chat_config {
        leaves the data with the kernel). See "The history file" in README.md. */
     const char *history_file;
     int history_sync;
+    /* The MQTT bridge: one room across boards through a broker (README.md, "More than one
+       board"). mqtt is the broker, "mqtt://[USER[:PASSWORD]@]HOST[:PORT][/PREFIX]" (USER and
+       PASSWORD percent-encoded; PORT 1883; PREFIX, the room's topics, "chat"); NULL: this board
+       alone. No TLS to the broker: one on the board or the LAN, or a local TLS proxy. mqtt_node
+       names this board among the others: 1 to 64 letters, digits, '.', '_' or '-'; NULL: the
+       host name and the listening port. mqtt_queue: CHAT_MQTT_QUEUE. A build with CHAT_NO_MQTT
+       has no bridge, and chat_server_create refuses a config that asks for one. */
+    const char *mqtt;
+    const char *mqtt_node;
+    int mqtt_queue;
 
     /* Callbacks, all optional; `user` is passed back to each. Names and texts are valid UTF-8,
        NUL-terminated, and also given with their length (a message may contain U+0000). */
@@ -538,7 +624,7 @@ CHATDEF int chat_server_user_count(const chat_server *srv);
 
 /* Counters since chat_server_create, as served at stats_path. */
 typedef struct chat_stats {
-    int clients;                      /* joined users now */
+    int clients;                      /* joined users now (of this board) */
     int connections;                  /* open TCP connections now (HTTP and WebSocket) */
     unsigned long long accepted;      /* TCP connections accepted */
     unsigned long long messages;      /* chat messages broadcast */
@@ -557,6 +643,17 @@ typedef struct chat_stats {
     unsigned long long repeats;          /* messages dropped as a repeat of one in the history */
     unsigned long long history_errors;   /* writes to the history file that failed */
     long long uptime_ms;
+    /* the MQTT bridge (all 0 without one) */
+    int mqtt_connected;                  /* 1 while the broker link is up */
+    int mqtt_remote_users;               /* users of other boards in the room now */
+    int mqtt_queued;                     /* messages waiting for the broker now */
+    unsigned long long mqtt_connects;    /* times the link came up */
+    unsigned long long mqtt_published;   /* messages the broker took */
+    unsigned long long mqtt_received;    /* messages from other boards said here */
+    unsigned long long mqtt_repeats;     /* ... dropped as repeats (QoS 1 may deliver twice) */
+    unsigned long long mqtt_dropped;     /* messages not sent to other boards: the queue was full */
+    unsigned long long mqtt_conflicts;   /* local users closed (1008): a board with a lower node
+                                            id admitted the same name at the same time */
 } chat_stats;
 CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out);
 
@@ -642,6 +739,21 @@ CHATDEF const char *chat_strerror(int err);
 #endif
 #ifndef CHAT_READ_CHUNK
 #define CHAT_READ_CHUNK 16384
+#endif
+#ifndef CHAT_MQTT_QUEUE
+#define CHAT_MQTT_QUEUE 1000
+#endif
+#ifndef CHAT_MQTT_QUEUE_BYTES
+#define CHAT_MQTT_QUEUE_BYTES (1024 * 1024)
+#endif
+#ifndef CHAT_MQTT_KEEPALIVE
+#define CHAT_MQTT_KEEPALIVE 30
+#endif
+#ifndef CHAT_MQTT_MAX_PACKET
+#define CHAT_MQTT_MAX_PACKET (4 * 1024 * 1024)
+#endif
+#ifndef CHAT_MQTT_MAX_REMOTE
+#define CHAT_MQTT_MAX_REMOTE 16384
 #endif
 
 #if defined(CHAT_MALLOC) && defined(CHAT_REALLOC) && defined(CHAT_FREE)
@@ -1589,6 +1701,256 @@ CHATDEF size_t chat_ws_decode(chat_ws_decoder *d, unsigned char *p, size_t n, ui
     return head;
 }
 
+#ifndef CHAT_NO_MQTT
+/* ============================================================================================ */
+/* mqtt: MQTT 3.1.1 control packets; one encoder, one parser (pure: bytes in, fields out)      */
+/* ============================================================================================ */
+
+/* The fixed header's low nibble: PUBLISH carries DUP, QoS and RETAIN there; PUBREL, SUBSCRIBE
+   and UNSUBSCRIBE must have 0010, every other packet 0000 (MQTT-2.2.2-1, -2). */
+static unsigned chat__mqtt_fixed_flags(int type) {
+    return type == CHAT_MQTT_PUBREL || type == CHAT_MQTT_SUBSCRIBE || type == CHAT_MQTT_UNSUBSCRIBE ? 2u : 0u;
+}
+
+CHATDEF size_t chat_mqtt_length_put(unsigned char out[4], size_t n) {
+    size_t k = 0;
+    do {
+        out[k] = (unsigned char)(n & 127);
+        n >>= 7;
+        if (n) out[k] |= 128;
+        k++;
+    } while (n && k < 4);
+    return k;
+}
+
+/* A UTF-8 string as MQTT-1.5.3 has it: well-formed, no U+0000, at most 65,535 bytes. */
+static int chat__mqtt_string_ok(const char *s, size_t n) {
+    return n <= 0xFFFF && (!n || !memchr(s, 0, n)) && chat_utf8_valid(s, n);
+}
+
+/* A topic name (PUBLISH, a will): a string of at least one byte without wildcards (MQTT-3.3.2-2). */
+static int chat__mqtt_topic_ok(const char *s, size_t n) {
+    return n && chat__mqtt_string_ok(s, n) && !memchr(s, '+', n) && !memchr(s, '#', n);
+}
+
+/* A topic filter: '+' fills a whole level; '#' is a whole level and the last (MQTT-4.7.1-2, -3). */
+static int chat__mqtt_filter_ok(const char *s, size_t n) {
+    size_t i;
+    if (!n || !chat__mqtt_string_ok(s, n)) return 0;
+    for (i = 0; i < n; i++) {
+        int alone = (i == 0 || s[i - 1] == '/') && (i + 1 == n || s[i + 1] == '/');
+        if ((s[i] == '+' && !alone) || (s[i] == '#' && (!alone || i + 1 != n))) return 0;
+    }
+    return 1;
+}
+
+static void chat__mqtt_u16(unsigned char *p, size_t v) { p[0] = (unsigned char)(v >> 8), p[1] = (unsigned char)v; }
+
+CHATDEF int chat_mqtt_put_string(chat_buf *b, const void *s, size_t n) {
+    unsigned char len[2];
+    if (n > 0xFFFF) return CHAT_EINVAL;
+    chat__mqtt_u16(len, n);
+    if (chat_buf_reserve(b, 2 + n) != CHAT_OK) return CHAT_ENOMEM;
+    chat_buf_append(b, len, 2);
+    return chat_buf_append(b, s, n);
+}
+
+/* Are a packet's fields what its type allows? (The encoder's half of the parser's checks.) */
+static int chat__mqtt_put_ok(const chat_mqtt_packet *p) {
+    const chat_mqtt_connect *c = &p->connect;
+    int has_id = p->type == CHAT_MQTT_PUBLISH ? p->qos > 0 : (p->type >= CHAT_MQTT_PUBACK && p->type <= CHAT_MQTT_UNSUBACK);
+    if (p->type < CHAT_MQTT_CONNECT || p->type > CHAT_MQTT_DISCONNECT) return 0;
+    if (has_id && (p->id == 0 || p->id > 0xFFFF)) return 0;
+    switch (p->type) {
+    case CHAT_MQTT_CONNECT:
+        if (!chat__mqtt_string_ok(c->client_id.p, c->client_id.n) || c->keep_alive > 0xFFFF) return 0;
+        if (c->will_topic.p && (!chat__mqtt_topic_ok(c->will_topic.p, c->will_topic.n) || c->will_message.n > 0xFFFF ||
+                                c->will_qos < 0 || c->will_qos > 2))
+            return 0;
+        if (c->username.p && !chat__mqtt_string_ok(c->username.p, c->username.n)) return 0;
+        return !c->password.p || (c->username.p && c->password.n <= 0xFFFF); /* MQTT-3.1.2-22 */
+    case CHAT_MQTT_CONNACK: return p->return_code >= 0 && p->return_code <= 255 && !(p->return_code && p->session_present);
+    case CHAT_MQTT_PUBLISH:
+        return chat__mqtt_topic_ok(p->topic.p, p->topic.n) && p->qos >= 0 && p->qos <= 2 && !(p->dup && !p->qos);
+    case CHAT_MQTT_SUBSCRIBE: case CHAT_MQTT_SUBACK: case CHAT_MQTT_UNSUBSCRIBE: return p->payload.n > 0;
+    default: return 1;
+    }
+}
+
+CHATDEF int chat_mqtt_put(chat_buf *b, const chat_mqtt_packet *p) {
+    const chat_mqtt_connect *c = &p->connect;
+    unsigned char head[5], var[10];
+    size_t rl = 0, vn = 0, at = b->len;
+    if (!chat__mqtt_put_ok(p)) return CHAT_EINVAL;
+    head[0] = (unsigned char)(p->type << 4 | (int)chat__mqtt_fixed_flags(p->type));
+    switch (p->type) { /* the variable header (var) and how long everything after it is (rl) */
+    case CHAT_MQTT_CONNECT:
+        memcpy(var, "\0\4MQTT\4", 7);
+        var[7] = (unsigned char)((c->username.p ? 0x80 : 0) | (c->password.p ? 0x40 : 0) |
+                                 (c->will_topic.p ? (c->will_retain ? 0x20 : 0) | c->will_qos << 3 | 0x04 : 0) |
+                                 (c->clean_session ? 0x02 : 0));
+        chat__mqtt_u16(var + 8, c->keep_alive), vn = 10;
+        rl = 2 + c->client_id.n + (c->will_topic.p ? 4 + c->will_topic.n + c->will_message.n : 0) +
+             (c->username.p ? 2 + c->username.n : 0) + (c->password.p ? 2 + c->password.n : 0);
+        break;
+    case CHAT_MQTT_CONNACK: var[0] = (unsigned char)(p->session_present ? 1 : 0), var[1] = (unsigned char)p->return_code, vn = 2; break;
+    case CHAT_MQTT_PUBLISH:
+        head[0] |= (unsigned char)((p->dup ? 8 : 0) | p->qos << 1 | (p->retain ? 1 : 0));
+        chat__mqtt_u16(var, p->topic.n), vn = 2;
+        rl = p->topic.n + (p->qos ? 2 : 0) + p->payload.n;
+        break;
+    case CHAT_MQTT_PINGREQ: case CHAT_MQTT_PINGRESP: case CHAT_MQTT_DISCONNECT: break;
+    default: /* everything else starts with its packet id */
+        chat__mqtt_u16(var, p->id), vn = 2;
+        rl = p->type == CHAT_MQTT_SUBSCRIBE || p->type == CHAT_MQTT_SUBACK || p->type == CHAT_MQTT_UNSUBSCRIBE ? p->payload.n : 0;
+        break;
+    }
+    if (rl > CHAT_MQTT_MAX_LENGTH - vn) return CHAT_EINVAL;
+    rl += vn;
+    if (chat_buf_reserve(b, 5 + rl) != CHAT_OK) return CHAT_ENOMEM;
+    chat_buf_append(b, head, 1 + chat_mqtt_length_put(head + 1, rl));
+    chat_buf_append(b, var, vn);
+    if (p->type == CHAT_MQTT_CONNECT) { /* reserved room: these appends cannot fail */
+        chat_mqtt_put_string(b, c->client_id.p, c->client_id.n);
+        if (c->will_topic.p) chat_mqtt_put_string(b, c->will_topic.p, c->will_topic.n), chat_mqtt_put_string(b, c->will_message.p, c->will_message.n);
+        if (c->username.p) chat_mqtt_put_string(b, c->username.p, c->username.n);
+        if (c->password.p) chat_mqtt_put_string(b, c->password.p, c->password.n);
+    } else if (p->type == CHAT_MQTT_PUBLISH) {
+        unsigned char id[2];
+        chat_buf_append(b, p->topic.p, p->topic.n);
+        chat__mqtt_u16(id, p->id);
+        if (p->qos) chat_buf_append(b, id, 2);
+        chat_buf_append(b, p->payload.p, p->payload.n);
+    } else if (rl > vn) {
+        chat_buf_append(b, p->payload.p, p->payload.n);
+    }
+    CHAT_ASSERT(b->len == at + (size_t)(1 + chat_mqtt_length_put(head + 1, rl)) + rl);
+    (void)at;
+    return CHAT_OK;
+}
+
+CHATDEF int chat_mqtt_take_string(chat_span *rest, chat_span *out) {
+    size_t n;
+    if (rest->n < 2) return -1;
+    n = (size_t)((unsigned char)rest->p[0] << 8 | (unsigned char)rest->p[1]);
+    if (rest->n - 2 < n) return -1;
+    out->p = rest->p + 2, out->n = n;
+    rest->p += 2 + n, rest->n -= 2 + n;
+    return 0;
+}
+
+/* A string field of a packet: present, and a valid MQTT string. */
+static int chat__mqtt_take_text(chat_span *rest, chat_span *out) {
+    return chat_mqtt_take_string(rest, out) == 0 && chat__mqtt_string_ok(out->p, out->n) ? 0 : -1;
+}
+
+static int chat__mqtt_take_id(chat_span *rest, unsigned *id) {
+    if (rest->n < 2) return -1;
+    *id = (unsigned)((unsigned char)rest->p[0] << 8 | (unsigned char)rest->p[1]);
+    rest->p += 2, rest->n -= 2;
+    return *id ? 0 : -1; /* MQTT-2.3.1-1: never 0 */
+}
+
+/* CONNECT's variable header and payload (MQTT-3.1). */
+static int chat__mqtt_parse_connect(chat_span r, chat_mqtt_connect *c) {
+    chat_span name;
+    unsigned flags;
+    if (chat_mqtt_take_string(&r, &name) || name.n != 4 || memcmp(name.p, "MQTT", 4) || r.n < 4) return -1;
+    if (r.p[0] != 4) return -1; /* protocol level: 3.1.1 */
+    flags = (unsigned char)r.p[1];
+    c->keep_alive = (unsigned)((unsigned char)r.p[2] << 8 | (unsigned char)r.p[3]);
+    r.p += 4, r.n -= 4;
+    if ((flags & 1) || (!(flags & 0x80) && (flags & 0x40))) return -1; /* reserved bit; password without user */
+    if (!(flags & 4) && (flags & 0x38)) return -1;                     /* will QoS or retain without a will */
+    c->will_qos = (int)(flags >> 3 & 3), c->will_retain = (flags & 0x20) != 0, c->clean_session = (flags & 2) != 0;
+    if (c->will_qos == 3 || chat__mqtt_take_text(&r, &c->client_id)) return -1;
+    if ((flags & 4) && (chat__mqtt_take_text(&r, &c->will_topic) || !chat__mqtt_topic_ok(c->will_topic.p, c->will_topic.n) ||
+                        chat_mqtt_take_string(&r, &c->will_message)))
+        return -1;
+    if ((flags & 0x80) && chat__mqtt_take_text(&r, &c->username)) return -1;
+    if ((flags & 0x40) && chat_mqtt_take_string(&r, &c->password)) return -1;
+    return r.n == 0 ? 0 : -1;
+}
+
+/* SUBSCRIBE's and UNSUBSCRIBE's payloads: one filter or more, each with a QoS byte when `qos`. */
+static int chat__mqtt_filters_ok(chat_span r, int qos) {
+    if (!r.n) return 0; /* MQTT-3.8.3-3, 3.10.3-2 */
+    while (r.n) {
+        chat_span f;
+        if (chat_mqtt_take_string(&r, &f) || !chat__mqtt_filter_ok(f.p, f.n)) return 0;
+        if (qos) {
+            if (!r.n || (unsigned char)r.p[0] > 2) return 0; /* MQTT-3-8.3-4: upper bits 0 */
+            r.p++, r.n--;
+        }
+    }
+    return 1;
+}
+
+CHATDEF long chat_mqtt_parse(const void *buf, size_t len, size_t max_length, chat_mqtt_packet *p) {
+    const unsigned char *b = (const unsigned char *)buf;
+    size_t rl = 0, head = 1;
+    chat_span r;
+    int type, flags, ok;
+    memset(p, 0, sizeof *p);
+    if (len < 2) return CHAT_MQTT_INCOMPLETE;
+    type = b[0] >> 4, flags = b[0] & 15;
+    if (type < CHAT_MQTT_CONNECT || type > CHAT_MQTT_DISCONNECT) return CHAT_MQTT_BAD;
+    if (type == CHAT_MQTT_PUBLISH ? (flags & 6) == 6 || ((flags & 8) && !(flags & 6)) : (unsigned)flags != chat__mqtt_fixed_flags(type))
+        return CHAT_MQTT_BAD; /* QoS 3; DUP on QoS 0 (MQTT-3.3.1-2); reserved flags */
+    for (;;) {
+        if (head >= len) return CHAT_MQTT_INCOMPLETE;
+        rl |= (size_t)(b[head] & 127) << (7 * (head - 1));
+        if (!(b[head++] & 128)) break;
+        if (head == 5) return CHAT_MQTT_BAD; /* a fifth length byte */
+    }
+    if (rl > max_length) return CHAT_MQTT_TOO_LARGE;
+    if (len - head < rl) return CHAT_MQTT_INCOMPLETE;
+    p->type = type;
+    r.p = (const char *)b + head, r.n = rl;
+    switch (type) {
+    case CHAT_MQTT_CONNECT: ok = chat__mqtt_parse_connect(r, &p->connect) == 0; break;
+    case CHAT_MQTT_CONNACK:
+        ok = rl == 2 && b[head] <= 1 && !(b[head] && b[head + 1]); /* refused: no session (MQTT-3.2.2-4) */
+        if (ok) p->session_present = b[head], p->return_code = b[head + 1];
+        break;
+    case CHAT_MQTT_PUBLISH:
+        p->dup = (flags & 8) != 0, p->qos = flags >> 1 & 3, p->retain = flags & 1;
+        ok = chat_mqtt_take_string(&r, &p->topic) == 0 && chat__mqtt_topic_ok(p->topic.p, p->topic.n) &&
+             (!p->qos || chat__mqtt_take_id(&r, &p->id) == 0);
+        p->payload = r;
+        break;
+    case CHAT_MQTT_PINGREQ: case CHAT_MQTT_PINGRESP: case CHAT_MQTT_DISCONNECT: ok = rl == 0; break;
+    default: /* a packet id, then (SUBSCRIBE, SUBACK, UNSUBSCRIBE) a payload */
+        ok = chat__mqtt_take_id(&r, &p->id) == 0;
+        p->payload = r;
+        if (type == CHAT_MQTT_SUBSCRIBE || type == CHAT_MQTT_UNSUBSCRIBE) {
+            ok = ok && chat__mqtt_filters_ok(r, type == CHAT_MQTT_SUBSCRIBE);
+        } else if (type == CHAT_MQTT_SUBACK) {
+            size_t i;
+            ok = ok && r.n > 0;
+            for (i = 0; ok && i < r.n; i++) ok = (unsigned char)r.p[i] <= 2 || (unsigned char)r.p[i] == 0x80;
+        } else {
+            ok = ok && r.n == 0;
+        }
+        break;
+    }
+    if (!ok) return CHAT_MQTT_BAD;
+    return (long)(head + rl);
+}
+
+CHATDEF const char *chat_mqtt_connack_reason(int code) {
+    switch (code) {
+    case 0: return "accepted";
+    case 1: return "unacceptable protocol version";
+    case 2: return "client identifier rejected";
+    case 3: return "server unavailable";
+    case 4: return "bad user name or password";
+    case 5: return "not authorized";
+    default: return "refused (unknown return code)";
+    }
+}
+#endif /* CHAT_NO_MQTT */
+
 #ifndef CHAT_CODECS_ONLY /* the platform and the server */
 
 /* ============================================================================================ */
@@ -1990,6 +2352,69 @@ static void chat__posix_close(void *user, int fd, int reset) {
 }
 
 
+#ifndef CHAT_NO_MQTT
+/* --- outgoing connections (the MQTT bridge's broker link) --- */
+
+typedef struct chat__netaddr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} chat__netaddr;
+
+/* Up to cap addresses of host:port. A name is looked up here, and the lookup blocks the loop
+   while the resolver works (an address or a name in /etc/hosts does not wait). Returns how many,
+   or -1 with *why set. */
+static int chat__net_resolve(const char *host, int port, chat__netaddr *out, int cap, const char **why) {
+    struct addrinfo hints, *res, *ai;
+    char service[8];
+    int n = 0, r;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    snprintf(service, sizeof service, "%d", port);
+    r = getaddrinfo(host, service, &hints, &res);
+    if (r != 0) {
+        *why = gai_strerror(r);
+        return -1;
+    }
+    for (ai = res; ai && n < cap; ai = ai->ai_next)
+        if (ai->ai_addrlen <= sizeof out[n].ss) memcpy(&out[n].ss, ai->ai_addr, ai->ai_addrlen), out[n].len = ai->ai_addrlen, n++;
+    freeaddrinfo(res);
+    if (!n) *why = "no address";
+    return n ? n : -1;
+}
+
+/* A non-blocking socket connecting to a (poll it for writing, then ask chat__net_connect_error);
+   -1 with errno when it failed at once. */
+static int chat__net_connect(const chat__netaddr *a) {
+    int fd = socket(a->ss.ss_family, SOCK_STREAM, 0), saved;
+    if (fd < 0) return -1;
+    if (chat__set_nonblock_cloexec(fd) == 0 &&
+        (connect(fd, (const struct sockaddr *)(const void *)&a->ss, a->len) == 0 || errno == EINPROGRESS || errno == EINTR)) {
+        chat__socket_tune(fd, -1, -1); /* TCP_NODELAY (and SO_NOSIGPIPE where there is no MSG_NOSIGNAL) */
+        return fd;
+    }
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+/* How the connect of fd ended: 0 connected, else the errno it failed with. */
+static int chat__net_connect_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return errno;
+    return err;
+}
+
+/* This machine's name, for the default node id; "" when it has none. */
+static void chat__host_name(char *out, size_t cap) {
+    if (gethostname(out, cap) != 0) out[0] = '\0';
+    out[cap - 1] = '\0';
+}
+#endif
+
 /* ============================================================================================ */
 /* frames: bytes ready for the wire, encoded once and queued by reference by many              */
 /* ============================================================================================ */
@@ -2071,6 +2496,9 @@ typedef struct chat__member {
     uint16_t name_len;
     unsigned char users_inflight; /* that list is not yet written: no newer one until it is */
     unsigned char leaving;        /* marked by chat__room_leave_later */
+#ifndef CHAT_NO_MQTT
+    unsigned char remote; /* a user of another board (the MQTT bridge): listed, never sent frames */
+#endif
 } chat__member;
 
 #define CHAT__NAME_MAX 65535 /* what chat__member.name_len holds: the most max_name can be */
@@ -2719,7 +3147,12 @@ typedef struct chat__conn {
 #define CHAT__SLOT_LISTEN 0 /* the poll set's fixed slots */
 #define CHAT__SLOT_POSTS 1
 #define CHAT__SLOT_STOP 2
-#define CHAT__SLOT_CONNS 3 /* the first connection */
+#ifndef CHAT_NO_MQTT
+#define CHAT__SLOT_MQTT 3  /* the broker link of the MQTT bridge (fd -1 while there is none) */
+#define CHAT__SLOT_CONNS 4 /* the first connection */
+#else
+#define CHAT__SLOT_CONNS 3
+#endif
 
 typedef struct chat__asset {
     char *path; /* owned copies */
@@ -2769,7 +3202,26 @@ struct chat_server {
     chat_buf hist_pending; /* records of this turn, written before any frame goes out */
     unsigned char secret[16]; /* resume tokens are SHA-1(secret, session): see chat__resume_token */
     uint32_t sessions;        /* joins so far: the next session number */
+#ifndef CHAT_NO_MQTT
+    struct chat__mqtt *mqtt;  /* the bridge to other boards; NULL: none */
+#endif
 };
+
+/* The MQTT bridge's hooks in the server (its section is after the server's). */
+#ifndef CHAT_NO_MQTT
+static void chat__mqtt_said(chat_server *srv, const chat__words *w, uint64_t id);
+static void chat__mqtt_left(chat_server *srv, chat__member *m);
+static int chat__mqtt_remote_count(const chat_server *srv);
+static int chat__mqtt_done(const chat_server *srv);
+static long long chat__mqtt_due(const chat_server *srv);
+static void chat__mqtt_stop(chat_server *srv);
+static const char *chat__mqtt_node_id(const chat_server *srv);
+#define CHAT__REMOTE(m) ((m)->remote)
+#else
+#define CHAT__REMOTE(m) 0
+#define chat__mqtt_remote_count(srv) 0
+#define chat__mqtt_done(srv) 1
+#endif
 
 /* Every call of the program's code goes through here: never from inside a loop over the room's
    members (where a callback could change what the loop walks). */
@@ -3003,12 +3455,18 @@ static int chat__name_reserved(const chat_server *srv, const char *name, size_t 
 #define CHAT__CONN_OF(m) ((chat__conn *)(void *)((char *)(m) - offsetof(chat__conn, member)))
 
 static int chat__member_deliver(void *user, chat__member *m, chat__frame *f) {
+    if (CHAT__REMOTE(m)) return CHAT_ESTATE; /* its own board delivers to it */
     return chat__enqueue((chat_server *)user, CHAT__CONN_OF(m), f);
 }
 
 static void chat__member_left(void *user, chat__member *m) {
     chat_server *srv = (chat_server *)user;
-    chat__conn *c = CHAT__CONN_OF(m);
+    chat__conn *c;
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_left(srv, m); /* a remote user's end; for a local one, a name another board waits for */
+    if (m->remote) return;
+#endif
+    c = CHAT__CONN_OF(m);
     c->flags &= ~CHAT__C_JOINED;
     CHAT__LOG((srv, CHAT_LOG_DEBUG, "leave: %s (%d users)", m->name, srv->room.count));
     if (srv->cfg.on_leave) {
@@ -3022,6 +3480,9 @@ static void chat__member_left(void *user, chat__member *m) {
 
 static void chat__member_said(void *user, const chat__words *w, uint64_t id) {
     chat_server *srv = (chat_server *)user;
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_said(srv, w, id); /* to the other boards */
+#endif
     if (srv->hist_fd < 0) return;
     if (chat__hrecord_put(&srv->hist_pending, w, id) == CHAT_OK) srv->hist_pending_records++;
     else srv->stats.history_errors++;
@@ -3562,11 +4023,11 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
     } else if (!problem && chat__name_reserved(srv, (const char *)srv->text.data, srv->text.len)) {
         problem = "username is reserved";
     } else if (!problem && (taken = chat__room_find(&srv->room, (const char *)srv->text.data, srv->text.len)) &&
-               chat__resume_valid(srv, CHAT__CONN_OF(taken), rejoin.token)) {
+               !CHAT__REMOTE(taken) && chat__resume_valid(srv, CHAT__CONN_OF(taken), rejoin.token)) {
         /* the same user again (its page reconnected while the old connection still looks alive):
            below, the new connection takes the name over; the room does not grow */
         holder = taken;
-    } else if (!problem && srv->room.count >= srv->cfg.max_clients) {
+    } else if (!problem && srv->room.count - chat__mqtt_remote_count(srv) >= srv->cfg.max_clients) {
         /* a browser cannot see an HTTP status: the page learns it from the close */
         srv->stats.refused_full++;
         CHAT__LOG((srv, CHAT_LOG_WARN, "refused a client: %d clients is the limit", srv->cfg.max_clients));
@@ -3629,7 +4090,7 @@ static void chat__conn_upgrade(chat_server *srv, chat__conn *c, const chat_http_
 static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_request *req, int keep) {
     chat__response r;
     chat_stats st;
-    char text[768];
+    char text[1280];
     chat_server_stats(srv, &st);
     snprintf(text, sizeof text,
              "{\"clients\":%d,\"connections\":%d,\"accepted\":%llu,\"messages\":%llu,\"bytes_in\":%llu,"
@@ -3640,6 +4101,16 @@ static void chat__conn_stats(chat_server *srv, chat__conn *c, const chat_http_re
              st.refused_full, st.refused_origin, st.refused_http, st.refused_address, st.closed_protocol,
              st.closed_rate, st.closed_slow, st.closed_idle, st.log_dropped, st.resumed, st.repeats, st.history_errors,
              st.uptime_ms);
+#ifndef CHAT_NO_MQTT
+    if (srv->mqtt) { /* the bridge's counters, before the closing brace */
+        size_t n = strlen(text) - 2;
+        snprintf(text + n, sizeof text - n,
+                 ",\"mqtt\":{\"node\":\"%s\",\"connected\":%s,\"remote_users\":%d,\"queued\":%d,\"connects\":%llu,"
+                 "\"published\":%llu,\"received\":%llu,\"repeats\":%llu,\"dropped\":%llu,\"conflicts\":%llu}}\n",
+                 chat__mqtt_node_id(srv), st.mqtt_connected ? "true" : "false", st.mqtt_remote_users, st.mqtt_queued, st.mqtt_connects,
+                 st.mqtt_published, st.mqtt_received, st.mqtt_repeats, st.mqtt_dropped, st.mqtt_conflicts);
+    }
+#endif
     r.status = 200, r.type = "application/json", r.extra = "Cache-Control: no-store\r\n", r.body = NULL, r.text = text;
     chat__conn_respond(srv, c, req, &r, keep);
 }
@@ -4272,7 +4743,11 @@ static void chat__begin_shutdown(chat_server *srv) {
     if (srv->listen_fd >= 0) chat__watch_fd(srv, CHAT__SLOT_LISTEN, srv->listen_fd, 0);
     chat__fd_close(srv->listen_fd);
     srv->listen_fd = -1;
-    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->room.count, srv->room.count == 1 ? "" : "s"));
+    CHAT__LOG((srv, CHAT_LOG_INFO, "shutting down: closing %d client%s", srv->room.count - chat__mqtt_remote_count(srv),
+               srv->room.count - chat__mqtt_remote_count(srv) == 1 ? "" : "s"));
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_stop(srv); /* what is queued goes out, then this board's list is cleared */
+#endif
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];
         if (c->state == CHAT__OPEN) chat__conn_close(srv, c, 1001, "server shutting down");
@@ -4323,12 +4798,15 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     int has_due = 0;
     if (srv->flush_head || srv->room.handout || srv->room.leaving || srv->resume_pending || srv->dead_count ||
         (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
-        (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS)) /* nothing left to close: stop now */
+        (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS && chat__mqtt_done(srv))) /* nothing left: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
     if (srv->nfds > CHAT__SLOT_CONNS || srv->accept_paused || srv->log_dropped) CHAT__DUE(srv->next_sweep);
     if (srv->room.frame_version != srv->room.version) CHAT__DUE(srv->room.not_before);
     if (srv->phase == CHAT__STOPPING) CHAT__DUE(srv->stop_deadline);
+#ifndef CHAT_NO_MQTT
+    if (chat__mqtt_due(srv) >= 0) CHAT__DUE(chat__mqtt_due(srv));
+#endif
 #undef CHAT__DUE
     if (!has_due) return timeout_ms < 0 ? -1 : timeout_ms;
     wait = due > srv->now ? due - srv->now : 0;
@@ -4336,6 +4814,1010 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     return wait > INT_MAX ? INT_MAX : (int)wait;
 }
 
+
+#ifndef CHAT_NO_MQTT
+/* ============================================================================================ */
+/* mqtt bridge: one room across boards through an MQTT 3.1.1 broker                            */
+/* ============================================================================================ */
+
+/* The topics, under the prefix P (README.md, "More than one board", says the same for others):
+     P/msg/NODE    every message said on board NODE, QoS 1, not retained:
+                   {"node":NODE,"id":ID,"time":MS,"username":NAME,"message":TEXT[,"cid":CID]}
+                   ID is NODE's own id of the message, so it grows: one that is not above the last
+                   taken from NODE is a repeat (QoS 1 may deliver twice) and is dropped.
+     P/users/NODE  retained, QoS 1: NODE's own users in join order,
+                   {"node":NODE,"run":RUN,"serial":N,"users":[NAME,...]}; empty when NODE has
+                   gone (its will, or its clean stop).
+   The link: clean session off (the broker keeps this board's messages while it is away), a
+   zero-length retained will on P/users/NODE, keep-alive. Its own publishes come back (3.1.1 has
+   no "no local"): dropped by node. A name two boards admitted at once goes to the lower node id
+   (bytewise) on every board, so all agree without clocks. */
+
+#define CHAT__MQTT_NODE_MAX 64
+#define CHAT__MQTT_MAX_NODES 256          /* boards remembered (their last message id) */
+#define CHAT__MQTT_WINDOW 64              /* messages sent and not yet acknowledged */
+#define CHAT__MQTT_TX_AHEAD 65536         /* bytes encoded ahead of the socket */
+#define CHAT__MQTT_CONNECT_TIMEOUT_MS 10000
+#define CHAT__MQTT_BACKOFF_MIN_MS 100
+#define CHAT__MQTT_BACKOFF_MAX_MS 30000
+#define CHAT__MQTT_STABLE_MS 5000         /* a link up this long starts the backoff afresh */
+#define CHAT__MQTT_ADDRS 4
+
+enum { CHAT__MQTT_DOWN, CHAT__MQTT_CONNECTING, CHAT__MQTT_HANDSHAKE, CHAT__MQTT_UP, CHAT__MQTT_DONE };
+
+/* A message for the broker, its payload after it. */
+typedef struct chat__mqtt_msg {
+    size_t len;
+    unsigned pid;        /* packet id, given when it is first sent */
+    unsigned char acked; /* PUBACK came (it leaves when those before it have too) */
+} chat__mqtt_msg;
+
+/* A name in another board's list. At most one claim of a name holds it: it is then a member of
+   the room (a chat__member that is no connection). */
+typedef struct chat__mqtt_claim {
+    struct chat__mqtt_claim *hash_next, *node_next;
+    chat__member *member; /* in the room while this claim holds the name */
+    int node;             /* index in nodes */
+    size_t name_len;
+    unsigned char seen;   /* in the list being taken in */
+    /* the name follows */
+} chat__mqtt_claim;
+
+#define CHAT__CLAIM_NAME(c) ((const char *)((c) + 1))
+
+typedef struct chat__mqtt_node {
+    char id[CHAT__MQTT_NODE_MAX + 1];
+    uint64_t last_id;   /* the newest message id taken from it */
+    chat__mqtt_claim *claims;
+    int nclaims;
+    unsigned char stale; /* listed before the link went: gone unless its list comes again */
+} chat__mqtt_node;
+
+typedef struct chat__mqtt {
+    /* what to connect to, from the URL; names and topics */
+    char host[256], node[CHAT__MQTT_NODE_MAX + 1], run[17];
+    int port, has_user, has_pass;
+    chat_buf prefix, user, pass, topic_msg, topic_users, client_id;
+    /* the link */
+    chat__netaddr addrs[CHAT__MQTT_ADDRS];
+    int naddrs, addr_at;
+    int fd, state, attempts, stopping;
+    chat__ms due;        /* DOWN: next attempt; CONNECTING, HANDSHAKE: give up */
+    chat__ms backoff, up_since, last_in, last_out;
+    int ping_out;
+    chat_buf rx, tx;     /* tx: bytes for the broker from tx_off on */
+    size_t tx_off;
+    unsigned next_pid, sub_pid, users_pid, bye_pid; /* in flight: SUBSCRIBE, users list, farewell */
+    /* messages for the broker, in order: q_sent of them from the head are written */
+    chat__mqtt_msg **q;
+    unsigned q_cap, q_head, q_count, q_sent;
+    size_t q_bytes;
+    /* this board's users */
+    chat_buf users, users_sent; /* the JSON array now, and as last published */
+    unsigned users_seen;        /* room.frame_version it was built at */
+    int users_pending;
+    unsigned long serial, resync_serial; /* resync_serial: our list whose echo ends a resync */
+    int resyncing;
+    /* the other boards */
+    chat__mqtt_node *nodes;
+    int nnodes, nclaims, remote, full_logged;
+    chat__mqtt_claim **buckets;
+    unsigned nbuckets;
+    chat__member *graveyard; /* remote members settled, freed at the end of the turn */
+    int injecting;           /* saying another board's message: not ours to publish */
+    chat_buf name;           /* a decoded username */
+} chat__mqtt;
+
+static int chat__mqtt_remote_count(const chat_server *srv) { return srv->mqtt ? srv->mqtt->remote : 0; }
+static const char *chat__mqtt_node_id(const chat_server *srv) { return srv->mqtt->node; }
+
+/* --- configuration --- */
+
+/* Copies the percent-decoded s[0..n) into b, NUL-terminated. */
+static int chat__mqtt_decoded(chat_buf *b, const char *s, size_t n) {
+    b->len = 0;
+    if (chat_buf_reserve(b, n + 1) != CHAT_OK) return -1;
+    b->len = chat_url_decode(s, n, (char *)b->data, 0);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+static int chat__mqtt_node_ok(const char *s, size_t n) {
+    size_t i;
+    if (n < 1 || n > CHAT__MQTT_NODE_MAX) return 0;
+    for (i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '.' ||
+              s[i] == '_' || s[i] == '-'))
+            return 0;
+    return 1;
+}
+
+/* mqtt://[USER[:PASSWORD]@]HOST[:PORT][/PREFIX]; HOST may be [IPv6]. Returns NULL or what is wrong. */
+static const char *chat__mqtt_parse_url(chat__mqtt *q, const char *url) {
+    const char *p = url, *at, *end, *slash, *host_end, *colon;
+    size_t n;
+    if (strncmp(p, "mqtt://", 7) != 0) return "it must start with mqtt:// (no TLS: mqtts is not supported)";
+    p += 7;
+    slash = strchr(p, '/');
+    end = slash ? slash : p + strlen(p);
+    for (at = end; at > p && at[-1] != '@'; at--) {}
+    if (at > p) { /* credentials */
+        const char *c = (const char *)memchr(p, ':', (size_t)(at - 1 - p));
+        if (chat__mqtt_decoded(&q->user, p, (size_t)((c ? c : at - 1) - p)) < 0) return "out of memory";
+        q->has_user = 1;
+        if (c) {
+            if (chat__mqtt_decoded(&q->pass, c + 1, (size_t)(at - 1 - c - 1)) < 0) return "out of memory";
+            q->has_pass = 1;
+        }
+        p = at;
+    }
+    if (*p == '[') {
+        host_end = (const char *)memchr(p, ']', (size_t)(end - p));
+        if (!host_end) return "an IPv6 address needs its closing ]";
+        n = (size_t)(host_end - p - 1), p++;
+        colon = host_end + 1 < end && host_end[1] == ':' ? host_end + 1 : NULL;
+        if (host_end + 1 < end && !colon) return "something after the ] that is not :PORT";
+    } else {
+        colon = (const char *)memchr(p, ':', (size_t)(end - p));
+        n = (size_t)((colon ? colon : end) - p);
+    }
+    if (n == 0 || n >= sizeof q->host) return "no host, or a host name over 255 bytes";
+    memcpy(q->host, p, n);
+    q->host[n] = '\0';
+    q->port = 1883;
+    if (colon) {
+        char *e;
+        long v = strtol(colon + 1, &e, 10);
+        if (e != end || colon + 1 == end || v < 1 || v > 65535) return "the port must be a number from 1 to 65535";
+        q->port = (int)v;
+    }
+    n = slash ? strlen(slash + 1) : 0;
+    while (n && slash[n] == '/') n--; /* a trailing slash */
+    if (chat__mqtt_decoded(&q->prefix, n ? slash + 1 : "chat", n ? n : 4) < 0) return "out of memory";
+    if (!chat__mqtt_topic_ok((const char *)q->prefix.data, q->prefix.len) || q->prefix.data[0] == '$')
+        return "the prefix must be a topic name without + or # that does not start with $";
+    return NULL;
+}
+
+static chat__ms chat__mqtt_jitter(chat__mqtt *q, chat__ms ms) { /* +-20 %: boards that lost one broker do not all come back at once */
+    unsigned h = chat__hash(q->node, strlen(q->node)) ^ (unsigned)q->attempts * 2654435761u;
+    return ms - ms / 5 + (chat__ms)(h % (unsigned)(ms * 2 / 5 + 1));
+}
+
+/* The topics and the client id, once the node id is known (at the first attempt: the default
+   needs the listening port). */
+static int chat__mqtt_names(chat_server *srv, chat__mqtt *q) {
+    static const char msg[] = "/msg/", users[] = "/users/";
+    if (!q->node[0]) { /* the default: host name and port, made a valid node id */
+        char host[CHAT__MQTT_NODE_MAX - 6];
+        size_t i;
+        chat__host_name(host, sizeof host);
+        for (i = 0; host[i]; i++)
+            if (!chat__mqtt_node_ok(host + i, 1)) host[i] = '-';
+        snprintf(q->node, sizeof q->node, "%s-%d", host[0] ? host : "board", srv->port);
+        CHAT__LOG((srv, CHAT_LOG_INFO, "mqtt: this board is node %s (-n or chat_config.mqtt_node to name it)", q->node));
+    }
+    q->topic_msg.len = q->topic_users.len = q->client_id.len = 0;
+    if (chat_buf_append(&q->topic_msg, q->prefix.data, q->prefix.len) || chat_buf_append(&q->topic_msg, msg, sizeof msg - 1) ||
+        chat_buf_append(&q->topic_msg, q->node, strlen(q->node)) ||
+        chat_buf_append(&q->topic_users, q->prefix.data, q->prefix.len) ||
+        chat_buf_append(&q->topic_users, users, sizeof users - 1) || chat_buf_append(&q->topic_users, q->node, strlen(q->node)) ||
+        chat_buf_append(&q->client_id, q->prefix.data, q->prefix.len) || chat_buf_append(&q->client_id, ":", 1) ||
+        chat_buf_append(&q->client_id, q->node, strlen(q->node)))
+        return CHAT_ENOMEM;
+    return CHAT_OK;
+}
+
+/* Made by chat_server_create when cfg.mqtt is set. */
+static int chat__mqtt_create(chat_server *srv) {
+    chat__mqtt *q = (chat__mqtt *)CHAT_MALLOC(sizeof *q);
+    const char *problem;
+    unsigned char r[8];
+    int i;
+    if (!q) return CHAT_ENOMEM;
+    memset(q, 0, sizeof *q);
+    srv->mqtt = q;
+    q->fd = -1;
+    q->backoff = CHAT__MQTT_BACKOFF_MIN_MS;
+    q->next_pid = 1;
+    problem = chat__mqtt_parse_url(q, srv->cfg.mqtt);
+    if (!problem && srv->cfg.mqtt_node) {
+        if (!chat__mqtt_node_ok(srv->cfg.mqtt_node, strlen(srv->cfg.mqtt_node)))
+            problem = "the node id must be 1 to 64 letters, digits, '.', '_' or '-'";
+        else
+            snprintf(q->node, sizeof q->node, "%s", srv->cfg.mqtt_node);
+    }
+    if (problem) {
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: %s: %s", srv->cfg.mqtt, problem));
+        return CHAT_EINVAL;
+    }
+    if (chat__random_bytes(r, sizeof r) < 0) memcpy(r, srv->secret, sizeof r);
+    for (i = 0; i < 8; i++) snprintf(q->run + 2 * i, 3, "%02x", r[i]);
+    q->users_seen = srv->room.frame_version - 1; /* the first list goes out on connecting */
+    return CHAT_OK;
+}
+
+/* --- the other boards' users --- */
+
+static int chat__mqtt_node_find(const chat__mqtt *q, const char *id, size_t n) {
+    int i;
+    for (i = 0; i < q->nnodes; i++)
+        if (strlen(q->nodes[i].id) == n && memcmp(q->nodes[i].id, id, n) == 0) return i;
+    return -1;
+}
+
+/* The node's index, added when new; -1 when there are too many or out of memory. */
+static int chat__mqtt_node_get(chat_server *srv, chat__mqtt *q, const char *id, size_t n) {
+    int i = chat__mqtt_node_find(q, id, n);
+    chat__mqtt_node *more;
+    (void)srv; /* for the log */
+    if (i >= 0) return i;
+    if (q->nnodes >= CHAT__MQTT_MAX_NODES) {
+        if (!q->full_logged++) CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: more than %d boards: the others are ignored", CHAT__MQTT_MAX_NODES));
+        return -1;
+    }
+    more = (chat__mqtt_node *)CHAT_REALLOC(q->nodes, (size_t)(q->nnodes + 1) * sizeof *more);
+    if (!more) return -1;
+    q->nodes = more;
+    memset(&q->nodes[q->nnodes], 0, sizeof *more);
+    memcpy(q->nodes[q->nnodes].id, id, n);
+    return q->nnodes++;
+}
+
+static unsigned chat__mqtt_bucket(const chat__mqtt *q, const char *name, size_t n) {
+    return chat__hash(name, n) & (q->nbuckets - 1);
+}
+
+static chat__mqtt_claim *chat__mqtt_claim_find(const chat__mqtt *q, int node, const char *name, size_t n) {
+    chat__mqtt_claim *c;
+    if (!q->nbuckets) return NULL;
+    for (c = q->buckets[chat__mqtt_bucket(q, name, n)]; c; c = c->hash_next)
+        if (c->node == node && c->name_len == n && memcmp(CHAT__CLAIM_NAME(c), name, n) == 0) return c;
+    return NULL;
+}
+
+/* The one claim that holds a name, or should: the lowest node id among its claims. */
+static chat__mqtt_claim *chat__mqtt_winner(const chat__mqtt *q, const char *name, size_t n) {
+    chat__mqtt_claim *c, *best = NULL;
+    if (!q->nbuckets) return NULL;
+    for (c = q->buckets[chat__mqtt_bucket(q, name, n)]; c; c = c->hash_next)
+        if (c->name_len == n && memcmp(CHAT__CLAIM_NAME(c), name, n) == 0 &&
+            (!best || strcmp(q->nodes[c->node].id, q->nodes[best->node].id) < 0))
+            best = c;
+    return best;
+}
+
+static void chat__mqtt_release(chat_server *srv, chat__mqtt_claim *c) {
+    if (!c->member) return;
+    chat__room_leave_later(&srv->room, c->member); /* freed from the graveyard once settled */
+    c->member = NULL;
+}
+
+/* Decides who holds a name after a change: a local user, one claim, or nobody. A local user
+   that a lower node id claims too is closed with the tutorial's 1008; every board decides the
+   same way from the same lists. */
+static void chat__mqtt_resolve(chat_server *srv, const char *name, size_t n) {
+    chat__mqtt *q = srv->mqtt;
+    chat__mqtt_claim *best = chat__mqtt_winner(q, name, n), *c;
+    chat__member *here = chat__room_find(&srv->room, name, n), *m;
+    int local_wins;
+    char *copy;
+    if (!best) return;
+    if (here && here->remote) here = NULL;
+    local_wins = here && strcmp(q->node, q->nodes[best->node].id) < 0;
+    for (c = q->buckets[chat__mqtt_bucket(q, name, n)]; c; c = c->hash_next)
+        if ((c != best || local_wins) && c->name_len == n && memcmp(CHAT__CLAIM_NAME(c), name, n) == 0) chat__mqtt_release(srv, c);
+    if (local_wins || best->member) return;
+    if (here) {
+        chat__conn *lost = CHAT__CONN_OF(here);
+        char reason[160];
+        size_t cut = CHAT__MIN(n, (size_t)100);
+        while (cut < n && (name[cut] & 0xC0) == 0x80) cut--;
+        snprintf(reason, sizeof reason, "用户名 %.*s 已被占用", (int)cut, name);
+        srv->stats.mqtt_conflicts++;
+        CHAT__LOG((srv, CHAT_LOG_WARN, "mqtt: %s joined here and on board %s at once: the lower node id keeps it, so %s here is closed",
+                   here->name, q->nodes[best->node].id, here->name));
+        chat__conn_close(srv, lost, 1008, reason);
+        if (!here->leaving) chat__conn_abort(srv, lost); /* the close could not even be queued */
+    }
+    m = (chat__member *)CHAT_MALLOC(sizeof *m);
+    copy = (char *)CHAT_MALLOC(n + 1);
+    if (!m || !copy || (memcpy(copy, name, n), copy[n] = '\0', chat__room_join(&srv->room, m, copy, n)) != CHAT_OK) {
+        CHAT_FREE(m), CHAT_FREE(copy);
+        return;
+    }
+    m->remote = 1;
+    m->users_inflight = 1; /* never handed a user list */
+    best->member = m;
+    q->remote++;
+}
+
+static int chat__mqtt_claims_grow(chat__mqtt *q) {
+    unsigned nb = q->nbuckets ? q->nbuckets * 2 : 64, i;
+    chat__mqtt_claim **b = (chat__mqtt_claim **)CHAT_MALLOC(nb * sizeof *b), *c, *next;
+    if (!b) return CHAT_ENOMEM;
+    memset(b, 0, nb * sizeof *b);
+    for (i = 0; i < q->nbuckets; i++)
+        for (c = q->buckets[i]; c; c = next) {
+            unsigned k = chat__hash(CHAT__CLAIM_NAME(c), c->name_len) & (nb - 1);
+            next = c->hash_next;
+            c->hash_next = b[k], b[k] = c;
+        }
+    CHAT_FREE(q->buckets);
+    q->buckets = b, q->nbuckets = nb;
+    return CHAT_OK;
+}
+
+static chat__mqtt_claim *chat__mqtt_claim_add(chat_server *srv, int node, const char *name, size_t n) {
+    chat__mqtt *q = srv->mqtt;
+    chat__mqtt_claim *c;
+    unsigned b;
+    if (q->nclaims >= CHAT_MQTT_MAX_REMOTE) {
+        if (!q->full_logged++)
+            CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: more than %d users on other boards: the others are not listed", CHAT_MQTT_MAX_REMOTE));
+        return NULL;
+    }
+    if ((unsigned)q->nclaims >= q->nbuckets && chat__mqtt_claims_grow(q) != CHAT_OK && !q->nbuckets) return NULL;
+    c = (chat__mqtt_claim *)CHAT_MALLOC(sizeof *c + n);
+    if (!c) return NULL;
+    memset(c, 0, sizeof *c);
+    memcpy(c + 1, name, n);
+    c->node = node, c->name_len = n;
+    b = chat__mqtt_bucket(q, name, n);
+    c->hash_next = q->buckets[b], q->buckets[b] = c;
+    c->node_next = q->nodes[node].claims, q->nodes[node].claims = c;
+    q->nodes[node].nclaims++;
+    q->nclaims++;
+    return c;
+}
+
+/* Drops a node's claims that are not `seen` (all of them with all = 1), and gives their names
+   to whoever holds them next. */
+static void chat__mqtt_claims_prune(chat_server *srv, int node, int all) {
+    chat__mqtt *q = srv->mqtt;
+    chat__mqtt_claim **pp = &q->nodes[node].claims;
+    while (*pp) {
+        chat__mqtt_claim *c = *pp, **hp;
+        if (c->seen && !all) {
+            c->seen = 0;
+            pp = &c->node_next;
+            continue;
+        }
+        *pp = c->node_next;
+        for (hp = &q->buckets[chat__mqtt_bucket(q, CHAT__CLAIM_NAME(c), c->name_len)]; *hp != c; hp = &(*hp)->hash_next) {}
+        *hp = c->hash_next;
+        chat__mqtt_release(srv, c);
+        q->nodes[node].nclaims--, q->nclaims--;
+        chat__mqtt_resolve(srv, CHAT__CLAIM_NAME(c), c->name_len); /* another board's claim may hold it now */
+        CHAT_FREE(c);
+    }
+}
+
+/* The room settled member m. A remote one is freed at the end of the turn (the room still
+   touches it after `left`); a local one leaves its name to a board that claims it too. */
+static void chat__mqtt_left(chat_server *srv, chat__member *m) {
+    chat__mqtt *q = srv->mqtt;
+    if (!q) return;
+    if (m->remote) {
+        q->remote--;
+        m->next = q->graveyard, q->graveyard = m;
+        return;
+    }
+    if (q->nclaims) chat__mqtt_resolve(srv, m->name, m->name_len);
+}
+
+static void chat__mqtt_bury(chat__mqtt *q) {
+    while (q->graveyard) {
+        chat__member *m = q->graveyard;
+        q->graveyard = m->next;
+        CHAT_FREE(m);
+    }
+}
+
+/* --- what comes from the broker --- */
+
+/* A JSON number token that is a whole number (no sign, fraction or exponent) in a uint64. */
+static int chat__mqtt_json_u64(chat_span v, uint64_t *out) {
+    size_t i;
+    uint64_t x = 0;
+    if (!v.n || v.n > 20) return -1;
+    for (i = 0; i < v.n; i++) {
+        unsigned d = (unsigned)(v.p[i] - '0');
+        if (d > 9 || x > (UINT64_MAX - d) / 10) return -1;
+        x = x * 10 + d;
+    }
+    *out = x;
+    return 0;
+}
+
+/* The node named by a topic's last level after P/KIND/, or -1 when the topic is not that. */
+static int chat__mqtt_topic_node(const chat__mqtt *q, chat_span topic, const char *kind, chat_span *node) {
+    size_t k = strlen(kind);
+    if (topic.n <= q->prefix.len + k + 2 || memcmp(topic.p, q->prefix.data, q->prefix.len) != 0 ||
+        topic.p[q->prefix.len] != '/' || memcmp(topic.p + q->prefix.len + 1, kind, k) != 0 || topic.p[q->prefix.len + 1 + k] != '/')
+        return -1;
+    node->p = topic.p + q->prefix.len + 2 + k, node->n = topic.n - q->prefix.len - 2 - k;
+    return chat__mqtt_node_ok(node->p, node->n) ? 0 : -1;
+}
+
+/* P/msg/NODE: said here, once, with an id of this board; never published again. */
+static void chat__mqtt_take_message(chat_server *srv, chat__mqtt *q, chat_span node, chat_span payload) {
+    chat_json_walk w;
+    chat_span key, v;
+    chat__words words;
+    uint64_t id = 0, time_ms = 0;
+    int k, r, has_name = 0, has_text = 0;
+    memset(&words, 0, sizeof words);
+    srv->text.len = srv->cid.len = 0;
+    if (chat_json_walk_begin(&w, payload.p, payload.n) < 0) return;
+    while ((r = chat_json_walk_next(&w, &key, &v)) == 1) {
+        if (chat_json_string_is(key, "id")) chat__mqtt_json_u64(v, &id);
+        else if (chat_json_string_is(key, "time")) chat__mqtt_json_u64(v, &time_ms);
+        else if (chat_json_string_is(key, "username") && v.p[0] == '"') q->name.len = 0, has_name = chat_json_string(v, &q->name) == 0;
+        else if (chat_json_string_is(key, "message") && v.p[0] == '"') srv->text.len = 0, has_text = chat_json_string(v, &srv->text) == 0;
+        else if (chat_json_string_is(key, "cid") && v.p[0] == '"' && v.n <= 2 + 6 * CHAT__CID_MAX) srv->cid.len = 0, chat_json_string(v, &srv->cid);
+    }
+    if (r < 0 || !id || !has_name || !has_text || chat__name_problem((const char *)q->name.data, q->name.len, CHAT__NAME_MAX)) {
+        CHAT__LOG((srv, CHAT_LOG_DEBUG, "mqtt: an invalid message from board %.*s ignored", (int)node.n, node.p));
+        return;
+    }
+    k = chat__mqtt_node_get(srv, q, node.p, node.n);
+    if (k < 0) return;
+    if (id <= q->nodes[k].last_id) { /* QoS 1 delivered it again */
+        srv->stats.mqtt_repeats++;
+        return;
+    }
+    q->nodes[k].last_id = id;
+    words.name = (const char *)q->name.data, words.name_len = q->name.len;
+    words.text = srv->text.data ? (const char *)srv->text.data : "", words.text_len = srv->text.len;
+    if (srv->cid.len >= 1 && srv->cid.len <= CHAT__CID_MAX) words.cid = (const char *)srv->cid.data, words.cid_len = srv->cid.len;
+    words.time_ms = time_ms ? time_ms : chat__wall_us() / 1000u;
+    q->injecting = 1;
+    if (chat__room_say(&srv->room, &words) >= 0) srv->stats.mqtt_received++;
+    q->injecting = 0;
+}
+
+/* A stale node whose list did not come again after a reconnect has gone (its will was published
+   while this board was away). */
+static void chat__mqtt_resync_done(chat_server *srv, chat__mqtt *q) {
+    int i;
+    q->resyncing = 0;
+    for (i = 0; i < q->nnodes; i++)
+        if (q->nodes[i].stale) {
+            q->nodes[i].stale = 0;
+            if (q->nodes[i].nclaims)
+                CHAT__LOG((srv, CHAT_LOG_INFO, "mqtt: board %s went while the link was down: its %d users leave", q->nodes[i].id,
+                           q->nodes[i].nclaims));
+            chat__mqtt_claims_prune(srv, i, 1);
+        }
+}
+
+/* P/users/NODE: the node's list replaces what it had; empty: it has gone. */
+static void chat__mqtt_take_users(chat_server *srv, chat__mqtt *q, chat_span node, const chat_mqtt_packet *p) {
+    chat_span v, s;
+    const char *at, *end;
+    int k;
+    if (node.n == strlen(q->node) && memcmp(node.p, q->node, node.n) == 0) { /* ours, coming back */
+        uint64_t serial = 0;
+        chat_span run;
+        if (!p->payload.n || chat_json_get(p->payload.p, p->payload.n, "serial", &v) != 1 || chat__mqtt_json_u64(v, &serial) < 0)
+            return;
+        if (chat_json_get(p->payload.p, p->payload.n, "run", &run) == 1 && !chat_json_string_is(run, q->run) && !p->retain)
+            CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: another board also calls itself %s: give each board its own node id (-n)", q->node));
+        else if (q->resyncing && serial == q->resync_serial)
+            chat__mqtt_resync_done(srv, q);
+        return;
+    }
+    k = chat__mqtt_node_get(srv, q, node.p, node.n);
+    if (k < 0) return;
+    q->nodes[k].stale = 0;
+    if (p->payload.n && chat_json_get(p->payload.p, p->payload.n, "users", &v) == 1 && v.p[0] == '[') {
+        /* the document is valid (chat_json_get checked it): its strings are taken one by one */
+        for (at = v.p + 1, end = v.p + v.n - 1; at < end; at++) {
+            chat__mqtt_claim *c;
+            if (*at != '"') continue;
+            s.p = at;
+            for (at++; *at != '"'; at++)
+                if (*at == '\\') at++;
+            s.n = (size_t)(at - s.p + 1);
+            q->name.len = 0;
+            if (chat_json_string(s, &q->name) < 0 || chat__name_problem((const char *)q->name.data, q->name.len, CHAT__NAME_MAX))
+                continue;
+            c = chat__mqtt_claim_find(q, k, (const char *)q->name.data, q->name.len);
+            if (!c && (c = chat__mqtt_claim_add(srv, k, (const char *)q->name.data, q->name.len)) != NULL)
+                chat__mqtt_resolve(srv, (const char *)q->name.data, q->name.len);
+            if (c) c->seen = 1;
+        }
+    }
+    chat__mqtt_claims_prune(srv, k, 0);
+}
+
+/* --- the link --- */
+
+static unsigned chat__mqtt_pid(chat__mqtt *q) {
+    unsigned id = q->next_pid;
+    q->next_pid = q->next_pid == 0xFFFF ? 1 : q->next_pid + 1;
+    return id;
+}
+
+static int chat__mqtt_put(chat__mqtt *q, const chat_mqtt_packet *p) { return chat_mqtt_put(&q->tx, p); }
+
+static int chat__mqtt_put_publish(chat__mqtt *q, const chat_buf *topic, const void *payload, size_t n, int retain, int dup, unsigned pid) {
+    chat_mqtt_packet p;
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_PUBLISH, p.qos = 1, p.retain = retain, p.dup = dup, p.id = pid;
+    p.topic.p = (const char *)topic->data, p.topic.n = topic->len;
+    p.payload.p = (const char *)payload, p.payload.n = n;
+    return chat__mqtt_put(q, &p);
+}
+
+/* Closes the broker link's socket, if there is one, and takes it out of the server's sets. */
+static void chat__mqtt_unlink(chat_server *srv, chat__mqtt *q) {
+    if (q->fd < 0) return;
+    chat__watch_fd(srv, CHAT__SLOT_MQTT, q->fd, 0);
+    chat__socket_close(q->fd, 0);
+    q->fd = -1;
+}
+
+/* The link failed or ended: everything sent but not acknowledged goes again on the next one. */
+static void chat__mqtt_drop(chat_server *srv, chat__mqtt *q, const char *why) {
+    int was_up = q->state == CHAT__MQTT_UP;
+    chat__ms wait;
+    (void)why; /* for the log */
+    chat__mqtt_unlink(srv, q);
+    q->rx.len = q->tx.len = q->tx_off = 0;
+    chat__scratch_shrink(&q->rx), chat__scratch_shrink(&q->tx);
+    q->q_sent = 0, q->sub_pid = q->users_pid = q->bye_pid = 0;
+    q->ping_out = 0;
+    if (q->stopping) {
+        q->state = CHAT__MQTT_DONE;
+        return;
+    }
+    if (was_up && srv->now - q->up_since >= CHAT__MQTT_STABLE_MS) q->backoff = CHAT__MQTT_BACKOFF_MIN_MS;
+    wait = chat__mqtt_jitter(q, q->backoff);
+    q->backoff = CHAT__MIN(q->backoff * 2, (chat__ms)CHAT__MQTT_BACKOFF_MAX_MS);
+    q->state = CHAT__MQTT_DOWN;
+    q->due = srv->now + wait;
+    /* the broker keeps one connection per client id: two boards with one node id push each other out */
+    CHAT__LOG((srv, was_up ? CHAT_LOG_WARN : CHAT_LOG_INFO, "mqtt: %s %s:%d: %s%s%s%s; local chat goes on, next attempt in %lld ms",
+               was_up ? "lost the broker" : "no broker at", q->host, q->port, why,
+               was_up && srv->now - q->up_since < 1000 ? " right after connecting (does another board use node id " : "",
+               was_up && srv->now - q->up_since < 1000 ? q->node : "", was_up && srv->now - q->up_since < 1000 ? "?)" : "",
+               (long long)wait));
+}
+
+/* The TCP connection is there: CONNECT with the will. */
+static void chat__mqtt_hello(chat_server *srv, chat__mqtt *q) {
+    chat_mqtt_packet p;
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_CONNECT;
+    p.connect.client_id.p = (const char *)q->client_id.data, p.connect.client_id.n = q->client_id.len;
+    if (q->has_user) p.connect.username.p = (const char *)q->user.data, p.connect.username.n = q->user.len;
+    if (q->has_pass) p.connect.password.p = (const char *)q->pass.data, p.connect.password.n = q->pass.len;
+    p.connect.will_topic.p = (const char *)q->topic_users.data, p.connect.will_topic.n = q->topic_users.len;
+    p.connect.will_message.p = "", p.connect.will_qos = 1, p.connect.will_retain = 1;
+    p.connect.keep_alive = CHAT_MQTT_KEEPALIVE;
+    if (chat__mqtt_put(q, &p) != CHAT_OK) {
+        chat__mqtt_drop(srv, q, "the CONNECT cannot be made (a user name that is not UTF-8?)");
+        return;
+    }
+    q->state = CHAT__MQTT_HANDSHAKE;
+    q->due = srv->now + CHAT__MQTT_CONNECT_TIMEOUT_MS;
+    q->last_in = srv->now;
+}
+
+/* Tries the next address of the broker (resolving its name first when none is left). */
+static void chat__mqtt_dial(chat_server *srv, chat__mqtt *q) {
+    const char *why = NULL;
+    if (q->addr_at >= q->naddrs) {
+        if (chat__mqtt_names(srv, q) != CHAT_OK) return;
+        q->attempts++;
+        q->addr_at = 0;
+        q->naddrs = chat__net_resolve(q->host, q->port, q->addrs, CHAT__MQTT_ADDRS, &why);
+        if (q->naddrs < 0) {
+            q->naddrs = 0;
+            chat__mqtt_drop(srv, q, why);
+            return;
+        }
+    }
+    q->fd = chat__net_connect(&q->addrs[q->addr_at++]);
+    if (q->fd < 0) {
+        if (q->addr_at < q->naddrs) chat__mqtt_dial(srv, q);
+        else chat__mqtt_drop(srv, q, strerror(errno));
+        return;
+    }
+    srv->pfds[CHAT__SLOT_MQTT].events = POLLOUT; /* connected when writable */
+    if (chat__watch_fd(srv, CHAT__SLOT_MQTT, q->fd, 1) != CHAT_OK) {
+        chat__socket_close(q->fd, 0);
+        q->fd = -1;
+        chat__mqtt_drop(srv, q, "out of memory");
+        return;
+    }
+    q->state = CHAT__MQTT_CONNECTING;
+    q->due = srv->now + CHAT__MQTT_CONNECT_TIMEOUT_MS;
+}
+
+/* CONNACK accepted: subscribe (again: a client that forgets it after a reconnect hears
+   nothing), and republish this board's list. Until that list comes back, every other board's
+   list is re-sent by the broker as retained; a board that does not show up again has gone. */
+static void chat__mqtt_welcome(chat_server *srv, chat__mqtt *q, const chat_mqtt_packet *ack) {
+    static const char *const kinds[] = {"/msg/+", "/users/+"};
+    chat_mqtt_packet p;
+    chat_buf filters;
+    int i, ok = 1;
+    (void)ack; /* for the log */
+    q->state = CHAT__MQTT_UP;
+    q->up_since = srv->now;
+    q->addr_at = q->naddrs; /* next time: resolve again */
+    srv->stats.mqtt_connects++;
+    CHAT__LOG((srv, CHAT_LOG_INFO, "mqtt: connected to %s:%d as board %s (%s session, %u messages waiting)", q->host, q->port,
+               q->node, ack->session_present ? "its" : "a new", q->q_count));
+    memset(&filters, 0, sizeof filters);
+    for (i = 0; i < 2 && ok; i++) { /* P/msg/+ and P/users/+, QoS 1, in one SUBSCRIBE */
+        size_t n = strlen(kinds[i]);
+        unsigned char len[2];
+        len[0] = (unsigned char)((q->prefix.len + n) >> 8), len[1] = (unsigned char)(q->prefix.len + n);
+        ok = chat_buf_append(&filters, len, 2) == CHAT_OK && chat_buf_append(&filters, q->prefix.data, q->prefix.len) == CHAT_OK &&
+             chat_buf_append(&filters, kinds[i], n) == CHAT_OK && chat_buf_append(&filters, "\1", 1) == CHAT_OK;
+    }
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_SUBSCRIBE, p.id = q->sub_pid = chat__mqtt_pid(q);
+    p.payload.p = (const char *)filters.data, p.payload.n = filters.len;
+    if (!ok || chat__mqtt_put(q, &p) != CHAT_OK) {
+        chat_buf_free(&filters);
+        chat__mqtt_drop(srv, q, "out of memory");
+        return;
+    }
+    chat_buf_free(&filters);
+    for (i = 0; i < q->nnodes; i++) q->nodes[i].stale = q->nodes[i].nclaims > 0;
+    q->resyncing = 1, q->resync_serial = 0;
+    q->users_pending = 1;
+    q->users_sent.len = 0;
+}
+
+static void chat__mqtt_acked(chat_server *srv, chat__mqtt *q, unsigned pid) {
+    unsigned i;
+    if (pid == q->users_pid) {
+        q->users_pid = 0;
+        return;
+    }
+    if (pid == q->bye_pid) { /* the farewell is in: the last words */
+        chat_mqtt_packet p;
+        memset(&p, 0, sizeof p);
+        p.type = CHAT_MQTT_DISCONNECT;
+        chat__mqtt_put(q, &p);
+        q->bye_pid = 0;
+        q->state = CHAT__MQTT_DONE;
+        return;
+    }
+    for (i = 0; i < q->q_sent; i++) {
+        chat__mqtt_msg *m = q->q[(q->q_head + i) & (q->q_cap - 1)];
+        if (m->pid == pid) m->acked = 1;
+    }
+    while (q->q_sent && q->q[q->q_head]->acked) { /* in order: those before it went first */
+        chat__mqtt_msg *m = q->q[q->q_head];
+        q->q_bytes -= m->len;
+        CHAT_FREE(m);
+        q->q_head = (q->q_head + 1) & (q->q_cap - 1);
+        q->q_count--, q->q_sent--;
+        srv->stats.mqtt_published++;
+    }
+}
+
+/* One packet from the broker. Returns 0, or -1 when the link must go. */
+static int chat__mqtt_packet(chat_server *srv, chat__mqtt *q, const chat_mqtt_packet *p) {
+    chat_span node;
+    if (q->state == CHAT__MQTT_HANDSHAKE) {
+        if (p->type != CHAT_MQTT_CONNACK) return -1;
+        if (p->return_code) {
+            CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: the broker %s:%d refused board %s: %s (CONNACK %d)", q->host, q->port, q->node,
+                       chat_mqtt_connack_reason(p->return_code), p->return_code));
+            q->backoff = CHAT__MQTT_BACKOFF_MAX_MS; /* it will not change its mind soon */
+            return -1;
+        }
+        chat__mqtt_welcome(srv, q, p);
+        return 0;
+    }
+    switch (p->type) {
+    case CHAT_MQTT_PUBLISH:
+        if (chat__mqtt_topic_node(q, p->topic, "msg", &node) == 0) {
+            if (node.n != strlen(q->node) || memcmp(node.p, q->node, node.n) != 0) /* our own come back too */
+                chat__mqtt_take_message(srv, q, node, p->payload);
+        } else if (chat__mqtt_topic_node(q, p->topic, "users", &node) == 0) {
+            chat__mqtt_take_users(srv, q, node, p);
+        }
+        if (p->qos == 1) { /* acknowledged after it was said (and is in the history file's records) */
+            chat_mqtt_packet ack;
+            memset(&ack, 0, sizeof ack);
+            ack.type = CHAT_MQTT_PUBACK, ack.id = p->id;
+            if (chat__mqtt_put(q, &ack) != CHAT_OK) return -1;
+        }
+        return 0;
+    case CHAT_MQTT_PUBACK: chat__mqtt_acked(srv, q, p->id); return 0;
+    case CHAT_MQTT_SUBACK:
+        if (p->id == q->sub_pid) {
+            size_t i;
+            q->sub_pid = 0;
+            for (i = 0; i < p->payload.n; i++)
+                if ((unsigned char)p->payload.p[i] == 0x80)
+                    CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: the broker refused to subscribe board %s to %.*s/%s/+ (not authorized?)",
+                               q->node, (int)q->prefix.len, (const char *)q->prefix.data, i ? "users" : "msg"));
+        }
+        return 0;
+    case CHAT_MQTT_PINGRESP: return 0;
+    default: return -1; /* nothing else is for a client */
+    }
+}
+
+/* Reads once, then handles every whole packet. */
+static void chat__mqtt_read(chat_server *srv, chat__mqtt *q) {
+    long n, r;
+    size_t at = 0;
+    chat_mqtt_packet p;
+    if (chat_buf_reserve(&q->rx, CHAT_READ_CHUNK) != CHAT_OK) return;
+    n = chat__posix_read(NULL, q->fd, q->rx.data + q->rx.len, CHAT_READ_CHUNK);
+    if (n < 0 && chat__would_block(errno)) return;
+    if (n <= 0) {
+        chat__mqtt_drop(srv, q, n == 0 ? "the broker closed the connection" : strerror(errno));
+        return;
+    }
+    q->rx.len += (size_t)n;
+    q->last_in = srv->now, q->ping_out = 0;
+    while ((r = chat_mqtt_parse(q->rx.data + at, q->rx.len - at, CHAT_MQTT_MAX_PACKET, &p)) > 0) {
+        at += (size_t)r;
+        if (chat__mqtt_packet(srv, q, &p) < 0) {
+            chat__mqtt_drop(srv, q, p.type == CHAT_MQTT_CONNACK ? "refused" : "a packet a client must not get");
+            return;
+        }
+        if (q->fd < 0) return; /* the link went while handling it */
+    }
+    if (r < 0) {
+        chat__mqtt_drop(srv, q, r == CHAT_MQTT_TOO_LARGE ? "a packet over CHAT_MQTT_MAX_PACKET" : "a malformed packet");
+        return;
+    }
+    memmove(q->rx.data, q->rx.data + at, q->rx.len - at);
+    q->rx.len -= at;
+    if (!q->rx.len) chat__scratch_shrink(&q->rx);
+}
+
+static void chat__mqtt_flush(chat_server *srv, chat__mqtt *q) {
+    while (q->tx_off < q->tx.len) {
+        chat_iovec v;
+        long n;
+        v.base = q->tx.data + q->tx_off, v.len = q->tx.len - q->tx_off;
+        n = chat__posix_write(NULL, q->fd, &v, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) {
+            chat__mqtt_drop(srv, q, strerror(errno));
+            return;
+        }
+        q->tx_off += (size_t)n;
+        q->last_out = srv->now;
+    }
+    if (q->tx_off == q->tx.len) {
+        q->tx.len = q->tx_off = 0;
+        chat__scratch_shrink(&q->tx);
+    }
+    if (q->state == CHAT__MQTT_DONE && !q->tx.len) { /* DISCONNECT is out */
+        chat__mqtt_unlink(srv, q);
+    }
+}
+
+/* This board's users as a JSON array, when the room's list changed; published if it differs. */
+static void chat__mqtt_users_check(chat_server *srv, chat__mqtt *q) {
+    chat__member *m;
+    int first = 1;
+    if (q->users_seen == srv->room.frame_version) return;
+    q->users_seen = srv->room.frame_version; /* seen also when stopping, or chat__mqtt_due says "now" */
+    if (q->stopping) return;                 /* the farewell clears the list */
+    q->users.len = 0;
+    if (chat_buf_append(&q->users, "[", 1)) return;
+    for (m = srv->room.first; m; m = m->next) {
+        if (m->leaving || m->remote) continue;
+        if ((!first && chat_buf_append(&q->users, ",", 1)) || chat_json_put_string(&q->users, m->name, m->name_len)) return;
+        first = 0;
+    }
+    if (chat_buf_append(&q->users, "]", 1)) return;
+    if (q->users.len != q->users_sent.len || memcmp(q->users.data, q->users_sent.data, q->users.len) != 0) q->users_pending = 1;
+}
+
+static void chat__mqtt_send_users(chat_server *srv, chat__mqtt *q) {
+    char head[CHAT__MQTT_NODE_MAX + 96];
+    chat_buf *b = &srv->room.json; /* scratch, free at this point of the turn */
+    int n;
+    q->serial++;
+    n = snprintf(head, sizeof head, "{\"node\":\"%s\",\"run\":\"%s\",\"serial\":%lu,\"users\":", q->node, q->run, q->serial);
+    b->len = 0;
+    if (chat_buf_append(b, head, (size_t)n) || chat_buf_append(b, q->users.data, q->users.len) || chat_buf_append(b, "}", 1))
+        return;
+    q->users_pid = chat__mqtt_pid(q);
+    if (chat__mqtt_put_publish(q, &q->topic_users, b->data, b->len, 1, 0, q->users_pid) != CHAT_OK) return;
+    q->users_pending = 0;
+    if (q->resyncing && !q->resync_serial) q->resync_serial = q->serial;
+    q->users_sent.len = 0;
+    chat_buf_append(&q->users_sent, q->users.data, q->users.len);
+}
+
+/* Once a turn, after the history file's write: connect, time out, ping, publish, write. */
+static void chat__mqtt_output(chat_server *srv) {
+    chat__mqtt *q = srv->mqtt;
+    short events = 0;
+    if (!q) return;
+    chat__mqtt_users_check(srv, q);
+    if (q->state == CHAT__MQTT_DOWN && srv->now >= q->due) {
+        if (q->stopping) q->state = CHAT__MQTT_DONE;
+        else chat__mqtt_dial(srv, q);
+    }
+    if ((q->state == CHAT__MQTT_CONNECTING || q->state == CHAT__MQTT_HANDSHAKE) && srv->now >= q->due)
+        chat__mqtt_drop(srv, q, "no answer");
+    if (q->state == CHAT__MQTT_UP) {
+        if (q->ping_out && srv->now - q->last_in >= (chat__ms)CHAT_MQTT_KEEPALIVE * 1000 * 3 / 2) {
+            chat__mqtt_drop(srv, q, "no answer to a ping");
+        } else {
+            if (!q->ping_out && srv->now - q->last_out >= (chat__ms)CHAT_MQTT_KEEPALIVE * 1000) {
+                chat_mqtt_packet p;
+                memset(&p, 0, sizeof p);
+                p.type = CHAT_MQTT_PINGREQ;
+                if (chat__mqtt_put(q, &p) == CHAT_OK) q->ping_out = 1, q->last_in = q->last_out = srv->now;
+            }
+            if (q->users_pending && !q->users_pid) chat__mqtt_send_users(srv, q);
+            while (q->q_sent < q->q_count && q->q_sent < CHAT__MQTT_WINDOW && q->tx.len - q->tx_off < CHAT__MQTT_TX_AHEAD) {
+                chat__mqtt_msg *m = q->q[(q->q_head + q->q_sent) & (q->q_cap - 1)];
+                int dup = m->pid != 0; /* sent on an earlier link: same id, DUP set (MQTT-4.4.0-1) */
+                if (!m->pid) m->pid = chat__mqtt_pid(q);
+                if (chat__mqtt_put_publish(q, &q->topic_msg, m + 1, m->len, 0, dup, m->pid) != CHAT_OK) break;
+                q->q_sent++;
+            }
+            if (q->stopping && !q->q_count && !q->users_pid && !q->users_pending && !q->bye_pid) {
+                q->bye_pid = chat__mqtt_pid(q); /* the farewell: this board's list is gone */
+                chat__mqtt_put_publish(q, &q->topic_users, "", 0, 1, 0, q->bye_pid);
+            }
+        }
+    }
+    if (q->fd >= 0 && q->state != CHAT__MQTT_CONNECTING) chat__mqtt_flush(srv, q);
+    if (q->fd >= 0) {
+        if (q->state != CHAT__MQTT_CONNECTING) events |= POLLIN;
+        if (q->state == CHAT__MQTT_CONNECTING || q->tx.len) events |= POLLOUT;
+    }
+    chat__watch(srv, CHAT__SLOT_MQTT, events);
+    chat__mqtt_bury(q);
+}
+
+/* The broker link's descriptor was ready. */
+static void chat__mqtt_ready(chat_server *srv, short revents) {
+    chat__mqtt *q = srv->mqtt;
+    if (!q || q->fd < 0 || !revents) return;
+    if (q->state == CHAT__MQTT_CONNECTING) {
+        int err = chat__net_connect_error(q->fd);
+        if (err) {
+            chat__mqtt_unlink(srv, q);
+            errno = err;
+            if (q->addr_at < q->naddrs) chat__mqtt_dial(srv, q); /* the broker's next address */
+            else chat__mqtt_drop(srv, q, strerror(err));
+            return;
+        }
+        chat__mqtt_hello(srv, q);
+        return;
+    }
+    /* writing waits for chat__mqtt_output, after the history file's write: a PUBACK goes out
+       only once what it acknowledges is kept */
+    if (revents & (POLLIN | POLLHUP | POLLERR)) chat__mqtt_read(srv, q);
+}
+
+/* A message said in the room goes to the other boards (not one that came from them). */
+static void chat__mqtt_said(chat_server *srv, const chat__words *w, uint64_t id) {
+    chat__mqtt *q = srv->mqtt;
+    chat_buf *b;
+    chat__mqtt_msg *m;
+    char nums[64];
+    if (!q || q->injecting) return;
+    b = &q->name; /* scratch: nothing else uses it while a message is said here */
+    if (!q->node[0] && chat__mqtt_names(srv, q) != CHAT_OK) return;
+    b->len = 0;
+    snprintf(nums, sizeof nums, ",\"id\":%llu,\"time\":%llu,\"username\":", (unsigned long long)id, (unsigned long long)w->time_ms);
+    if (chat_buf_append(b, "{\"node\":\"", 9) || chat_buf_append(b, q->node, strlen(q->node)) || chat_buf_append(b, "\"", 1) ||
+        chat_buf_append(b, nums, strlen(nums)) || chat_json_put_string(b, w->name, w->name_len) ||
+        chat_buf_append(b, ",\"message\":", 11) || chat_json_put_string(b, w->text, w->text_len) ||
+        (w->cid && (chat_buf_append(b, ",\"cid\":", 7) || chat_json_put_string(b, w->cid, w->cid_len))) ||
+        chat_buf_append(b, "}", 1))
+        return;
+    if (q->q_count >= (unsigned)srv->cfg.mqtt_queue || q->q_bytes + b->len > CHAT_MQTT_QUEUE_BYTES) {
+        srv->stats.mqtt_dropped++;
+        CHAT__LOG((srv, CHAT_LOG_WARN, "mqtt: %u messages (%lu bytes) wait for the broker: one from %s is not sent to other boards (%llu so far)",
+                   q->q_count, (unsigned long)q->q_bytes, w->name, srv->stats.mqtt_dropped));
+        return;
+    }
+    if (q->q_count == q->q_cap) {
+        unsigned cap = q->q_cap ? q->q_cap * 2 : 64, i;
+        chat__mqtt_msg **ring = (chat__mqtt_msg **)CHAT_MALLOC(cap * sizeof *ring);
+        if (!ring) return;
+        for (i = 0; i < q->q_count; i++) ring[i] = q->q[(q->q_head + i) & (q->q_cap - 1)];
+        CHAT_FREE(q->q);
+        q->q = ring, q->q_head = 0, q->q_cap = cap;
+    }
+    m = (chat__mqtt_msg *)CHAT_MALLOC(sizeof *m + b->len);
+    if (!m) return;
+    m->len = b->len, m->pid = 0, m->acked = 0;
+    memcpy(m + 1, b->data, b->len);
+    q->q[(q->q_head + q->q_count++) & (q->q_cap - 1)] = m;
+    q->q_bytes += m->len;
+    chat__scratch_shrink(b);
+}
+
+/* When the loop must come back for the bridge: 0 now; -1 never. */
+static long long chat__mqtt_due(const chat_server *srv) {
+    const chat__mqtt *q = srv->mqtt;
+    chat__ms keep = (chat__ms)CHAT_MQTT_KEEPALIVE * 1000;
+    if (!q || q->state == CHAT__MQTT_DONE) return -1;
+    if (q->state != CHAT__MQTT_UP) return q->due;
+    if ((q->users_pending && !q->users_pid) || (q->q_sent < q->q_count && q->q_sent < CHAT__MQTT_WINDOW) ||
+        srv->room.frame_version != q->users_seen)
+        return srv->now;
+    return q->ping_out ? q->last_in + keep * 3 / 2 : q->last_out + keep;
+}
+
+/* A graceful stop: what is queued goes out, then the farewell, then DISCONNECT. Done when the
+   link is down or the farewell is out (chat__turn waits for it, at most close_timeout_ms). */
+static void chat__mqtt_stop(chat_server *srv) {
+    chat__mqtt *q = srv->mqtt;
+    if (!q) return;
+    q->stopping = 1;
+    if (q->state != CHAT__MQTT_UP) { /* nothing to say goodbye on: the will does it */
+        chat__mqtt_unlink(srv, q);
+        q->state = CHAT__MQTT_DONE;
+    }
+}
+
+static int chat__mqtt_done(const chat_server *srv) {
+    const chat__mqtt *q = srv->mqtt;
+    return !q || (q->state == CHAT__MQTT_DONE && q->fd < 0);
+}
+
+static void chat__mqtt_stats(const chat_server *srv, chat_stats *out) {
+    const chat__mqtt *q = srv->mqtt;
+    if (!q) return;
+    out->mqtt_connected = q->state == CHAT__MQTT_UP;
+    out->mqtt_remote_users = q->remote;
+    out->mqtt_queued = (int)q->q_count;
+}
+
+/* Before chat__room_free: the room's remote members are the bridge's to free. */
+static void chat__mqtt_free(chat_server *srv) {
+    chat__mqtt *q = srv->mqtt;
+    chat__member *m, *next;
+    int i;
+    if (!q) return;
+    for (m = srv->room.first; m; m = next) { /* unlinked: the room is going anyway */
+        next = m->next;
+        if (!m->remote) continue;
+        if (m->prev) m->prev->next = m->next;
+        else srv->room.first = m->next;
+        if (m->next) m->next->prev = m->prev;
+        else srv->room.last = m->prev;
+        CHAT_FREE(m->name);
+        CHAT_FREE(m);
+    }
+    if (q->fd >= 0) chat__socket_close(q->fd, 0);
+    while (q->q_count) CHAT_FREE(q->q[q->q_head]), q->q_head = (q->q_head + 1) & (q->q_cap - 1), q->q_count--;
+    CHAT_FREE(q->q);
+    for (i = 0; i < q->nnodes; i++)
+        while (q->nodes[i].claims) {
+            chat__mqtt_claim *c = q->nodes[i].claims;
+            q->nodes[i].claims = c->node_next;
+            CHAT_FREE(c);
+        }
+    chat__mqtt_bury(q);
+    CHAT_FREE(q->nodes);
+    CHAT_FREE(q->buckets);
+    chat_buf_free(&q->prefix), chat_buf_free(&q->user), chat_buf_free(&q->pass);
+    chat_buf_free(&q->topic_msg), chat_buf_free(&q->topic_users), chat_buf_free(&q->client_id);
+    chat_buf_free(&q->rx), chat_buf_free(&q->tx), chat_buf_free(&q->users), chat_buf_free(&q->users_sent);
+    chat_buf_free(&q->name);
+    CHAT_FREE(q);
+    srv->mqtt = NULL;
+}
+#endif /* CHAT_NO_MQTT */
 
 /* ============================================================================================ */
 /* public API                                                                                   */
@@ -4379,6 +5861,7 @@ static int chat__config_resolve(chat_config *c) {
         CHAT__LIMIT(rcvbuf, CHAT_RCVBUF, 1),
         CHAT__LIMIT(history, CHAT_HISTORY, 1),
         CHAT__LIMIT(log_level, CHAT_LOG_INFO, 0),
+        CHAT__LIMIT(mqtt_queue, CHAT_MQTT_QUEUE, 0),
     };
 #undef CHAT__LIMIT
     size_t i;
@@ -4409,6 +5892,8 @@ static int chat__copy_strings(chat_server *srv) {
     if (srv->cfg.stats_path) bytes += strlen(srv->cfg.stats_path) + 1;
     if (srv->cfg.trusted_proxy) bytes += strlen(srv->cfg.trusted_proxy) + 1;
     if (srv->cfg.history_file) bytes += strlen(srv->cfg.history_file) + 1;
+    if (srv->cfg.mqtt) bytes += strlen(srv->cfg.mqtt) + 1;
+    if (srv->cfg.mqtt_node) bytes += strlen(srv->cfg.mqtt_node) + 1;
     if (!bytes) return CHAT_OK;
     srv->owned = (char *)CHAT_MALLOC((count + 2) * sizeof(char *) + bytes);
     if (!srv->owned) return CHAT_ENOMEM;
@@ -4427,6 +5912,8 @@ static int chat__copy_strings(chat_server *srv) {
     if (srv->cfg.stats_path) CHAT__COPY(srv->cfg.stats_path, srv->cfg.stats_path);
     if (srv->cfg.trusted_proxy) CHAT__COPY(srv->cfg.trusted_proxy, srv->cfg.trusted_proxy);
     if (srv->cfg.history_file) CHAT__COPY(srv->cfg.history_file, srv->cfg.history_file);
+    if (srv->cfg.mqtt) CHAT__COPY(srv->cfg.mqtt, srv->cfg.mqtt);
+    if (srv->cfg.mqtt_node) CHAT__COPY(srv->cfg.mqtt_node, srv->cfg.mqtt_node);
 #undef CHAT__COPY_LIST
 #undef CHAT__COPY
     return CHAT_OK;
@@ -4478,6 +5965,18 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
         chat_server_free(srv);
         return NULL;
     }
+#ifndef CHAT_NO_MQTT
+    if (srv->cfg.mqtt && chat__mqtt_create(srv) != CHAT_OK) {
+        chat_server_free(srv);
+        return NULL;
+    }
+#else
+    if (srv->cfg.mqtt) { /* asked for a bridge this build does not have */
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "mqtt: this build has no MQTT bridge (CHAT_NO_MQTT)"));
+        chat_server_free(srv);
+        return NULL;
+    }
+#endif
     for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].fd = -1, srv->pfds[i].events = POLLIN, srv->pfds[i].revents = 0, srv->conns[i] = NULL;
     srv->nfds = CHAT__SLOT_CONNS;
     if (chat__watch_fd(srv, CHAT__SLOT_POSTS, srv->wake_rd, 1) != CHAT_OK ||
@@ -4603,16 +6102,22 @@ static int chat__turn(chat_server *srv) {
     if (srv->pfds[CHAT__SLOT_STOP].revents) chat__drain_stops(srv);
     if (srv->pfds[CHAT__SLOT_POSTS].revents) chat__drain_posts(srv, 0);
     if (srv->pfds[CHAT__SLOT_LISTEN].revents & POLLIN) chat__accept_all(srv);
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_ready(srv, srv->pfds[CHAT__SLOT_MQTT].revents); /* other boards' messages and lists */
+#endif
     for (i = 0; i < CHAT__SLOT_CONNS; i++) srv->pfds[i].revents = 0;
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->now >= srv->next_sweep) chat__sweep(srv);
     chat__room_publish_users(&srv->room, srv->now);
     chat__history_write(srv); /* a message is kept before anyone is sent it */
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_output(srv); /* ... or acknowledged to the broker */
+#endif
     chat__flush_all(srv);
     chat__reap(srv);
     chat__scratch_shrink(&srv->text);
     chat__scratch_shrink(&srv->room.json);
-    if (srv->phase == CHAT__STOPPING && (srv->nfds == CHAT__SLOT_CONNS || srv->now >= srv->stop_deadline)) {
+    if (srv->phase == CHAT__STOPPING && ((srv->nfds == CHAT__SLOT_CONNS && chat__mqtt_done(srv)) || srv->now >= srv->stop_deadline)) {
         for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) chat__conn_kill(srv, srv->conns[i]);
         chat__reap(srv);
         srv->phase = CHAT__STOPPED;
@@ -4764,9 +6269,12 @@ CHATDEF void chat_server_stats(const chat_server *srv, chat_stats *out) {
     chat__ms now = chat__now_ms();
     *out = srv->stats;
     out->messages = srv->room.messages;
-    out->clients = srv->room.count;
+    out->clients = srv->room.count - chat__mqtt_remote_count(srv);
     out->connections = (int)srv->nfds - CHAT__SLOT_CONNS;
     out->uptime_ms = now - srv->started;
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_stats(srv, out);
+#endif
 }
 
 CHATDEF int chat_server_broadcast(chat_server *srv, const char *username, const char *text, size_t text_len) {
@@ -4788,7 +6296,7 @@ CHATDEF int chat_server_send(chat_server *srv, const char *to, const char *usern
     if (!srv || !to || !username || (!text && text_len)) return CHAT_EINVAL;
     if (!chat_utf8_valid(username, strlen(username)) || !chat_utf8_valid(text, text_len)) return CHAT_EINVAL;
     m = chat__room_find(&srv->room, to, strlen(to));
-    if (!m) return 0;
+    if (!m || CHAT__REMOTE(m)) return 0; /* a user of another board is not joined here */
     w = chat__words_of(username, strlen(username), text ? text : "", text_len);
     f = chat__room_message(&srv->room, &w, 0, NULL); /* to one member: no id, not in the history */
     if (!f) return CHAT_ENOMEM;
@@ -4854,6 +6362,9 @@ CHATDEF void chat_server_free(chat_server *srv) {
     chat__history_write(srv); /* what chat_server_broadcast said since the last turn */
     chat__fd_close(srv->hist_fd);
     chat_buf_free(&srv->hist_pending);
+#ifndef CHAT_NO_MQTT
+    chat__mqtt_free(srv); /* its members leave the room first */
+#endif
     chat__room_free(&srv->room); /* first: it walks its members, which the connections hold */
     for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
         chat__conn *c = srv->conns[i];

@@ -887,7 +887,7 @@ static void print_addresses(const char *address, int port) {
 static void usage(FILE *out, const char *argv0) {
     fprintf(out,
             "usage: %s [-p PORT] [-b ADDRESS] [-c MAX_CLIENTS] [-r RATE] [-R BYTES] [-a CONNECTIONS] [-j JOINS]\n"
-            "          [-o ORIGIN]... [-s] [-H FILE [-F]] [-t PROXY] [-q] [-v]\n"
+            "          [-o ORIGIN]... [-s] [-H FILE [-F]] [-t PROXY] [-m mqtt://BROKER [-n NODE]] [-q] [-v]\n"
             "  -p PORT         port to listen on (default: $PORT, else 8080; 0 picks a free one)\n"
             "  -b ADDRESS      address to listen on (default: every interface, IPv6 and IPv4)\n"
             "  -c MAX_CLIENTS  chat clients at once (default %d)\n"
@@ -904,6 +904,10 @@ static void usage(FILE *out, const char *argv0) {
             "  -H FILE         keep the history in FILE across restarts and crashes (ids go on)\n"
             "  -F              with -H: fdatasync FILE after each write, to survive a power cut too\n"
             "  -t PROXY        the IP address of a reverse proxy whose X-Forwarded-For is logged\n"
+            "  -m URL          one room across boards through an MQTT 3.1.1 broker (no TLS):\n"
+            "                  mqtt://[USER[:PASSWORD]@]HOST[:PORT][/PREFIX] (port 1883, prefix chat);\n"
+            "                  a USER without :PASSWORD takes it from $CHAT_MQTT_PASSWORD\n"
+            "  -n NODE         this board's name among them (default: host name and port)\n"
             "  -q              quiet: warnings and errors only (no join and leave lines)\n"
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
@@ -938,6 +942,31 @@ static int parse_address(const char *s, char *out, size_t cap) {
     return 0;
 }
 
+/* A password on the command line is seen by every user of the board (ps): with mqtt://USER@...
+   (no ":PASSWORD"), it comes from $CHAT_MQTT_PASSWORD instead, percent-encoded into out.
+   out stays empty when the URL is used as it is. Returns 0, or -1 after saying what is wrong. */
+static int mqtt_password(const char *url, char *out, size_t cap) {
+    const char *env = getenv("CHAT_MQTT_PASSWORD"), *rest, *at, *end;
+    size_t n = 0;
+    out[0] = '\0';
+    if (strncmp(url, "mqtt://", 7) != 0) return 0; /* chat.h says what is wrong with it */
+    rest = url + 7;
+    end = rest + strcspn(rest, "/");
+    for (at = end; at > rest && at[-1] != '@'; at--) {}
+    if (at == rest || memchr(rest, ':', (size_t)(at - 1 - rest)) || !env) return 0;
+    n = (size_t)snprintf(out, cap, "mqtt://%.*s:", (int)(at - 1 - rest), rest);
+    for (; *env && n + 4 < cap; env++) {
+        unsigned char c = (unsigned char)*env;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-_.~", c)) out[n++] = (char)c;
+        else n += (size_t)snprintf(out + n, cap - n, "%%%02X", c);
+    }
+    if ((size_t)snprintf(out + n, cap - n, "%s", at - 1) >= cap - n) {
+        fprintf(stderr, "chat: -m: the URL with $CHAT_MQTT_PASSWORD is too long\n");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const char *const reserved[] = {"server", NULL};
     static const struct {
@@ -949,7 +978,7 @@ int main(int argc, char **argv) {
         {"/public/style.css", "text/css; charset=UTF-8", public_style_css, sizeof public_style_css - 1},
         {"/public/app.js", "text/javascript; charset=UTF-8", public_app_js, sizeof public_app_js - 1},
     };
-    static char proxy[INET6_ADDRSTRLEN];
+    static char proxy[INET6_ADDRSTRLEN], mqtt_url[2048];
     const char *address = NULL, *env_port = getenv("PORT"), *origins[33] = {NULL};
     chat_config config;
     struct sigaction sa;
@@ -962,7 +991,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
         return 2;
     }
-    while ((opt = getopt(argc, argv, "p:b:c:r:R:a:j:o:sH:Ft:qvh")) != -1) {
+    while ((opt = getopt(argc, argv, "p:b:c:r:R:a:j:o:sH:Ft:m:n:qvh")) != -1) {
         switch (opt) {
         case 'p':
             if (parse_int(optarg, 0, 65535, &port) < 0) {
@@ -1001,6 +1030,8 @@ int main(int argc, char **argv) {
             }
             config.trusted_proxy = proxy;
             break;
+        case 'm': config.mqtt = optarg; break;
+        case 'n': config.mqtt_node = optarg; break;
         case 'q': verbosity = 0; break;
         case 'v': verbosity = 2; break;
         case 'h': usage(stdout, argv[0]); return 0;
@@ -1015,6 +1046,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: -F needs -H FILE\n");
         return 2;
     }
+    if (config.mqtt_node && !config.mqtt) {
+        fprintf(stderr, "chat: -n needs -m mqtt://BROKER\n");
+        return 2;
+    }
+    if (config.mqtt && mqtt_password(config.mqtt, mqtt_url, sizeof mqtt_url) < 0) return 2;
+    if (config.mqtt && mqtt_url[0]) config.mqtt = mqtt_url;
 
     /* Each client is a descriptor: allow as many as the system lets this process have. */
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {

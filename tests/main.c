@@ -68,6 +68,7 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "unit_ws.c"
 #include "unit_room.c"
 #include "unit_hfile.c"
+#include "unit_mqtt.c"
 #include "integration.c"
 #include "conformance.c"
 #include "faults.c"
@@ -102,6 +103,7 @@ int main(int argc, char **argv) {
         unit_ws_tests();
         unit_room_tests();
         unit_hfile_tests();
+        unit_mqtt_tests();
         RUN(test_two_translation_units);
         integration_tests();
         conformance_tests();

@@ -280,6 +280,8 @@ static struct {
     int scenario;
     const char *label, *server, *host, *heap_log;
     int port, pid;
+    int port2;               /* -q: the clients that do not send join the server on this port (another board) */
+    struct sockaddr_in addr2;
     int nclients, nsenders, window, max_pending;
     size_t msg_bytes;
     int duration_ms, join_timeout_ms, drain_ms, rate;
@@ -589,7 +591,7 @@ static void on_chat(conn *c, uint64_t now) {
     if (!u || (size_t)(end - (u + 12)) < 7 || memcmp(u + 12, want, 7)) T.bad++;
     T.delivered++;
     T.t_last_delivery = now;
-    h_add(now >= ts ? now - ts : 0);
+    if (!G.port2 || c->idx >= G.nsenders) h_add(now >= ts ? now - ts : 0); /* -q: across boards only */
     if (c->expect) {
         if (seq != c->expect[sid]) T.order_err++;
         c->expect[sid] = (uint32_t)seq + 1;
@@ -852,7 +854,8 @@ static int start_connect(conn *c) {
         return -1;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(fd, (struct sockaddr *)&G.addr, sizeof G.addr) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, (struct sockaddr *)(G.port2 && c->idx >= G.nsenders ? &G.addr2 : &G.addr), sizeof G.addr) < 0 &&
+        errno != EINPROGRESS) {
         close(fd);
         c->state = C_DONE, T.n_failed++;
         if (!T.fail_reason[0]) snprintf(T.fail_reason, sizeof T.fail_reason, "connect: %s", strerror(errno));
@@ -1213,6 +1216,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: load fanout|large|latency|idle|storm|selftest -p PORT [options]\n"
             "  -p PORT       server port (host 127.0.0.1, or -a ADDR)\n"
+            "  -q PORT       the clients that do not send join this port instead (another board of a\n"
+            "                bridged room); latency then counts their deliveries only\n"
             "  -P PID        server process: RSS and CPU time are read from /proc/PID\n"
             "  -H FILE       the server's stderr (heap_server): SIGUSR1 heap numbers are read from it\n"
             "  -L LABEL      scenario name in the RESULT line (default: the scenario)\n"
@@ -1261,9 +1266,10 @@ int main(int argc, char **argv) {
     G.duration_ms = 5000, G.drain_ms = 5000, G.probe = G.scenario == S_LARGE;
     G.join_timeout_ms = G.scenario == S_IDLE || G.scenario == S_STORM ? 20000 : 10000;
     optind = 2;
-    while ((opt = getopt(argc, argv, "p:a:P:H:L:S:n:s:w:m:d:r:t:D:c:x")) != -1) {
+    while ((opt = getopt(argc, argv, "p:q:a:P:H:L:S:n:s:w:m:d:r:t:D:c:x")) != -1) {
         switch (opt) {
         case 'p': G.port = atoi(optarg); break;
+        case 'q': G.port2 = atoi(optarg); break;
         case 'a': G.host = optarg; break;
         case 'P': G.pid = atoi(optarg); break;
         case 'H': G.heap_log = optarg; break;
@@ -1301,6 +1307,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "load: -a needs an IPv4 address\n");
         return 1;
     }
+    G.addr2 = G.addr;
+    G.addr2.sin_port = htons((uint16_t)G.port2);
 
     /* descriptors: as many as the hard limit allows (10k clients need it) */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -50,6 +50,8 @@ CC=${CC:-cc}
 # --- every server this script starts is killed on every way out -------------------------------
 server_pid=""
 load_pid=""
+broker_pid=""  # mosquitto, for the MQTT bridge rows
+board_b_pid="" # the second board of the cross-board row
 stop_pid() { # PID: TERM, then KILL if it is still there after 3 s (bounded)
     local pid=$1 i
     [ -n "$pid" ] || return 0
@@ -65,7 +67,9 @@ stop_pid() { # PID: TERM, then KILL if it is still there after 3 s (bounded)
 cleanup() {
     stop_pid "$load_pid" # timeout(1) passes the TERM on to the load client
     stop_pid "$server_pid"
-    server_pid="" load_pid=""
+    stop_pid "$board_b_pid"
+    stop_pid "$broker_pid"
+    server_pid="" load_pid="" board_b_pid="" broker_pid=""
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -194,6 +198,10 @@ start_server() {
         ;;
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
+    bridge) # chat.h with the MQTT bridge on, as board bench-a of a room of its own
+        taskset -c 0 "$work/chat" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" -m "$mqtt_url$bench_room" \
+            -n bench-a >/dev/null 2>"$srv_err" &
+        ;;
     uws | mongoose) PEERS_LOCAL=$PEERS_LOCAL PORT=$port taskset -c 0 "$peers/$name/run.sh" >/dev/null 2>"$srv_err" & ;;
     *)
         [ -n "${alt_bin[$name]:-}" ] || { srv_err=/dev/null; return 1; }
@@ -266,6 +274,16 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEA
         return
     fi
     [[ $srv == chat.h* ]] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
+    if [ "$srv" = bridge ] && [[ $sc == cross* ]]; then # the receivers on a second board
+        local a_port=$port
+        next_port
+        taskset -c 0 "$work/chat" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" -m "$mqtt_url$bench_room" \
+            -n bench-b >/dev/null 2>>"$srv_err" &
+        board_b_pid=$!
+        extra+=(-q "$port")
+        for ((i = 0; i < 400; i++)); do port_busy "$port" && break; sleep 0.05; done
+        port=$a_port
+    fi
     # shellcheck disable=SC2086 # args is a word list on purpose
     timeout -k 2 "$limit" taskset -c 1 "$work/load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
         "${extra[@]}" >"$work/result.txt" 2>"$work/load.err" &
@@ -279,7 +297,8 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEA
         alive=0
     fi
     stop_pid "$server_pid"
-    server_pid=""
+    stop_pid "$board_b_pid"
+    server_pid="" board_b_pid=""
     if [ -z "$line" ]; then
         line="RESULT scenario=$sc server=$srv status=FAIL reason=no_result_from_the_load_client"
         tail -3 "$work/load.err" >&2
@@ -320,6 +339,55 @@ for entry in "${scenarios[@]}"; do
     done
 done
 
+# --- the MQTT bridge (README "More than one board"): fanout on one board with the bridge on (its
+# cost beside the chat.h row above), and the latency load with the sender on one board and the
+# receivers on another (cross); one mosquitto for both, on core 1 with the load client.
+bridge_rows=()
+bridge_why=""
+if [[ " $servers " != *" chat.h "* ]]; then
+    bridge_why="chat.h is not among BENCH_SERVERS"
+elif [ $chat_ok = 0 ]; then
+    bridge_why="example_main.c does not build"
+elif ! command -v mosquitto >/dev/null; then
+    bridge_why="mosquitto is not installed (apt-get install mosquitto)"
+elif ! grep -q -- "-m URL" <<<"$help"; then
+    bridge_why="this chat has no -m"
+elif next_port; then
+    # as root mosquitto would become user mosquitto, who cannot read this directory
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n%s' "$port" \
+        "$([ "$(id -u)" = 0 ] && echo 'user root')" >"$work/mosquitto.conf"
+    taskset -c 1 mosquitto -c "$work/mosquitto.conf" >/dev/null 2>"$work/mosquitto.err" &
+    broker_pid=$!
+    mqtt_url="mqtt://127.0.0.1:$port/"
+    for ((i = 0; i < 400; i++)); do port_busy "$port" && break; sleep 0.05; done
+    port_busy "$port" || bridge_why="mosquitto did not start: $(tail -1 "$work/mosquitto.err")"
+else
+    bridge_why="no free port for mosquitto"
+fi
+if [ -n "$bridge_why" ]; then
+    say "bench: skipped the MQTT bridge rows: $bridge_why"
+else
+    room_n=0
+    for entry in "${scenarios[@]}"; do
+        IFS='|' read -r sc args limit <<<"$entry"
+        case $sc in
+        fanout) rows_of=(fanout) ;;
+        latency) rows_of=(latency cross) ;;
+        *) continue ;;
+        esac
+        for row in "${rows_of[@]}"; do
+            if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $row "* ]]; then continue; fi
+            rows+=("$row/bridge")
+            bridge_rows+=("$row")
+            for ((rep = 1; rep <= repeat; rep++)); do
+                room_n=$((room_n + 1))
+                bench_room="bench$room_n"
+                run_one "$row" bridge "$args" "$limit" "$rep"
+            done
+        done
+    done
+fi
+
 # --- one row per scenario and server: the median of the repeats -------------------------------
 num() { [ -n "${1:-}" ] && [ "$1" != "-" ] && [ "$1" != "-1" ] && [ "$1" != "-1.0" ] && [ "$1" != "-1.00" ]; }
 fmt() { # AWK-FORMAT VALUE (or "-")
@@ -353,7 +421,7 @@ for row in "${rows[@]}"; do
         l=${R[$row/$rep/lost]:-}
         [ -n "$l" ] && [ "$l" != - ] && { lost_any=1; lost_sum=$((lost_sum + l)); }
         case ${row%%/*} in
-        fanout* | large* | latency* | bigroom*) runs+="${runs:+ }${R[$row/$rep/cpm]:--}/$(fmt '%.0f' "${R[$row/$rep/p99_us]:-}")" ;;
+        fanout* | large* | latency* | bigroom* | cross*) runs+="${runs:+ }${R[$row/$rep/cpm]:--}/$(fmt '%.0f' "${R[$row/$rep/p99_us]:-}")" ;;
         *) runs+="${runs:+ }${R[$row/$rep/join_ms]:--}" ;;
         esac
     done
@@ -374,7 +442,7 @@ for key in "${rows[@]}"; do
     st=${R[$key/status]:-FAIL}
     dps="-" cpm="-" p50="-" p99="-" rsspc="-" heappc="-" lost="-" jm="-" bytes="-" mb="-"
     case $sc in
-    fanout* | large* | latency* | bigroom*)
+    fanout* | large* | latency* | bigroom* | cross*)
         dps=$(fmt '%.0f' "${R[$key/dps]:-}")
         p50=$(fmt '%.0f' "${R[$key/p50_us]:-}")
         p99=$(fmt '%.0f' "${R[$key/p99_us]:-}")
@@ -393,7 +461,7 @@ for key in "${rows[@]}"; do
     [ "$repeat" -gt 1 ] && tail_col="[${R[$key/runs]}]  $tail_col"
     # shellcheck disable=SC2059
     printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" "$tail_col"
-    if [[ $srv == chat.h* ]] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
+    if { [[ $srv == chat.h* ]] || [ "$srv" = bridge ]; } && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
         failures=$((failures + 1))
     fi
 done
@@ -439,6 +507,18 @@ for peer in chat.h+H "${!alt_bin[@]}" node uws mongoose; do
         esac
     done
 done
+
+if [ ${#bridge_rows[@]} -gt 0 ]; then
+    printf '\nthe MQTT bridge (server "bridge": chat.h with -m, mosquitto on core 1):\n'
+    on=${R[fanout/bridge/cpm]:-} off=${R[fanout/chat.h/cpm]:-}
+    if num "$on" && num "$off"; then
+        awk -v a="$on" -v b="$off" 'BEGIN { printf "  fanout    server CPU-s per 10^6 deliveries, bridge on / off = %.2f (target <= 1.25; on %s, off %s)\n", a / b, a, b }'
+    fi
+    if num "${R[cross/bridge/p99_us]:-}"; then
+        printf '  cross     one sender at the latency row'"'"'s rate on one board, the receivers on another: p50 %s us, p99 %s us (target: p99 <= 2000 us)\n' \
+            "$(fmt '%.0f' "${R[cross/bridge/p50_us]}")" "$(fmt '%.0f' "${R[cross/bridge/p99_us]}")"
+    fi
+fi
 
 gap=$'\n'
 for srv in $servers; do

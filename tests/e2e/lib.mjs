@@ -65,6 +65,48 @@ function spawnChat(port, args) {
   });
 }
 
+// Starts Debian's mosquitto (the MQTT broker of "More than one board") on a free loopback port,
+// with its own configuration in a temporary directory; close() stops it and removes the directory.
+export async function startBroker() {
+  const { mkdtempSync, writeFileSync, rmSync } = await import("node:fs");
+  const os = await import("node:os");
+  const dir = mkdtempSync(path.join(os.tmpdir(), "chat-e2e-mqtt-"));
+  const port = await new Promise((resolve, reject) => {
+    const s = net.createServer().once("error", reject);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+  // as root mosquitto would become user mosquitto, who cannot write in this directory
+  const root = typeof process.getuid === "function" && process.getuid() === 0 ? "user root\n" : "";
+  writeFileSync(path.join(dir, "mosquitto.conf"),
+    `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n${root}`);
+  const proc = spawn("mosquitto", ["-c", path.join(dir, "mosquitto.conf")], { stdio: "ignore" });
+  live.add(proc);
+  const exited = new Promise((r) => proc.once("exit", () => { live.delete(proc); r(); }));
+  proc.once("error", () => {});
+  const until = Date.now() + WAIT;
+  for (;;) { // up once it accepts a connection
+    const up = await new Promise((r) => {
+      const c = net.connect(port, "127.0.0.1", () => { c.destroy(); r(true); }).once("error", () => r(false));
+    });
+    if (up) break;
+    if (Date.now() > until || proc.exitCode !== null) {
+      proc.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error("mosquitto did not start (apt-get install mosquitto)");
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    port,
+    url: (prefix) => `mqtt://127.0.0.1:${port}/${prefix}`,
+    async close() {
+      proc.kill("SIGTERM");
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 // Starts ./chat on 127.0.0.1 (port 0: a free one). A fixed port may still be held for a moment
 // by the process that just died, so that case retries, within WAIT.
 export async function startChat({ port = 0, args = [] } = {}) {

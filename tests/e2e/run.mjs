@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
-  HERE, WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, startFront, poll, until, users,
+  HERE, WAIT, DESKTOP, PHONE, checkSetup, launchBrowser, startChat, startRelay, startFront, startBroker, poll, until, users,
   state, waitUsers, waitMessages, waitState, ready, join, send, messages,
 } from "./lib.mjs";
 
@@ -55,6 +55,11 @@ class Ctx {
     const s = await startChat(opts);
     this.servers.push(s);
     return s;
+  }
+  async broker() {
+    const b = await startBroker();
+    this.relays.push(b); // closed with the relays, before the servers are killed
+    return b;
   }
   async relay(srv) {
     const r = await startRelay(srv.port);
@@ -155,6 +160,33 @@ test("two users in separate contexts both see both names", async (t) => {
   eq(await b.$$eval("#users li", (l) => l.map((li) => li.className)), ["", "me"], "B's own entry marked");
   eq(await b.$eval("#users .me", (li) => getComputedStyle(li, "::after").content), '"（你）"', "B's (you) mark");
   await until(a, "A no longer says it is alone", () => document.getElementById("alone").hidden);
+});
+
+test("two pages on two boards bridged through mosquitto: one user list, every message once, in order, on both", async (t) => {
+  const broker = await t.broker();
+  const one = await t.server({ args: ["-m", broker.url("e2e"), "-n", "board-1"] });
+  const two = await t.server({ args: ["-m", broker.url("e2e"), "-n", "board-2"] });
+  const a = await t.page(one, { label: "A" }), b = await t.page(two, { label: "B" });
+  await join(a, "Alice");
+  await join(b, "Bob");
+  await waitUsers(a, ["Alice", "Bob"], "A's list (board 1)");
+  await waitUsers(b, ["Alice", "Bob"], "B's list (board 2)");
+  // the same name on the other board is refused in the page's words, as on one board
+  const c = await t.page(two, { label: "C" });
+  await c.locator("#name").fill("Alice");
+  await c.locator("#name").press("Enter");
+  await until(c, "C shows a reason", () => document.getElementById("why").textContent !== "");
+  eq(await c.textContent("#why"), "名字“Alice”已被占用，换成“Alice 2”如何？", "reason shown to C (board 2) for board 1's Alice");
+  await send(a, "from board 1", "enter");
+  await waitMessages(b, 1, "B's conversation");
+  await send(b, "from board 2", "button");
+  for (let i = 1; i <= 5; i++) await send(a, `a${i}`, "enter");
+  const want = ["from board 1", "from board 2", "a1", "a2", "a3", "a4", "a5"];
+  for (const [p, n] of [[a, "A"], [b, "B"]]) {
+    const got = await waitMessages(p, 7, `${n}'s conversation`);
+    eq(got.map((m) => m.text), want, `${n}'s conversation`);
+    eq(got.map((m) => m.user), ["Alice", "Bob", "Alice", "Alice", "Alice", "Alice", "Alice"], `${n}'s senders`);
+  }
 });
 
 test("messages sent with Enter and with the button reach both pages with the right sender", async (t) => {
