@@ -365,7 +365,23 @@ typedef struct chat_request chat_request; /* an upgrade request, seen by on_upgr
    double that injects failures. Each function gets `user` and the connection's descriptor and
    behaves like the call it replaces: -1 with errno on failure (EAGAIN or EWOULDBLOCK: not now,
    the server waits for the descriptor; EINTR: at once again; anything else: the connection is
-   lost). A NULL function means the default one. */
+   lost). A NULL function means the default one.
+   A TLS library plugs in with two more (NULL: none). The descriptor names the connection from
+   open to close (keep per-connection state by it); read and write carry plaintext.
+   - handshake: called instead of read and write until it returns 0 (done): first when the
+     socket is readable, then whenever the socket is ready for what it last asked for --
+     CHAT_WATCH_READ or CHAT_WATCH_WRITE (the library wants to read or to write first). -1:
+     failed, the connection is reset. It must finish within handshake_timeout_ms, like a
+     request head: a stalled or silent peer is reset by that timer.
+   - pending: bytes the library holds, read from the socket already, that read would return
+     now (the rest of a decrypted record): the server reads them without waiting for the
+     socket, so nothing stalls in the library and nothing spins.
+   write takes bytes from the front of the vector; when it cannot take them all, what it took
+   is counted and the rest comes again, unchanged, when the socket is writable (a library that
+   encrypted a record it could not send yet must not count it: it is offered again). read and
+   write must need only their own direction after the handshake (no renegotiation); a library
+   that needs the other one fails the call (errno EPROTO). shutdown is where a close_notify goes
+   out, before the FIN. The mbedTLS adapter below (CHAT_TLS_MBEDTLS) is one such transport. */
 typedef struct chat_iovec {
     const void *base;
     size_t len;
@@ -377,6 +393,9 @@ typedef struct chat_transport {
     int (*shutdown)(void *user, int fd);                           /* no more output (TCP: FIN) */
     void (*close)(void *user, int fd, int reset);                  /* closes fd; reset: drop what is unsent (RST) */
     void *user;
+    /* 0.5.0, after user so that tables written before still fill the same fields */
+    int (*handshake)(void *user, int fd);      /* 0: done; CHAT_WATCH_READ/WRITE: wait for that; -1 */
+    size_t (*pending)(void *user, int fd);     /* bytes read would return without the socket */
 } chat_transport;
 
 typedef struct chat_config {
@@ -2633,6 +2652,9 @@ typedef enum chat__state {
 #define CHAT__C_THROTTLED 64u     /* over max_byte_rate: not read until the next second */
 #define CHAT__C_RESET 128u        /* given up on: closed with RST, so the kernel frees its buffers */
 #define CHAT__C_VIA_PROXY 256u    /* the socket's peer is the trusted proxy */
+#define CHAT__C_HANDSHAKE 512u    /* the transport's handshake is not done: no read or write yet */
+#define CHAT__C_HS_WRITE 1024u    /* ... and it waits for the socket to be writable */
+#define CHAT__C_PENDING 2048u     /* the transport holds input read from the socket already */
 
 /* One per address with connections (or with joins in the current minute): the per-address
    limits. Behind the trusted proxy, the address it forwarded. */
@@ -2698,6 +2720,7 @@ struct chat_server {
     int listen_fd, port, wake_rd, wake_wr, stop_rd, stop_wr;
     chat__flag stop_requested; /* set by chat_server_stop when its pipe is full */
     int phase, in_poll, accept_paused, resume_pending;
+    int read_pending; /* a connection may read what its transport holds: a turn without waiting */
     chat__ms now, next_sweep, stop_deadline, accept_resume;
     /* The poll set: the listener, the posts' pipe, the stop pipe, then connections, compact. */
     struct pollfd *pfds;
@@ -3123,7 +3146,12 @@ static int chat__rate_ok(chat_server *srv, chat__conn *c) {
 
 static void chat__set_events(chat_server *srv, chat__conn *c) {
     short ev = 0;
+    if (c->flags & CHAT__C_HANDSHAKE) { /* the transport's handshake says which way it waits */
+        srv->pfds[c->slot].events = c->flags & CHAT__C_HS_WRITE ? POLLOUT : POLLIN;
+        return;
+    }
     if (!chat__input_paused(c)) ev |= POLLIN;
+    if (!chat__input_paused(c) && (c->flags & CHAT__C_PENDING)) srv->read_pending = 1;
     if (c->q_count) ev |= POLLOUT;
     srv->pfds[c->slot].events = ev;
 }
@@ -3875,6 +3903,14 @@ static void chat__conn_received(chat_server *srv, chat__conn *c, size_t n) {
     if (c->flags & CHAT__C_HELD) chat__set_events(srv, c);
 }
 
+/* Input the transport holds (see chat_transport.pending) is read next turn, without waiting for
+   the socket, which may have nothing more to say; while input is paused it waits (set_events). */
+static void chat__conn_pending(chat_server *srv, chat__conn *c) {
+    c->flags &= ~CHAT__C_PENDING;
+    if (srv->io.pending(srv->io.user, c->fd)) c->flags |= CHAT__C_PENDING;
+    chat__set_events(srv, c);
+}
+
 /* One recv() per ready connection per turn, so a fast sender cannot starve the rest. */
 static void chat__conn_read(chat_server *srv, chat__conn *c) {
     size_t room;
@@ -3896,6 +3932,23 @@ static void chat__conn_read(chat_server *srv, chat__conn *c) {
         chat__set_events(srv, c);
     }
     chat__conn_received(srv, c, (size_t)n);
+    if (srv->io.pending && c->state != CHAT__DEAD) chat__conn_pending(srv, c);
+}
+
+/* The transport's handshake (TLS): the first thing on a connection, bounded by the handshake
+   timer like a request head (the sweep resets a peer that stalls in it). */
+static void chat__conn_handshake(chat_server *srv, chat__conn *c) {
+    int r = srv->io.handshake(srv->io.user, c->fd);
+    if (r < 0) {
+        srv->stats.closed_protocol++;
+        CHAT__LOG((srv, CHAT_LOG_DEBUG, "transport handshake failed: %s", strerror(errno)));
+        chat__conn_abort(srv, c);
+        return;
+    }
+    c->flags &= ~(CHAT__C_HANDSHAKE | CHAT__C_HS_WRITE);
+    if (r) c->flags |= CHAT__C_HANDSHAKE | (r == CHAT_WATCH_WRITE ? CHAT__C_HS_WRITE : 0);
+    else if (srv->io.pending) chat__conn_pending(srv, c); /* a request may have come with it */
+    chat__set_events(srv, c);
 }
 
 /* --- output --- */
@@ -4101,6 +4154,7 @@ static int chat__conn_start(chat_server *srv, int fd) {
         chat__conn_abort(srv, c); /* reset at once: a refused connection holds nothing */
         return CHAT_EBUSY;
     }
+    if (srv->io.handshake) c->flags |= CHAT__C_HANDSHAKE; /* waits for the peer's first bytes */
     chat__socket_tune(fd, srv->cfg.sndbuf, srv->cfg.rcvbuf);
     return CHAT_OK;
 }
@@ -4219,6 +4273,7 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
     if (srv->flush_head || srv->room.handout || srv->room.leaving || srv->resume_pending || srv->dead_count ||
+        srv->read_pending ||
         (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
         (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS)) /* nothing left to close: stop now */
         return 0;
@@ -4452,6 +4507,16 @@ static void chat__resume_held(chat_server *srv) {
 }
 
 
+/* Input a transport holds (TLS: the rest of a record) is read as if the socket were readable. */
+static void chat__read_pending(chat_server *srv) {
+    unsigned i;
+    srv->read_pending = 0;
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        if ((c->flags & CHAT__C_PENDING) && !chat__input_paused(c) && c->state != CHAT__DEAD) chat__conn_read(srv, c);
+    }
+}
+
 /* One turn after the wait: what became ready (revents in the poll set), then the work of the
    turn in a fixed order. Connections that died during it are freed at its end. */
 static int chat__turn(chat_server *srv, int ready) {
@@ -4459,11 +4524,16 @@ static int chat__turn(chat_server *srv, int ready) {
     srv->now = chat__now_ms();
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->resume_pending) chat__resume_held(srv);
+    if (srv->read_pending) chat__read_pending(srv);
     if (ready) {
         for (i = srv->nfds; i-- > CHAT__SLOT_CONNS;) {
             chat__conn *c = srv->conns[i];
             short re = srv->pfds[i].revents;
             if (!re || c->state == CHAT__DEAD) continue;
+            if (c->flags & CHAT__C_HANDSHAKE) {
+                chat__conn_handshake(srv, c);
+                continue;
+            }
             if (re & POLLOUT) chat__flush_later(srv, c);
             if (chat__input_paused(c) && !(c->flags & CHAT__C_PEER_EOF)) {
                 if (re & (POLLERR | POLLHUP | POLLNVAL)) chat__conn_kill(srv, c); /* gone: nothing to wait for */
