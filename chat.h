@@ -589,6 +589,20 @@ CHATDEF void chat_server_free(chat_server *srv);
 /* A short English description of a CHAT_E* code. */
 CHATDEF const char *chat_strerror(int err);
 
+#ifdef CHAT_TLS_MBEDTLS
+/* https:// and wss:// with mbedTLS 2.28 (build with -DCHAT_TLS_MBEDTLS, link -lmbedtls
+   -lmbedx509 -lmbedcrypto): a chat_transport for chat_config.transport. TLS 1.2 only (2.28 has
+   no TLS 1.3 server), ECDHE with AES-GCM or ChaCha20-Poly1305, session tickets. Every
+   connection of that server speaks TLS: a plain http:// client fails the handshake and is
+   reset. Loads a certificate chain and its private key (PEM files). Returns NULL when one cannot be
+   read or parsed or they do not match, with one line saying why in err (cap bytes). */
+typedef struct chat_tls chat_tls;
+CHATDEF chat_tls *chat_tls_create(const char *cert_file, const char *key_file, char *err, size_t cap);
+/* The transport to put in chat_config.transport; tls must outlive the server. */
+CHATDEF const chat_transport *chat_tls_transport(chat_tls *tls);
+CHATDEF void chat_tls_free(chat_tls *tls); /* after chat_server_free; NULL is fine */
+#endif
+
 #endif /* CHAT_CODECS_ONLY */
 
 #ifdef __cplusplus
@@ -1968,6 +1982,253 @@ static void chat__posix_close(void *user, int fd, int reset) {
     (void)user;
     chat__socket_close(fd, reset);
 }
+
+/* ============================================================================================ */
+/* tls: the mbedTLS adapter (CHAT_TLS_MBEDTLS), a transport over the platform's socket calls   */
+/* ============================================================================================ */
+
+#ifdef CHAT_TLS_MBEDTLS
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h> /* its error codes only: the bytes go through the platform */
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
+
+#if MBEDTLS_VERSION_MAJOR != 2 || MBEDTLS_VERSION_MINOR < 28
+#error "chat.h: the mbedTLS adapter is written and tested for mbedTLS 2.28 (Debian 12: libmbedtls-dev); other versions differ in its API (3.x: key parsing, version setting)"
+#endif
+
+/* Forward secrecy and AEAD only. */
+static const int chat__tls_suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    0};
+
+/* One per connection, made when its first bytes arrive (a silent peer costs a table slot). No cap
+   of its own on handshakes under way: one that stalls is an HTTP connection to the server, reset
+   by the handshake timer and the first to give way at max_connections; a cap would let a few
+   stalled ClientHellos lock every newcomer out. */
+typedef struct chat__tls_conn {
+    mbedtls_ssl_context ssl;
+    int fd;
+    int open;    /* the handshake is done */
+    size_t held; /* bytes of a record encrypted but not sent yet: offered again, not counted */
+} chat__tls_conn;
+
+struct chat_tls {
+    chat_transport io;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_ssl_ticket_context ticket;
+    chat__tls_conn **by_fd; /* the transport's calls name a connection by its descriptor */
+    unsigned cap;
+    unsigned char stage[MBEDTLS_SSL_OUT_CONTENT_LEN]; /* a write vector gathered into one record */
+};
+
+static int chat__tls_send(void *ctx, const unsigned char *p, size_t n) {
+    chat_iovec v;
+    long r;
+    v.base = p, v.len = n;
+    r = chat__posix_write(NULL, ((chat__tls_conn *)ctx)->fd, &v, 1);
+    if (r >= 0) return (int)r;
+    return chat__would_block(errno) ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int chat__tls_recv(void *ctx, unsigned char *p, size_t n) {
+    long r = chat__posix_read(NULL, ((chat__tls_conn *)ctx)->fd, p, n);
+    if (r >= 0) return (int)r;
+    return chat__would_block(errno) ? MBEDTLS_ERR_SSL_WANT_READ : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static chat__tls_conn *chat__tls_conn_of(chat_tls *t, int fd) {
+    return fd >= 0 && (unsigned)fd < t->cap ? t->by_fd[fd] : NULL;
+}
+
+static int chat__tls_open(void *user, int fd) {
+    chat_tls *t = (chat_tls *)user;
+    if (fd < 0) return -1;
+    if ((unsigned)fd >= t->cap) {
+        unsigned cap = (unsigned)fd + 64, i;
+        chat__tls_conn **p = (chat__tls_conn **)CHAT_REALLOC(t->by_fd, cap * sizeof *p);
+        if (!p) return -1;
+        for (i = t->cap; i < cap; i++) p[i] = NULL;
+        t->by_fd = p, t->cap = cap;
+    }
+    CHAT_ASSERT(!t->by_fd[fd]); /* close comes before a descriptor is used again */
+    return 0;
+}
+
+static int chat__tls_handshake(void *user, int fd) {
+    chat_tls *t = (chat_tls *)user;
+    chat__tls_conn *c = chat__tls_conn_of(t, fd);
+    int r;
+    if (!c) {
+        c = (chat__tls_conn *)CHAT_MALLOC(sizeof *c);
+        if (!c) return errno = ENOMEM, -1;
+        memset(c, 0, sizeof *c);
+        c->fd = fd;
+        mbedtls_ssl_init(&c->ssl);
+        t->by_fd[fd] = c;
+        if (mbedtls_ssl_setup(&c->ssl, &t->conf) != 0) return errno = ENOMEM, -1; /* its buffers */
+        mbedtls_ssl_set_bio(&c->ssl, c, chat__tls_send, chat__tls_recv, NULL);
+    }
+    r = mbedtls_ssl_handshake(&c->ssl);
+    if (r == MBEDTLS_ERR_SSL_WANT_READ) return CHAT_WATCH_READ;
+    if (r == MBEDTLS_ERR_SSL_WANT_WRITE) return CHAT_WATCH_WRITE;
+    if (r != 0) return errno = EPROTO, -1; /* not TLS, an old version, no common suite, ... */
+    c->open = 1;
+    return 0;
+}
+
+static long chat__tls_read(void *user, int fd, void *buf, size_t len) {
+    chat__tls_conn *c = chat__tls_conn_of((chat_tls *)user, fd);
+    int r = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf, len);
+    if (r >= 0) return r; /* 0: the peer closed without a close_notify -- the end all the same */
+    if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
+    errno = r == MBEDTLS_ERR_SSL_WANT_READ ? EAGAIN : r == MBEDTLS_ERR_SSL_WANT_WRITE ? EPROTO : ECONNRESET;
+    return -1;
+}
+
+/* bytes from the front of a vector, from `skip` on, at most cap */
+static size_t chat__tls_gather(unsigned char *out, size_t cap, const chat_iovec *iov, int count, size_t skip) {
+    size_t n = 0;
+    int i;
+    for (i = 0; i < count && n < cap; i++) {
+        size_t k;
+        if (skip >= iov[i].len) {
+            skip -= iov[i].len;
+            continue;
+        }
+        k = CHAT__MIN(iov[i].len - skip, cap - n);
+        memcpy(out + n, (const unsigned char *)iov[i].base + skip, k);
+        n += k, skip = 0;
+    }
+    return n;
+}
+
+/* The queue goes out as few records as it fits in (one per turn for a chat's small frames). A
+   record mbedTLS could not send yet is not counted: the same bytes come again, as it asks. */
+static long chat__tls_write(void *user, int fd, const chat_iovec *iov, int count) {
+    chat_tls *t = (chat_tls *)user;
+    chat__tls_conn *c = chat__tls_conn_of(t, fd);
+    size_t taken = 0, n;
+    while ((n = chat__tls_gather(t->stage, c->held ? c->held : sizeof t->stage, iov, count, taken)) > 0) {
+        int r = mbedtls_ssl_write(&c->ssl, t->stage, n);
+        if (r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            c->held = n;
+            break;
+        }
+        if (r < 0) {
+            if (taken) break;
+            errno = r == MBEDTLS_ERR_SSL_WANT_READ ? EPROTO : ECONNRESET;
+            return -1;
+        }
+        c->held = 0;
+        taken += (size_t)r;
+    }
+    if (!taken) errno = EAGAIN;
+    return taken ? (long)taken : -1;
+}
+
+static int chat__tls_shutdown(void *user, int fd) {
+    chat__tls_conn *c = chat__tls_conn_of((chat_tls *)user, fd);
+    if (c && c->open) (void)mbedtls_ssl_close_notify(&c->ssl); /* best effort: the FIN follows */
+    return chat__posix_shutdown(NULL, fd);
+}
+
+static void chat__tls_close(void *user, int fd, int reset) {
+    chat_tls *t = (chat_tls *)user;
+    chat__tls_conn *c = chat__tls_conn_of(t, fd);
+    if (c) {
+        mbedtls_ssl_free(&c->ssl);
+        CHAT_FREE(c);
+        t->by_fd[fd] = NULL;
+    }
+    chat__posix_close(NULL, fd, reset);
+}
+
+static size_t chat__tls_pending(void *user, int fd) {
+    chat__tls_conn *c = chat__tls_conn_of((chat_tls *)user, fd);
+    return c && c->open ? mbedtls_ssl_get_bytes_avail(&c->ssl) : 0;
+}
+
+static chat_tls *chat__tls_fail(chat_tls *t, char *err, size_t cap, const char *what, const char *file, int code) {
+    char why[128];
+    mbedtls_strerror(code, why, sizeof why);
+    if (err && cap) snprintf(err, cap, "%s%s%s (%s)", file ? file : "", file ? ": " : "", what, why);
+    chat_tls_free(t);
+    return NULL;
+}
+
+CHATDEF chat_tls *chat_tls_create(const char *cert_file, const char *key_file, char *err, size_t cap) {
+    chat_tls *t;
+    int r;
+    if (!cert_file || !key_file) {
+        if (err && cap) snprintf(err, cap, "a certificate file and a key file are needed");
+        return NULL;
+    }
+    t = (chat_tls *)CHAT_MALLOC(sizeof *t);
+    if (!t) return chat__tls_fail(NULL, err, cap, "out of memory", NULL, 0);
+    memset(t, 0, sizeof *t);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_x509_crt_init(&t->cert);
+    mbedtls_pk_init(&t->key);
+    mbedtls_entropy_init(&t->entropy);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_ssl_ticket_init(&t->ticket);
+    t->io.open = chat__tls_open, t->io.read = chat__tls_read, t->io.write = chat__tls_write;
+    t->io.shutdown = chat__tls_shutdown, t->io.close = chat__tls_close;
+    t->io.handshake = chat__tls_handshake, t->io.pending = chat__tls_pending, t->io.user = t;
+    if ((r = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, (const unsigned char *)"chat.h", 6)))
+        return chat__tls_fail(t, err, cap, "no randomness for TLS", NULL, r);
+    r = mbedtls_x509_crt_parse_file(&t->cert, cert_file);
+    if (r > 0) r = MBEDTLS_ERR_X509_INVALID_FORMAT; /* some of the file's certificates were not */
+    if (r) return chat__tls_fail(t, err, cap, "cannot load the certificate (PEM)", cert_file, r);
+    if ((r = mbedtls_pk_parse_keyfile(&t->key, key_file, NULL)))
+        return chat__tls_fail(t, err, cap, "cannot load the private key (PEM, unencrypted)", key_file, r);
+    if ((r = mbedtls_pk_check_pair(&t->cert.pk, &t->key)))
+        return chat__tls_fail(t, err, cap, "the key does not belong to the certificate", key_file, r);
+    if ((r = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT)) ||
+        (r = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key)) ||
+        (r = mbedtls_ssl_ticket_setup(&t->ticket, mbedtls_ctr_drbg_random, &t->drbg, MBEDTLS_CIPHER_AES_256_GCM,
+                                      86400)))
+        return chat__tls_fail(t, err, cap, "cannot set up TLS", NULL, r);
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3); /* TLS 1.2 */
+    mbedtls_ssl_conf_ciphersuites(&t->conf, chat__tls_suites);
+    mbedtls_ssl_conf_session_tickets_cb(&t->conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, &t->ticket);
+    return t;
+}
+
+CHATDEF const chat_transport *chat_tls_transport(chat_tls *tls) { return tls ? &tls->io : NULL; }
+
+CHATDEF void chat_tls_free(chat_tls *t) {
+    unsigned i;
+    if (!t) return;
+    for (i = 0; i < t->cap; i++)
+        if (t->by_fd[i]) {
+            mbedtls_ssl_free(&t->by_fd[i]->ssl);
+            CHAT_FREE(t->by_fd[i]);
+        }
+    CHAT_FREE(t->by_fd);
+    mbedtls_ssl_ticket_free(&t->ticket);
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_pk_free(&t->key);
+    mbedtls_x509_crt_free(&t->cert);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_entropy_free(&t->entropy);
+    CHAT_FREE(t);
+}
+#endif /* CHAT_TLS_MBEDTLS */
 
 
 /* ============================================================================================ */
