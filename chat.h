@@ -91,6 +91,10 @@
        CHAT_NO_LOG                 compile the log calls out
        CHAT_NO_ACCEPT4             use accept() + fcntl() even where accept4() exists
        CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
+       CHAT_TLS_MBEDTLS            https and wss with mbedTLS 2.28 (chat_tls_create below; link
+                                   -lmbedtls -lmbedx509 -lmbedcrypto): TLS 1.2, ECDHE + AEAD only,
+                                   every connection TLS; ~37 KB per idle client (mbedTLS's record
+                                   buffers), a handshake bounded by CHAT_HANDSHAKE_TIMEOUT_MS
 
    TIERS (each calls only those below it)
        public API   chat_server_*                      the server: connections by state, limits,
@@ -102,7 +106,8 @@
                                                        happen at the end of the turn
        frames       bytes for the wire, shared by reference
        platform     every OS call; the default transport (chat_transport: read, write, shutdown,
-                    close -- TLS or a test double can take its place)
+                    close; handshake and pending for TLS -- TLS or a test double can take its place)
+       tls          the mbedTLS adapter (CHAT_TLS_MBEDTLS), a transport over the platform's calls
        codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws: public,
                     documented below; CHAT_CODECS_ONLY compiles only these
 
@@ -118,6 +123,8 @@
    takes at most 64 posts a turn, so a thread posting without pause cannot hold it.
 
    REVISION HISTORY
+       0.5.0  (unreleased)  TLS through the transport table (handshake wanting read or write within
+                            the handshake timeout, pending input); the mbedTLS adapter, --cert/--key
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
@@ -1984,7 +1991,7 @@ static void chat__posix_close(void *user, int fd, int reset) {
 }
 
 /* ============================================================================================ */
-/* tls: the mbedTLS adapter (CHAT_TLS_MBEDTLS), a transport over the platform's socket calls   */
+/* tls: the mbedTLS adapter (CHAT_TLS_MBEDTLS), a transport made of the socket calls above     */
 /* ============================================================================================ */
 
 #ifdef CHAT_TLS_MBEDTLS

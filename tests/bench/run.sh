@@ -9,7 +9,7 @@
 # pinned to core 0; the load client (tests/bench/load.c) runs on core 1. See README.md here.
 #
 # Environment:
-#   BENCH_SERVERS   which servers, default "chat.h node deno"
+#   BENCH_SERVERS   which servers, default "chat.h wss node deno" (wss: chat.h's own TLS, mbedTLS)
 #   BENCH_PEERS     writable copy of the reference peers (default ${TMPDIR:-/tmp}/chat-bench-peers)
 #   PEERS_SRC       where the peers come from (default ../shared/peers next to the repo; read-only)
 #   BENCH_RESULTS   file for the raw RESULT lines (default ${TMPDIR:-/tmp}/chat-bench-results.txt)
@@ -31,7 +31,7 @@ tmp_root=${TMPDIR:-/tmp}
 work=$(mktemp -d "$tmp_root/chat-bench.XXXXXX") || exit 1
 peers=${BENCH_PEERS:-$tmp_root/chat-bench-peers}
 peers_src=${PEERS_SRC:-$root/../shared/peers}
-servers=${BENCH_SERVERS:-"chat.h node deno"}
+servers=${BENCH_SERVERS:-"chat.h wss node deno"}
 results=${BENCH_RESULTS:-$tmp_root/chat-bench-results.txt}
 CC=${CC:-cc}
 
@@ -85,6 +85,21 @@ if [ $chat_ok = 1 ] && ! $CC -O2 -o "$work/heap_server" tests/bench/heap_server.
     say "bench: tests/bench/heap_server.c does not build; idle rows use the plain binary:"
     head -5 "$work/build-heap.txt" >&2
 fi
+# wss: the same example built with the mbedTLS adapter (-DCHAT_TLS_MBEDTLS), serving a self-signed
+# P-256 certificate; the load client speaks TLS (-T). Skipped with a line when mbedTLS is missing.
+wss_why=""
+if [[ " $servers " == *" wss "* ]]; then
+    tls_libs="-lmbedtls -lmbedx509 -lmbedcrypto"
+    # shellcheck disable=SC2086 # a word list
+    if ! $CC -O2 -DCHAT_TLS_MBEDTLS -o "$work/chat-tls" example_main.c $tls_libs 2>"$work/build-tls.txt" ||
+        ! $CC -std=c99 -Wall -Wextra -pedantic -Werror -O2 -DLOAD_TLS -o "$work/load-tls" tests/bench/load.c $tls_libs \
+            2>>"$work/build-tls.txt"; then
+        wss_why="no mbedTLS to build with (apt-get install -y libmbedtls-dev): $(head -1 "$work/build-tls.txt")"
+    elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=localhost" \
+        -keyout "$work/tls.key" -out "$work/tls.pem" >/dev/null 2>&1; then
+        wss_why="openssl could not make a certificate"
+    fi
+fi
 chat_extra=()
 # chat.h limits messages per client and second by default (closing a faster client); the peers
 # have no limit, so it is switched off for a like-for-like run when the binary has the option.
@@ -101,7 +116,7 @@ fi
 # The maintainers' reference servers, not part of this repository and not needed to use chat.h.
 # A peer that cannot run is skipped with a line that names it and says why (here and after the
 # table); chat.h still runs.
-declare -A peer_title=([node]="Node + ws" [deno]="the Deno tutorial")
+declare -A peer_title=([node]="Node + ws" [deno]="the Deno tutorial" [wss]="chat.h over wss")
 declare -A skipped=() # peer -> why
 peers_why=""
 case " $servers " in
@@ -124,6 +139,7 @@ skip_peer() { # PEER WHY
     skipped[$1]=$2
     say "bench: skipped $1 (${peer_title[$1]}): $2"
 }
+[ -n "$wss_why" ] && skip_peer wss "$wss_why"
 for srv in $servers; do
     case $srv in
     node | deno) ;;
@@ -168,6 +184,10 @@ start_server() {
         bin="$work/chat"
         [ "$heap" = 1 ] && [ $heap_ok = 1 ] && bin="$work/heap_server"
         taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
+        ;;
+    wss) # no heap counter here: most of a TLS client's memory is mbedTLS's own; RSS says it
+        taskset -c 0 "$work/chat-tls" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" \
+            --cert "$work/tls.pem" --key "$work/tls.key" >/dev/null 2>"$srv_err" &
         ;;
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
@@ -220,12 +240,16 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT
     local sc=$1 srv=$2 args=$3 limit=$4 heap=0 line="" hwm="" extra=() alive=1 key="$1/$2"
     rows+=("$key")
     case $sc in idle* | storm*) heap=1 ;; esac
-    if [ "$srv" = chat.h ] && [ $chat_ok = 0 ]; then
+    if { [ "$srv" = chat.h ] || [ "$srv" = wss ]; } && [ $chat_ok = 0 ]; then
         R[$key/status]="FAIL" R[$key/flags]="build-failed"
         return
     fi
     if [ -n "${skipped[$srv]:-}" ]; then
         R[$key/status]="skipped" R[$key/flags]="see-below"
+        return
+    fi
+    if [ "$srv" = wss ] && [ "$sc" = idle10k ]; then # ~37 KB of mbedTLS buffers each: 370 MB says nothing new
+        R[$key/status]="skipped" R[$key/flags]="idle1k-says-it"
         return
     fi
     if ! start_server "$srv" $heap; then
@@ -237,8 +261,10 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT
         return
     fi
     [ "$srv" = chat.h ] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
+    local load="$work/load"
+    [ "$srv" = wss ] && load="$work/load-tls" extra+=(-T)
     # shellcheck disable=SC2086 # args is a word list on purpose
-    timeout -k 2 "$limit" taskset -c 1 "$work/load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
+    timeout -k 2 "$limit" taskset -c 1 "$load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
         "${extra[@]}" >"$work/result.txt" 2>"$work/load.err" &
     load_pid=$!
     wait $load_pid
@@ -321,7 +347,8 @@ for key in "${rows[@]}"; do
     # shellcheck disable=SC2059
     printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" \
         "${R[$key/flags]:-}"
-    if [ "$srv" = chat.h ] && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
+    if { [ "$srv" = chat.h ] || [ "$srv" = wss ]; } && [ "$st" != skipped ] &&
+        { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
         failures=$((failures + 1))
     fi
 done
@@ -358,6 +385,27 @@ for entry in "${scenarios[@]}"; do
         ;;
     esac
 done
+
+# --- what TLS costs: chat.h over wss beside chat.h over ws, in this run ----------------------------
+if [[ " $servers " == *" wss "* ]] && [ -z "$wss_why" ]; then
+    printf '\nchat.h over wss relative to over ws (TLS: AES-GCM per recipient, a record per flush):\n'
+    for entry in "${scenarios[@]}"; do
+        IFS='|' read -r sc _ _ <<<"$entry"
+        w=$sc/wss p=$sc/chat.h
+        [ "${R[$w/status]:-}" = ok ] && [ "${R[$p/status]:-}" = ok ] || continue
+        case $sc in
+        fanout* | large*)
+            awk -v wc="${R[$w/srv_cpu_s]}" -v wd="${R[$w/delivered]}" -v pc="${R[$p/srv_cpu_s]}" -v pd="${R[$p/delivered]}" \
+                -v sc="$sc" 'BEGIN { if (wd > 0 && pd > 0 && pc > 0) printf "  %-9s server CPU-s per 10^6 deliveries: ws %.2f, wss %.2f (x%.1f; +%.2f us per delivery)\n",
+                    sc, pc / (pd / 1e6), wc / (wd / 1e6), (wc / wd) / (pc / pd), (wc / wd - pc / pd) * 1e6 }' ;;
+        latency*)
+            printf '  %-9s p50 / p99 us: ws %s / %s, wss %s / %s\n' "$sc" "${R[$p/p50_us]}" "${R[$p/p99_us]}" \
+                "${R[$w/p50_us]}" "${R[$w/p99_us]}" ;;
+        idle*)
+            printf '  %-9s RSS per idle connection (B): ws %s, wss %s\n' "$sc" "${R[$p/rss_per_conn_b]}" "${R[$w/rss_per_conn_b]}" ;;
+        esac
+    done
+fi
 
 gap=$'\n'
 for srv in $servers; do
