@@ -54,7 +54,7 @@ include-order:
 	@rm -f tests/include_order tests/include_order.err
 
 clean:
-	rm -f chat tests/run_tests tests/bridge/run_bridge tests/include_order tests/include_order.err tests/embed_example tests/codec_client
+	rm -f chat chat-tls tests/run_tests tests/run_tests-wss tests/bridge/run_bridge tests/include_order tests/include_order.err tests/embed_example tests/codec_client
 
 .PHONY: all run embed test include-order clean
 
@@ -84,9 +84,22 @@ test-valgrind: chat tests/run_tests
 compat: tests/run_tests
 	bash tests/compat.sh
 
-# A chat over wss:// through nginx terminating TLS (needs nginx, openssl, python3-websockets).
-tls: chat
+# TLS (issue 16): a chat over wss:// through nginx terminating TLS; then TLS in chat.h itself,
+# the mbedTLS adapter: ./chat-tls --cert --key against openssl s_client, Python's websockets and
+# bad certificates (tests/tls/direct.sh), the conformance cases over wss and TLS's own tests
+# (tests/run_tests-wss, built with the small board's 4 KiB reads so that input waits in mbedTLS),
+# and both again under ASan + UBSan and valgrind. Needs nginx, openssl, python3-websockets,
+# libmbedtls-dev.
+TLS_LIBS = -lmbedtls -lmbedx509 -lmbedcrypto
+chat-tls: example_main.c chat.h
+	$(CC) $(CFLAGS) -DCHAT_TLS_MBEDTLS -o $@ example_main.c $(LDFLAGS) $(TLS_LIBS)
+
+tests/run_tests-wss: tests/run_tests tests/tls/wss.c
+	$(CC) $(CFLAGS) -DCHAT_TLS_MBEDTLS -DCHAT_READ_CHUNK=4096 -pthread -o $@ tests/main.c tests/api_only.c $(LDFLAGS) $(TLS_LIBS)
+
+tls: chat chat-tls tests/run_tests-wss
 	bash tests/tls/run.sh
+	bash tests/tls/direct.sh
 
 # The core suite on armhf (poll() path), aarch64, mips (big-endian) and riscv64 under qemu-user, and a static
 # musl build (needs qemu-user, gcc-{arm-linux-gnueabihf,aarch64-linux-gnu,mips-linux-gnu,

@@ -101,6 +101,10 @@
        CHAT_NO_MSG_NOSIGNAL        use SO_NOSIGPIPE, or ignore SIGPIPE, even where MSG_NOSIGNAL exists
        CHAT_NO_EPOLL               wait with poll() on Linux too (chat.h's path on every other system)
        CHAT_NO_MQTT                no MQTT bridge and no chat_mqtt_* codec (20 KB less on x86-64)
+       CHAT_TLS_MBEDTLS            https and wss with mbedTLS 2.28 (chat_tls_create below; link
+                                   -lmbedtls -lmbedx509 -lmbedcrypto): TLS 1.2, ECDHE + AEAD only,
+                                   every connection TLS; ~37 KB per idle client (mbedTLS's record
+                                   buffers), a handshake bounded by CHAT_HANDSHAKE_TIMEOUT_MS
 
    TIERS (each calls only those below it)
        public API   chat_server_*                      the server: connections by state, limits,
@@ -112,7 +116,8 @@
                                                        happen at the end of the turn
        frames       bytes for the wire, shared by reference
        platform     every OS call; the default transport (chat_transport: read, write, shutdown,
-                    close -- TLS or a test double can take its place)
+                    close; handshake and pending for TLS -- TLS or a test double can take its place)
+       tls          the mbedTLS adapter (CHAT_TLS_MBEDTLS), a transport over the platform's calls
        codecs       chat_buf/sha1/base64/utf8, chat_json, chat_http, chat_url, chat_ws,
                     chat_mqtt: public, documented below; CHAT_CODECS_ONLY compiles only these
 
@@ -142,7 +147,11 @@
 
    REVISION HISTORY
        0.5.0  (2026-12-07)  one room across boards through an MQTT 3.1.1 broker (chat_config.mqtt,
-                            the chat_mqtt_* codec, CHAT_NO_MQTT)
+                            the chat_mqtt_* codec, CHAT_NO_MQTT); TLS through the transport table
+                            (handshake wanting read or write within the handshake timeout, pending
+                            input) and the mbedTLS adapter, --cert/--key; epoll on Linux
+                            (CHAT_NO_EPOLL: poll()); message ids, times, cids, replays, since and
+                            resume; the history file
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
@@ -444,7 +453,23 @@ typedef struct chat_request chat_request; /* an upgrade request, seen by on_upgr
    double that injects failures. Each function gets `user` and the connection's descriptor and
    behaves like the call it replaces: -1 with errno on failure (EAGAIN or EWOULDBLOCK: not now,
    the server waits for the descriptor; EINTR: at once again; anything else: the connection is
-   lost). A NULL function means the default one. */
+   lost). A NULL function means the default one.
+   A TLS library plugs in with two more (NULL: none). The descriptor names the connection from
+   open to close (keep per-connection state by it); read and write carry plaintext.
+   - handshake: called instead of read and write until it returns 0 (done): first when the
+     socket is readable, then whenever the socket is ready for what it last asked for --
+     CHAT_WATCH_READ or CHAT_WATCH_WRITE (the library wants to read or to write first). -1:
+     failed, the connection is reset. It must finish within handshake_timeout_ms, like a
+     request head: a stalled or silent peer is reset by that timer.
+   - pending: bytes the library holds, read from the socket already, that read would return
+     now (the rest of a decrypted record): the server reads them without waiting for the
+     socket, so nothing stalls in the library and nothing spins.
+   write takes bytes from the front of the vector; when it cannot take them all, what it took
+   is counted and the rest comes again, unchanged, when the socket is writable (a library that
+   encrypted a record it could not send yet must not count it: it is offered again). read and
+   write must need only their own direction after the handshake (no renegotiation); a library
+   that needs the other one fails the call (errno EPROTO). shutdown is where a close_notify goes
+   out, before the FIN. The mbedTLS adapter below (CHAT_TLS_MBEDTLS) is one such transport. */
 typedef struct chat_iovec {
     const void *base;
     size_t len;
@@ -456,6 +481,9 @@ typedef struct chat_transport {
     int (*shutdown)(void *user, int fd);                           /* no more output (TCP: FIN) */
     void (*close)(void *user, int fd, int reset);                  /* closes fd; reset: drop what is unsent (RST) */
     void *user;
+    /* 0.5.0, after user so that tables written before still fill the same fields */
+    int (*handshake)(void *user, int fd);      /* 0: done; CHAT_WATCH_READ/WRITE: wait for that; -1 */
+    size_t (*pending)(void *user, int fd);     /* bytes read would return without the socket */
 } chat_transport;
 
 typedef struct chat_config {
@@ -670,6 +698,20 @@ CHATDEF void chat_server_free(chat_server *srv);
 
 /* A short English description of a CHAT_E* code. */
 CHATDEF const char *chat_strerror(int err);
+
+#ifdef CHAT_TLS_MBEDTLS
+/* https:// and wss:// with mbedTLS 2.28 (build with -DCHAT_TLS_MBEDTLS, link -lmbedtls
+   -lmbedx509 -lmbedcrypto): a chat_transport for chat_config.transport. TLS 1.2 only (2.28 has
+   no TLS 1.3 server), ECDHE with AES-GCM or ChaCha20-Poly1305, session tickets. Every
+   connection of that server speaks TLS: a plain http:// client fails the handshake and is
+   reset. Loads a certificate chain and its private key (PEM files). Returns NULL when one cannot be
+   read or parsed or they do not match, with one line saying why in err (cap bytes). */
+typedef struct chat_tls chat_tls;
+CHATDEF chat_tls *chat_tls_create(const char *cert_file, const char *key_file, char *err, size_t cap);
+/* The transport to put in chat_config.transport; tls must outlive the server. */
+CHATDEF const chat_transport *chat_tls_transport(chat_tls *tls);
+CHATDEF void chat_tls_free(chat_tls *tls); /* after chat_server_free; NULL is fine */
+#endif
 
 #endif /* CHAT_CODECS_ONLY */
 
@@ -2351,7 +2393,6 @@ static void chat__posix_close(void *user, int fd, int reset) {
     chat__socket_close(fd, reset);
 }
 
-
 #ifndef CHAT_NO_MQTT
 /* --- outgoing connections (the MQTT bridge's broker link) --- */
 
@@ -2414,6 +2455,260 @@ static void chat__host_name(char *out, size_t cap) {
     out[cap - 1] = '\0';
 }
 #endif
+
+/* ============================================================================================ */
+/* tls: the mbedTLS adapter (CHAT_TLS_MBEDTLS), a transport made of the socket calls above     */
+/* ============================================================================================ */
+
+#ifdef CHAT_TLS_MBEDTLS
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h> /* its error codes only: the bytes go through the platform */
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509_crt.h>
+
+#if MBEDTLS_VERSION_MAJOR != 2 || MBEDTLS_VERSION_MINOR < 28
+#error "chat.h: the mbedTLS adapter is written and tested for mbedTLS 2.28 (Debian 12: libmbedtls-dev); other versions differ in its API (3.x: key parsing, version setting)"
+#endif
+
+/* Forward secrecy and AEAD only. */
+static const int chat__tls_suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    0};
+
+/* The key exchange's curves, cheapest first: mbedTLS's own order starts at P-521, which costs a
+   board ten times X25519 per handshake for no safety a chat needs. */
+static const mbedtls_ecp_group_id chat__tls_curves[] = {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+                                                         MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
+
+/* One per connection, made when its first bytes arrive (a silent peer costs a table slot). No cap
+   of its own on handshakes under way: one that stalls is an HTTP connection to the server, reset
+   by the handshake timer and the first to give way at max_connections; a cap would let a few
+   stalled ClientHellos lock every newcomer out. */
+typedef struct chat__tls_conn {
+    mbedtls_ssl_context ssl;
+    int fd;
+    int open;    /* the handshake is done */
+    size_t held; /* bytes of a record encrypted but not sent yet: offered again, not counted */
+} chat__tls_conn;
+
+struct chat_tls {
+    chat_transport io;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt cert;
+    mbedtls_pk_context key;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_ssl_ticket_context ticket;
+    chat__tls_conn **by_fd; /* the transport's calls name a connection by its descriptor */
+    unsigned cap;
+    unsigned char stage[MBEDTLS_SSL_OUT_CONTENT_LEN]; /* a write vector gathered into one record */
+};
+
+static int chat__tls_send(void *ctx, const unsigned char *p, size_t n) {
+    chat_iovec v;
+    long r;
+    v.base = p, v.len = n;
+    r = chat__posix_write(NULL, ((chat__tls_conn *)ctx)->fd, &v, 1);
+    if (r >= 0) return (int)r;
+    return chat__would_block(errno) ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int chat__tls_recv(void *ctx, unsigned char *p, size_t n) {
+    long r = chat__posix_read(NULL, ((chat__tls_conn *)ctx)->fd, p, n);
+    if (r >= 0) return (int)r;
+    return chat__would_block(errno) ? MBEDTLS_ERR_SSL_WANT_READ : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static chat__tls_conn *chat__tls_conn_of(chat_tls *t, int fd) {
+    return fd >= 0 && (unsigned)fd < t->cap ? t->by_fd[fd] : NULL;
+}
+
+static int chat__tls_open(void *user, int fd) {
+    chat_tls *t = (chat_tls *)user;
+    if (fd < 0) return -1;
+    if ((unsigned)fd >= t->cap) {
+        unsigned cap = (unsigned)fd + 64, i;
+        chat__tls_conn **p = (chat__tls_conn **)CHAT_REALLOC(t->by_fd, cap * sizeof *p);
+        if (!p) return -1;
+        for (i = t->cap; i < cap; i++) p[i] = NULL;
+        t->by_fd = p, t->cap = cap;
+    }
+    CHAT_ASSERT(!t->by_fd[fd]); /* close comes before a descriptor is used again */
+    return 0;
+}
+
+static int chat__tls_handshake(void *user, int fd) {
+    chat_tls *t = (chat_tls *)user;
+    chat__tls_conn *c = chat__tls_conn_of(t, fd);
+    int r;
+    if (!c) {
+        c = (chat__tls_conn *)CHAT_MALLOC(sizeof *c);
+        if (!c) return errno = ENOMEM, -1;
+        memset(c, 0, sizeof *c);
+        c->fd = fd;
+        mbedtls_ssl_init(&c->ssl);
+        t->by_fd[fd] = c;
+        if (mbedtls_ssl_setup(&c->ssl, &t->conf) != 0) return errno = ENOMEM, -1; /* its buffers */
+        mbedtls_ssl_set_bio(&c->ssl, c, chat__tls_send, chat__tls_recv, NULL);
+    }
+    r = mbedtls_ssl_handshake(&c->ssl);
+    if (r == MBEDTLS_ERR_SSL_WANT_READ) return CHAT_WATCH_READ;
+    if (r == MBEDTLS_ERR_SSL_WANT_WRITE) return CHAT_WATCH_WRITE;
+    if (r != 0) return errno = EPROTO, -1; /* not TLS, an old version, no common suite, ... */
+    c->open = 1;
+    return 0;
+}
+
+static long chat__tls_read(void *user, int fd, void *buf, size_t len) {
+    chat__tls_conn *c = chat__tls_conn_of((chat_tls *)user, fd);
+    int r = mbedtls_ssl_read(&c->ssl, (unsigned char *)buf, len);
+    if (r >= 0) return r; /* 0: the peer closed without a close_notify -- the end all the same */
+    if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
+    errno = r == MBEDTLS_ERR_SSL_WANT_READ ? EAGAIN : r == MBEDTLS_ERR_SSL_WANT_WRITE ? EPROTO : ECONNRESET;
+    return -1;
+}
+
+/* bytes from the front of a vector, from `skip` on, at most cap */
+static size_t chat__tls_gather(unsigned char *out, size_t cap, const chat_iovec *iov, int count, size_t skip) {
+    size_t n = 0;
+    int i;
+    for (i = 0; i < count && n < cap; i++) {
+        size_t k;
+        if (skip >= iov[i].len) {
+            skip -= iov[i].len;
+            continue;
+        }
+        k = CHAT__MIN(iov[i].len - skip, cap - n);
+        memcpy(out + n, (const unsigned char *)iov[i].base + skip, k);
+        n += k, skip = 0;
+    }
+    return n;
+}
+
+/* The queue goes out as few records as it fits in (one per turn for a chat's small frames). A
+   record mbedTLS could not send yet is not counted: the same bytes come again, as it asks. */
+static long chat__tls_write(void *user, int fd, const chat_iovec *iov, int count) {
+    chat_tls *t = (chat_tls *)user;
+    chat__tls_conn *c = chat__tls_conn_of(t, fd);
+    size_t taken = 0, n;
+    while ((n = chat__tls_gather(t->stage, c->held ? c->held : sizeof t->stage, iov, count, taken)) > 0) {
+        int r = mbedtls_ssl_write(&c->ssl, t->stage, n);
+        if (r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+            c->held = n;
+            break;
+        }
+        if (r < 0) {
+            if (taken) break;
+            errno = r == MBEDTLS_ERR_SSL_WANT_READ ? EPROTO : ECONNRESET;
+            return -1;
+        }
+        c->held = 0;
+        taken += (size_t)r;
+    }
+    if (!taken) errno = EAGAIN;
+    return taken ? (long)taken : -1;
+}
+
+static int chat__tls_shutdown(void *user, int fd) {
+    chat__tls_conn *c = chat__tls_conn_of((chat_tls *)user, fd);
+    if (c && c->open) (void)mbedtls_ssl_close_notify(&c->ssl); /* best effort: the FIN follows */
+    return chat__posix_shutdown(NULL, fd);
+}
+
+static void chat__tls_close(void *user, int fd, int reset) {
+    chat_tls *t = (chat_tls *)user;
+    chat__tls_conn *c = chat__tls_conn_of(t, fd);
+    if (c) {
+        mbedtls_ssl_free(&c->ssl);
+        CHAT_FREE(c);
+        t->by_fd[fd] = NULL;
+    }
+    chat__posix_close(NULL, fd, reset);
+}
+
+static size_t chat__tls_pending(void *user, int fd) {
+    chat__tls_conn *c = chat__tls_conn_of((chat_tls *)user, fd);
+    return c && c->open ? mbedtls_ssl_get_bytes_avail(&c->ssl) : 0;
+}
+
+static chat_tls *chat__tls_fail(chat_tls *t, char *err, size_t cap, const char *what, const char *file, int code) {
+    char why[128];
+    mbedtls_strerror(code, why, sizeof why);
+    if (err && cap) snprintf(err, cap, "%s%s%s (%s)", file ? file : "", file ? ": " : "", what, why);
+    chat_tls_free(t);
+    return NULL;
+}
+
+CHATDEF chat_tls *chat_tls_create(const char *cert_file, const char *key_file, char *err, size_t cap) {
+    chat_tls *t;
+    int r;
+    if (!cert_file || !key_file) {
+        if (err && cap) snprintf(err, cap, "a certificate file and a key file are needed");
+        return NULL;
+    }
+    t = (chat_tls *)CHAT_MALLOC(sizeof *t);
+    if (!t) return chat__tls_fail(NULL, err, cap, "out of memory", NULL, 0);
+    memset(t, 0, sizeof *t);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_x509_crt_init(&t->cert);
+    mbedtls_pk_init(&t->key);
+    mbedtls_entropy_init(&t->entropy);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_ssl_ticket_init(&t->ticket);
+    t->io.open = chat__tls_open, t->io.read = chat__tls_read, t->io.write = chat__tls_write;
+    t->io.shutdown = chat__tls_shutdown, t->io.close = chat__tls_close;
+    t->io.handshake = chat__tls_handshake, t->io.pending = chat__tls_pending, t->io.user = t;
+    if ((r = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, (const unsigned char *)"chat.h", 6)))
+        return chat__tls_fail(t, err, cap, "no randomness for TLS", NULL, r);
+    r = mbedtls_x509_crt_parse_file(&t->cert, cert_file);
+    if (r > 0) r = MBEDTLS_ERR_X509_INVALID_FORMAT; /* some of the file's certificates were not */
+    if (r) return chat__tls_fail(t, err, cap, "cannot load the certificate (PEM)", cert_file, r);
+    if ((r = mbedtls_pk_parse_keyfile(&t->key, key_file, NULL)))
+        return chat__tls_fail(t, err, cap, "cannot load the private key (PEM, unencrypted)", key_file, r);
+    if ((r = mbedtls_pk_check_pair(&t->cert.pk, &t->key)))
+        return chat__tls_fail(t, err, cap, "the key does not belong to the certificate", key_file, r);
+    if ((r = mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT)) ||
+        (r = mbedtls_ssl_conf_own_cert(&t->conf, &t->cert, &t->key)) ||
+        (r = mbedtls_ssl_ticket_setup(&t->ticket, mbedtls_ctr_drbg_random, &t->drbg, MBEDTLS_CIPHER_AES_256_GCM,
+                                      86400)))
+        return chat__tls_fail(t, err, cap, "cannot set up TLS", NULL, r);
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+    mbedtls_ssl_conf_min_version(&t->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3); /* TLS 1.2 */
+    mbedtls_ssl_conf_ciphersuites(&t->conf, chat__tls_suites);
+    mbedtls_ssl_conf_curves(&t->conf, chat__tls_curves);
+    mbedtls_ssl_conf_session_tickets_cb(&t->conf, mbedtls_ssl_ticket_write, mbedtls_ssl_ticket_parse, &t->ticket);
+    return t;
+}
+
+CHATDEF const chat_transport *chat_tls_transport(chat_tls *tls) { return tls ? &tls->io : NULL; }
+
+CHATDEF void chat_tls_free(chat_tls *t) {
+    unsigned i;
+    if (!t) return;
+    for (i = 0; i < t->cap; i++)
+        if (t->by_fd[i]) {
+            mbedtls_ssl_free(&t->by_fd[i]->ssl);
+            CHAT_FREE(t->by_fd[i]);
+        }
+    CHAT_FREE(t->by_fd);
+    mbedtls_ssl_ticket_free(&t->ticket);
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_pk_free(&t->key);
+    mbedtls_x509_crt_free(&t->cert);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_entropy_free(&t->entropy);
+    CHAT_FREE(t);
+}
+#endif /* CHAT_TLS_MBEDTLS */
+
 
 /* ============================================================================================ */
 /* frames: bytes ready for the wire, encoded once and queued by reference by many              */
@@ -3095,6 +3390,9 @@ typedef enum chat__state {
 #define CHAT__C_THROTTLED 64u     /* over max_byte_rate: not read until the next second */
 #define CHAT__C_RESET 128u        /* given up on: closed with RST, so the kernel frees its buffers */
 #define CHAT__C_VIA_PROXY 256u    /* the socket's peer is the trusted proxy */
+#define CHAT__C_HANDSHAKE 512u    /* the transport's handshake is not done: no read or write yet */
+#define CHAT__C_HS_WRITE 1024u    /* ... and it waits for the socket to be writable */
+#define CHAT__C_PENDING 2048u     /* the transport holds input read from the socket already */
 
 /* One per address with connections (or with joins in the current minute): the per-address
    limits. Behind the trusted proxy, the address it forwarded. */
@@ -3173,6 +3471,7 @@ struct chat_server {
     int listen_fd, port, wake_rd, wake_wr, stop_rd, stop_wr;
     chat__flag stop_requested; /* set by chat_server_stop when its pipe is full */
     int phase, in_poll, accept_paused, resume_pending;
+    int read_pending; /* a connection may read what its transport holds: a turn without waiting */
     chat__ms now, next_sweep, stop_deadline, accept_resume;
     /* The poll set: the listener, the posts' pipe, the stop pipe, then connections, compact. */
     struct pollfd *pfds;
@@ -3677,7 +3976,12 @@ static int chat__watch_fd(chat_server *srv, unsigned slot, int fd, int add) {
 
 static void chat__set_events(chat_server *srv, chat__conn *c) {
     short ev = 0;
+    if (c->flags & CHAT__C_HANDSHAKE) { /* the transport's handshake says which way it waits */
+        chat__watch(srv, c->slot, c->flags & CHAT__C_HS_WRITE ? POLLOUT : POLLIN);
+        return;
+    }
     if (!chat__input_paused(c)) ev |= POLLIN;
+    if (!chat__input_paused(c) && (c->flags & CHAT__C_PENDING)) srv->read_pending = 1;
     if (c->q_count) ev |= POLLOUT;
     chat__watch(srv, c->slot, ev);
 }
@@ -4439,6 +4743,14 @@ static void chat__conn_received(chat_server *srv, chat__conn *c, size_t n) {
     if (c->flags & CHAT__C_HELD) chat__set_events(srv, c);
 }
 
+/* Input the transport holds (see chat_transport.pending) is read next turn, without waiting for
+   the socket, which may have nothing more to say; while input is paused it waits (set_events). */
+static void chat__conn_pending(chat_server *srv, chat__conn *c) {
+    c->flags &= ~CHAT__C_PENDING;
+    if (srv->io.pending(srv->io.user, c->fd)) c->flags |= CHAT__C_PENDING;
+    chat__set_events(srv, c);
+}
+
 /* One recv() per ready connection per turn, so a fast sender cannot starve the rest. */
 static void chat__conn_read(chat_server *srv, chat__conn *c) {
     size_t room;
@@ -4460,6 +4772,23 @@ static void chat__conn_read(chat_server *srv, chat__conn *c) {
         chat__set_events(srv, c);
     }
     chat__conn_received(srv, c, (size_t)n);
+    if (srv->io.pending && c->state != CHAT__DEAD) chat__conn_pending(srv, c);
+}
+
+/* The transport's handshake (TLS): the first thing on a connection, bounded by the handshake
+   timer like a request head (the sweep resets a peer that stalls in it). */
+static void chat__conn_handshake(chat_server *srv, chat__conn *c) {
+    int r = srv->io.handshake(srv->io.user, c->fd);
+    if (r < 0) {
+        srv->stats.closed_protocol++;
+        CHAT__LOG((srv, CHAT_LOG_DEBUG, "transport handshake failed: %s", strerror(errno)));
+        chat__conn_abort(srv, c);
+        return;
+    }
+    c->flags &= ~(CHAT__C_HANDSHAKE | CHAT__C_HS_WRITE);
+    if (r) c->flags |= CHAT__C_HANDSHAKE | (r == CHAT_WATCH_WRITE ? CHAT__C_HS_WRITE : 0);
+    else if (srv->io.pending) chat__conn_pending(srv, c); /* a request may have come with it */
+    chat__set_events(srv, c);
 }
 
 /* --- output --- */
@@ -4675,6 +5004,7 @@ static int chat__conn_start(chat_server *srv, int fd) {
         chat__conn_abort(srv, c); /* reset at once: a refused connection holds nothing */
         return CHAT_EBUSY;
     }
+    if (srv->io.handshake) c->flags |= CHAT__C_HANDSHAKE; /* waits for the peer's first bytes */
     chat__socket_tune(fd, srv->cfg.sndbuf, srv->cfg.rcvbuf);
     return CHAT_OK;
 }
@@ -4797,6 +5127,7 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
     chat__ms due = 0, wait;
     int has_due = 0;
     if (srv->flush_head || srv->room.handout || srv->room.leaving || srv->resume_pending || srv->dead_count ||
+        srv->read_pending ||
         (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) ||
         (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS && chat__mqtt_done(srv))) /* nothing left: stop now */
         return 0;
@@ -6065,6 +6396,16 @@ static void chat__resume_held(chat_server *srv) {
 }
 
 
+/* Input a transport holds (TLS: the rest of a record) is read as if the socket were readable. */
+static void chat__read_pending(chat_server *srv) {
+    unsigned i;
+    srv->read_pending = 0;
+    for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) {
+        chat__conn *c = srv->conns[i];
+        if ((c->flags & CHAT__C_PENDING) && !chat__input_paused(c) && c->state != CHAT__DEAD) chat__conn_read(srv, c);
+    }
+}
+
 /* What happened to the descriptor in `slot` (fd and events from epoll or the embedder's loop):
    noted in the poll set's revents, and a connection's slot listed for the turn. */
 static void chat__ready_note(chat_server *srv, int fd, short revents) {
@@ -6084,11 +6425,16 @@ static int chat__turn(chat_server *srv) {
     srv->now = chat__now_ms();
     if (CHAT__FLAG_GET(srv->stop_requested) && srv->phase == CHAT__RUNNING) chat__begin_shutdown(srv);
     if (srv->resume_pending) chat__resume_held(srv);
+    if (srv->read_pending) chat__read_pending(srv);
     for (k = 0; k < srv->nready; k++) {
         chat__conn *c = srv->conns[i = srv->ready[k]];
         short re = srv->pfds[i].revents;
         srv->pfds[i].revents = 0;
         if (c->state == CHAT__DEAD) continue;
+        if (c->flags & CHAT__C_HANDSHAKE) {
+            chat__conn_handshake(srv, c);
+            continue;
+        }
         if (re & POLLOUT) chat__flush_later(srv, c);
         if (chat__input_paused(c) && !(c->flags & CHAT__C_PEER_EOF)) {
             if (re & (POLLERR | POLLHUP | POLLNVAL)) chat__conn_kill(srv, c); /* gone: nothing to wait for */

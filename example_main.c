@@ -773,6 +773,7 @@ static const char public_app_js[] =
 /* --- end of embedded public/ --- */
 
 static chat_server *server; /* for the signal handler */
+static const char *scheme = "http"; /* https with --cert */
 static int verbosity = 1;   /* 0: warnings and errors (-q), 1: also info and the tutorial's lines, 2: debug (-v) */
 
 static void on_signal(int sig) {
@@ -857,7 +858,7 @@ static void print_addresses(const char *address, int port) {
     int v6 = 1, pass;
     if (address && *address && strcmp(address, "::") != 0 && strcmp(address, "0.0.0.0") != 0) {
         int ipv6 = strchr(address, ':') != NULL;
-        log_line(&log_stdout, "Listening at http://%s%s%s:%d", ipv6 ? "[" : "", address, ipv6 ? "]" : "", port);
+        log_line(&log_stdout, "Listening at %s://%s%s%s:%d", scheme, ipv6 ? "[" : "", address, ipv6 ? "]" : "", port);
         return;
     }
     if (address && strcmp(address, "0.0.0.0") == 0) v6 = 0;
@@ -870,18 +871,18 @@ static void print_addresses(const char *address, int port) {
                     const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
                     if ((ntohl(in4->sin_addr.s_addr) >> 24) == 127) continue;
                     if (inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host))
-                        log_line(&log_stdout, "Listening at http://%s:%d", host, port);
+                        log_line(&log_stdout, "Listening at %s://%s:%d", scheme, host, port);
                 } else if (pass == 1 && v6 && sa->sa_family == AF_INET6) {
                     const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
                     if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) || IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr)) continue;
                     if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host))
-                        log_line(&log_stdout, "Listening at http://[%s]:%d", host, port);
+                        log_line(&log_stdout, "Listening at %s://[%s]:%d", scheme, host, port);
                 }
             }
         }
         freeifaddrs(list);
     }
-    log_line(&log_stdout, "Listening at http://localhost:%d", port);
+    log_line(&log_stdout, "Listening at %s://localhost:%d", scheme, port);
 }
 
 static void usage(FILE *out, const char *argv0) {
@@ -912,7 +913,38 @@ static void usage(FILE *out, const char *argv0) {
             "  -v              verbose: log every connection event\n"
             "  -h              this help\n",
             argv0, CHAT_MAX_CLIENTS, CHAT_MAX_RATE, CHAT_MAX_BYTE_RATE, CHAT_MAX_JOIN_RATE);
+#ifdef CHAT_TLS_MBEDTLS
+    fprintf(out, "  --cert FILE     serve https:// and wss:// (TLS 1.2) with this PEM certificate (chain)\n"
+                 "  --key FILE      ... and its PEM private key\n");
+#endif
 }
+
+#ifdef CHAT_TLS_MBEDTLS
+/* --cert FILE and --key FILE (or --cert=FILE), taken out of argv before getopt sees it. */
+static int take_tls_options(int *argc, char **argv, const char **cert, const char **key) {
+    int i, n = 1;
+    for (i = 1; i < *argc; i++) {
+        const char **to = strncmp(argv[i], "--cert", 6) == 0 ? cert : strncmp(argv[i], "--key", 5) == 0 ? key : NULL;
+        const char *eq = strchr(argv[i], '=');
+        size_t name = eq ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+        if (strcmp(argv[i], "--") == 0) break;
+        if (!to || name != (to == cert ? 6u : 5u)) {
+            argv[n++] = argv[i];
+            continue;
+        }
+        if (eq) *to = eq + 1;
+        else if (i + 1 < *argc) *to = argv[++i];
+        else {
+            fprintf(stderr, "chat: %s needs a FILE\n", argv[i]);
+            return -1;
+        }
+    }
+    while (i < *argc) argv[n++] = argv[i++];
+    argv[n] = NULL;
+    *argc = n;
+    return 0;
+}
+#endif
 
 static int parse_int(const char *s, long lo, long hi, int *out) {
     char *end;
@@ -985,8 +1017,19 @@ int main(int argc, char **argv) {
     struct rlimit nofile;
     int port = 8080, opt, r, norigins = 0;
     size_t i;
+#ifdef CHAT_TLS_MBEDTLS
+    const char *cert_file = NULL, *key_file = NULL;
+    chat_tls *tls = NULL;
+#endif
 
     memset(&config, 0, sizeof config);
+#ifdef CHAT_TLS_MBEDTLS
+    if (take_tls_options(&argc, argv, &cert_file, &key_file) < 0) return 2;
+    if (!cert_file != !key_file) {
+        fprintf(stderr, "chat: --cert and --key go together\n");
+        return 2;
+    }
+#endif
     if (env_port && *env_port && parse_int(env_port, 0, 65535, &port) < 0) {
         fprintf(stderr, "chat: PORT must be a number from 0 to 65535, not '%s'\n", env_port);
         return 2;
@@ -1064,6 +1107,18 @@ int main(int argc, char **argv) {
     config.on_leave = on_leave;
     config.on_log = on_log;
     config.log_level = verbosity == 0 ? CHAT_LOG_WARN : verbosity == 1 ? CHAT_LOG_INFO : CHAT_LOG_DEBUG;
+#ifdef CHAT_TLS_MBEDTLS
+    if (cert_file) {
+        char why[256];
+        tls = chat_tls_create(cert_file, key_file, why, sizeof why);
+        if (!tls) {
+            fprintf(stderr, "chat: %s\n", why);
+            return 1;
+        }
+        config.transport = chat_tls_transport(tls);
+        scheme = "https";
+    }
+#endif
     server = chat_server_create(&config);
     if (!server) {
         if (config.history_file) fprintf(stderr, "chat: cannot start (the history file, see above, or out of memory)\n");
@@ -1082,6 +1137,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "chat: cannot listen on %s, port %d: %s\n", address && *address ? address : "every interface",
                 port, r == CHAT_ESYS ? strerror(errno) : chat_strerror(r));
         chat_server_free(server);
+#ifdef CHAT_TLS_MBEDTLS
+        chat_tls_free(tls);
+#endif
         return 1;
     }
 
@@ -1096,6 +1154,9 @@ int main(int argc, char **argv) {
     print_addresses(address, chat_server_port(server));
     r = chat_server_run(server);
     chat_server_free(server);
+#ifdef CHAT_TLS_MBEDTLS
+    chat_tls_free(tls);
+#endif
     if (r != CHAT_OK) {
         fprintf(stderr, "chat: %s\n", chat_strerror(r));
         return 1;

@@ -138,7 +138,7 @@ static int door_chat(door_io *io, door_client *cs, size_t *heap_after) {
                              "Sec-WebSocket-Version: 13\r\n\r\n";
     static const unsigned char ping[] = {0x89, 0x82, 1, 2, 3, 4, 'p' ^ 1, 'q' ^ 2};
     static const unsigned char close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8};
-    static const chat_transport table = {door_open, door_read, door_write, NULL, door_close, NULL};
+    static const chat_transport table = {door_open, door_read, door_write, NULL, door_close, NULL, NULL, NULL};
     chat_transport t = table;
     chat_config cfg;
     chat_server *srv;
@@ -251,7 +251,7 @@ static void test_door_faults_at_every_step_of_a_chat(void) {
 }
 
 static void test_door_open_refused_and_close_once(void) {
-    static const chat_transport table = {door_open, door_read, door_write, NULL, door_close, NULL};
+    static const chat_transport table = {door_open, door_read, door_write, NULL, door_close, NULL, NULL, NULL};
     chat_transport t = table;
     chat_config cfg;
     chat_server *srv;
@@ -274,6 +274,156 @@ static void test_door_open_refused_and_close_once(void) {
     chat_server_free(srv);
     CHECK_INT(io.closes[sv[0]], 1);
     close(sv[1]);
+}
+
+/* A transport shaped like a TLS library (issue 16): a handshake that must read the peer's
+   "HELLO\n" and then wants to write ("OK\n") before it is done; after it, read drains the socket
+   into the transport but hands out at most 5 bytes a call, so the rest is pending: a server that
+   waited for the socket to say more would stall with the request inside the transport. */
+#define DOOR_HELD_FDS 64
+typedef struct door_held {
+    int stage[DOOR_HELD_FDS]; /* 0: reading the hello, 1: wants to write, 2: done */
+    size_t hello[DOOR_HELD_FDS], len[DOOR_HELD_FDS], off[DOOR_HELD_FDS];
+    unsigned char buf[DOOR_HELD_FDS][4096];
+    int handshakes;
+} door_held;
+
+static int door_held_open(void *user, int fd) {
+    door_held *h = (door_held *)user;
+    if (fd < 0 || fd >= DOOR_HELD_FDS) return -1;
+    h->stage[fd] = 0, h->hello[fd] = h->len[fd] = h->off[fd] = 0;
+    return 0;
+}
+
+static int door_held_handshake(void *user, int fd) {
+    door_held *h = (door_held *)user;
+    h->handshakes++;
+    if (h->stage[fd] == 0) {
+        while (h->hello[fd] < 6) {
+            char ch;
+            ssize_t n = recv(fd, &ch, 1, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return CHAT_WATCH_READ;
+            if (n <= 0 || ch != "HELLO\n"[h->hello[fd]]) {
+                errno = EPROTO;
+                return -1;
+            }
+            h->hello[fd]++;
+        }
+        h->stage[fd] = 1;
+        return CHAT_WATCH_WRITE;
+    }
+    if (send(fd, "OK\n", 3, MSG_NOSIGNAL) != 3) return -1;
+    h->stage[fd] = 2;
+    return 0;
+}
+
+static long door_held_read(void *user, int fd, void *buf, size_t len) {
+    door_held *h = (door_held *)user;
+    size_t give;
+    CHECK(h->stage[fd] == 2); /* nothing is read before the handshake is done */
+    if (h->off[fd] == h->len[fd]) {
+        ssize_t n = recv(fd, h->buf[fd], sizeof h->buf[fd], 0);
+        if (n <= 0) return (long)n;
+        h->off[fd] = 0, h->len[fd] = (size_t)n;
+    }
+    give = h->len[fd] - h->off[fd];
+    if (give > 5) give = 5;
+    if (give > len) give = len;
+    memcpy(buf, h->buf[fd] + h->off[fd], give);
+    h->off[fd] += give;
+    return (long)give;
+}
+
+static size_t door_held_pending(void *user, int fd) {
+    door_held *h = (door_held *)user;
+    return h->len[fd] - h->off[fd];
+}
+
+/* Turns until `client` has received `text`, at most `turns`. */
+static int door_pump_until(chat_server *srv, door_client *cs, int n, int who, const char *text, int turns) {
+    while (turns-- > 0) {
+        int i;
+        chat_server_poll(srv, 0);
+        for (i = 0; i < n; i++) door_drain(&cs[i]);
+        if (door_has(&cs[who], text)) return 1;
+    }
+    return 0;
+}
+
+static void test_door_handshake_and_pending_input(void) {
+    static const char up[] = "GET /start_web_socket?username=%s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                             "Sec-WebSocket-Version: 13\r\n\r\n";
+    static door_held held; /* 256 KiB: not on the stack */
+    chat_transport t;
+    chat_config cfg;
+    chat_server *srv;
+    chat_stats st;
+    door_client cs[4];
+    char req[512];
+    unsigned char byte;
+    long long start, waited;
+    int i, n, r;
+    memset(&held, 0, sizeof held);
+    memset(&t, 0, sizeof t);
+    t.open = door_held_open, t.read = door_held_read, t.handshake = door_held_handshake, t.pending = door_held_pending;
+    t.user = &held;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.max_per_address = -1, cfg.max_join_rate = -1, cfg.history = -1, cfg.handshake_timeout_ms = 300;
+    cfg.transport = &t;
+    srv = chat_server_create(&cfg);
+    CHECK(srv != NULL);
+    if (!srv) return;
+    for (i = 0; i < 4; i++) {
+        int sv[2];
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+        cs[i].got.data = NULL, cs[i].got.len = 0;
+        cs[i].fd = sv[1], cs[i].server = sv[0];
+        CHECK_INT(chat_server_adopt(srv, sv[0]), CHAT_OK);
+    }
+    /* the request before the hello: nothing is answered, the handshake reads only its bytes */
+    n = snprintf(req, sizeof req, up, "alice");
+    door_send_raw(&cs[0], "HEL", 3);
+    door_pump(srv, cs, 4);
+    CHECK_INT(cs[0].got.len, 0);
+    CHECK(chat_server_timeout(srv) != 0); /* waiting for the peer: no busy turn */
+    door_send_raw(&cs[0], "LO\n", 3);
+    door_send_raw(&cs[0], req, (size_t)n); /* arrives with the end of the handshake */
+    CHECKF(door_pump_until(srv, cs, 4, 0, "\"usernames\":[\"alice\"]", 500), "alice was not served (got %zu bytes)",
+           cs[0].got.len);
+    CHECK(cs[0].got.len > 3 && memcmp(cs[0].got.data, "OK\n", 3) == 0); /* the handshake's bytes first */
+    n = snprintf(req, sizeof req, up, "bob");
+    door_send_raw(&cs[1], "HELLO\n", 6);
+    door_send_raw(&cs[1], req, (size_t)n);
+    CHECK(door_pump_until(srv, cs, 4, 1, "\"usernames\":[\"alice\",\"bob\"]", 500));
+    door_send_text(&cs[0], "{\"event\":\"send-message\",\"message\":\"held, then read\"}");
+    CHECK(door_pump_until(srv, cs, 4, 1, "\"message\":\"held, then read\"", 500));
+    CHECK(chat_server_timeout(srv) != 0); /* all read: nothing left to do at once */
+    /* garbage instead of a hello: reset at once, counted as a protocol error */
+    door_send_raw(&cs[2], "GET / HTTP/1.1\r\n\r\n", 18);
+    door_pump(srv, cs, 4);
+    r = (int)recv(cs[2].fd, &byte, 1, MSG_DONTWAIT);
+    CHECKF(r == 0 || (r < 0 && errno == ECONNRESET), "garbage: recv %d (errno %d)", r, errno);
+    chat_server_stats(srv, &st);
+    CHECK_INT(st.closed_protocol, 1);
+    /* a stalled hello: reset by the handshake timer, as a stalled request head is */
+    start = wsc_now_ms();
+    for (;;) {
+        chat_server_poll(srv, 50);
+        r = (int)recv(cs[3].fd, &byte, 1, MSG_DONTWAIT);
+        waited = wsc_now_ms() - start;
+        if (r >= 0 || errno != EAGAIN || waited > 3000) break;
+    }
+    CHECKF(r == 0 || errno == ECONNRESET, "a stalled handshake was not dropped (recv %d, errno %d)", r, errno);
+    CHECKF(waited >= 200 && waited < 2000, "dropped after %lld ms, the timeout is 300 ms", waited);
+    chat_server_stats(srv, &st);
+    CHECK_INT(st.closed_idle, 1);
+    CHECK(door_has(&cs[1], "\"usernames\":[\"alice\",\"bob\"]"));
+    chat_server_free(srv);
+    for (i = 0; i < 4; i++) {
+        close(cs[i].fd);
+        free(cs[i].got.data);
+    }
 }
 
 #ifdef __linux__
@@ -385,6 +535,7 @@ static void test_door_chat_from_an_epoll_loop(void) {
 static void door_tests(void) {
     RUN(test_door_faults_at_every_step_of_a_chat);
     RUN(test_door_open_refused_and_close_once);
+    RUN(test_door_handshake_and_pending_input);
 #ifdef __linux__
     RUN(test_door_chat_from_an_epoll_loop);
 #endif

@@ -98,6 +98,11 @@ static chat_server *volatile harness_child_server;      /* in a forked library s
 static volatile sig_atomic_t harness_child_heap_wanted; /* SIGUSR2 asks the child for its heap use */
 static void (*harness_child_setup)(void);               /* run in the child before the server starts */
 static int harness_child_pipe_fd = -1;                  /* in the child: its pipe to the parent */
+/* Another transport under every library server (tests/tls/wss.c: TLS, issue 16), in the child:
+   `config` adds it before the server is created; `front` starts what the tests' plain clients
+   reach it through (a TLS relay) and returns that port instead of the server's. */
+static void (*harness_library_config)(chat_config *cfg);
+static int (*harness_library_front)(int port);
 
 static void harness_child_on_term(int sig) {
     chat_server *srv = harness_child_server;
@@ -137,6 +142,7 @@ static int harness_start_library(harness_server *s, const chat_config *given) {
         struct sigaction sa;
         int port;
         close(p[0]);
+        if (harness_library_config) harness_library_config(cfg);
         harness_child_server = chat_server_create(cfg);
         if (!harness_child_server || chat_server_add_asset(harness_child_server, "/hello", "text/plain", "hello\n", 6) ||
             chat_server_listen(harness_child_server, "127.0.0.1", 0))
@@ -149,6 +155,7 @@ static int harness_start_library(harness_server *s, const chat_config *given) {
         harness_child_pipe_fd = p[1];
         if (harness_child_setup) harness_child_setup();
         port = chat_server_port(harness_child_server);
+        if (harness_library_front) port = harness_library_front(port);
         snprintf(line, sizeof line, "%d\n", port);
         if (write(p[1], line, strlen(line)) < 0) _exit(2);
         /* a bounded wait, so a SIGUSR2 that lands just before poll() is seen soon */

@@ -77,6 +77,9 @@ static const char *test_root = "."; /* the repository root: data under tests/dat
 #include "seams.c"
 #include "door.c"
 #include "continuity.c"
+#ifdef CHAT_TLS_MBEDTLS
+#include "tls/wss.c" /* make tls: the suite's library servers behind TLS, and TLS's own tests */
+#endif
 
 int api_only_check(void); /* api_only.c */
 
@@ -94,6 +97,9 @@ int main(int argc, char **argv) {
     }
     if (getenv("CHAT_TEST_ROOT")) test_root = getenv("CHAT_TEST_ROOT");
     setvbuf(stdout, NULL, _IOLBF, 0);
+#ifdef CHAT_TLS_MBEDTLS
+    if (wss_setup() != 0) return 1;
+#endif
     if (external) {
         integration_external_tests(external);
     } else {
@@ -113,6 +119,9 @@ int main(int argc, char **argv) {
         seams_tests();
         door_tests();
         continuity_tests();
+#ifdef CHAT_TLS_MBEDTLS
+        wss_tests();
+#endif
     }
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed ? 1 : 0;

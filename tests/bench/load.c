@@ -9,6 +9,8 @@
        client: {"event":"send-message","message":"TEXT"}
 
    Build:  cc -std=c99 -Wall -Wextra -pedantic -Werror -O2 -o load tests/bench/load.c
+           with -DLOAD_TLS ... -lmbedtls -lmbedx509 -lmbedcrypto, -T speaks wss:// (mbedTLS client,
+           certificate not checked: the bench's own self-signed one)
    Run:    load SCENARIO -p PORT [-P SERVER_PID] [options]       (load -h for the options)
 
    Scenarios:
@@ -52,6 +54,12 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef LOAD_TLS
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* time, randomness                                                                           */
@@ -289,6 +297,7 @@ static struct {
     struct sockaddr_in addr;
     int ep, tfd;
     int poll_cap_ms;
+    int tls; /* -T: wss:// */
 } G;
 
 static struct {
@@ -303,7 +312,7 @@ static struct {
 /* ------------------------------------------------------------------------------------------ */
 /* connections                                                                                */
 
-enum { C_IDLE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_DONE };
+enum { C_IDLE, C_CONNECTING, C_TLS, C_HANDSHAKE, C_OPEN, C_DONE }; /* C_TLS: its handshake (-T) */
 enum { K_UNDECIDED, K_USERS, K_CHAT, K_OTHER };
 #define PREFIX 256  /* the first bytes of each message are kept for parsing */
 #define DECIDE_AT 64 /* bytes after which a message is classified */
@@ -336,6 +345,10 @@ typedef struct conn {
     int inflight;
     uint64_t seq;      /* next sequence number this client sends */
     uint32_t *expect;  /* per sender: the next sequence number expected (fanout/large/latency) */
+#ifdef LOAD_TLS
+    mbedtls_ssl_context *ssl; /* -T */
+    size_t tls_held;          /* bytes of a record not sent yet: offered again, as mbedTLS asks */
+#endif
 } conn;
 
 static conn *conns;
@@ -370,12 +383,58 @@ static void set_epoll_out(conn *c, int on) {
     if (epoll_ctl(G.ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->epoll_out = on ? 1 : 0;
 }
 
+/* The socket's bytes, or with -T the TLS session's: like send() and recv() (-1 and errno). */
+#ifdef LOAD_TLS
+static mbedtls_ssl_config tls_conf;
+static mbedtls_entropy_context tls_entropy;
+static mbedtls_ctr_drbg_context tls_drbg;
+
+static int tls_errno(int r) {
+    errno = r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE ? EAGAIN : EIO;
+    return -1;
+}
+
+static ssize_t io_send(conn *c, const unsigned char *p, size_t n) {
+    int r;
+    if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
+    if (c->tls_held) n = c->tls_held;
+    r = mbedtls_ssl_write(c->ssl, p, n > 16384 ? 16384 : n);
+    if (r == MBEDTLS_ERR_SSL_WANT_WRITE) c->tls_held = n;
+    if (r < 0) return tls_errno(r);
+    c->tls_held = 0;
+    return r;
+}
+
+static ssize_t io_recv(conn *c, unsigned char *p, size_t n) {
+    int r;
+    if (!c->ssl) return recv(c->fd, p, n, 0);
+    r = mbedtls_ssl_read(c->ssl, p, n);
+    if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY) return 0;
+    return r >= 0 ? r : tls_errno(r);
+}
+
+static int tls_setup(void) {
+    mbedtls_ssl_config_init(&tls_conf);
+    mbedtls_entropy_init(&tls_entropy);
+    mbedtls_ctr_drbg_init(&tls_drbg);
+    if (mbedtls_ctr_drbg_seed(&tls_drbg, mbedtls_entropy_func, &tls_entropy, NULL, 0) ||
+        mbedtls_ssl_config_defaults(&tls_conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT))
+        return -1;
+    mbedtls_ssl_conf_authmode(&tls_conf, MBEDTLS_SSL_VERIFY_NONE);
+    mbedtls_ssl_conf_rng(&tls_conf, mbedtls_ctr_drbg_random, &tls_drbg);
+    return 0;
+}
+#else
+#define io_send(c, p, n) send((c)->fd, (p), (n), MSG_NOSIGNAL)
+#define io_recv(c, p, n) recv((c)->fd, (p), (n), 0)
+#endif
+
 /* Writes as much of the queue as the socket takes; the rest waits for EPOLLOUT. */
 static void flush(conn *c) {
     int spins;
-    if (c->fd < 0 || c->state == C_CONNECTING || c->state == C_DONE) return;
+    if (c->fd < 0 || c->state == C_CONNECTING || c->state == C_TLS || c->state == C_DONE) return;
     for (spins = 0; spins < 64 && c->out_off < c->out_len; spins++) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        ssize_t w = io_send(c, c->out + c->out_off, c->out_len - c->out_off);
         if (w > 0) c->out_off += (size_t)w;
         else if (w < 0 && errno == EINTR) continue;
         else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -476,6 +535,9 @@ static void send_measured(conn *c) {
 }
 
 static void conn_close_fd(conn *c) {
+#ifdef LOAD_TLS
+    if (c->ssl) mbedtls_ssl_free(c->ssl), free(c->ssl), c->ssl = NULL;
+#endif
     if (c->fd >= 0) {
         epoll_ctl(G.ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -484,7 +546,7 @@ static void conn_close_fd(conn *c) {
 }
 
 static void conn_done(conn *c) {
-    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) T.n_pending--;
+    if (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_HANDSHAKE) T.n_pending--;
     if (c->state == C_OPEN) T.n_open--;
     c->state = C_DONE;
     conn_close_fd(c);
@@ -819,16 +881,22 @@ static void feed_handshake(conn *c, const unsigned char *p, size_t n, uint64_t n
     if (n > head - old) feed_frames(c, p + (head - old), n - (head - old), now);
 }
 
+static void tls_step(conn *c);
+
 static void on_readable(conn *c) {
     int iter;
-    for (iter = 0; iter < 4 && c->state != C_DONE; iter++) {
-        ssize_t r = recv(c->fd, rbuf, sizeof rbuf, 0);
+    if (c->state == C_TLS) {
+        tls_step(c);
+        return;
+    }
+    for (iter = 0; iter < (G.tls ? 64 : 4) && c->state != C_DONE; iter++) { /* TLS: a record a read */
+        ssize_t r = io_recv(c, rbuf, sizeof rbuf);
         if (r > 0) {
             uint64_t now = mono_ns();
             T.bytes_in += (uint64_t)r;
             if (c->state == C_HANDSHAKE) feed_handshake(c, rbuf, (size_t)r, now);
             else if (c->state == C_OPEN) feed_frames(c, rbuf, (size_t)r, now);
-            if ((size_t)r < sizeof rbuf) break;
+            if (!G.tls && (size_t)r < sizeof rbuf) break;
         } else if (r == 0) {
             fail_conn(c, "connection closed by the server");
         } else if (errno == EINTR) {
@@ -882,6 +950,40 @@ static int start_connect(conn *c) {
     return 0;
 }
 
+/* -T: the TLS handshake, a step each time the socket is ready for what it asked; then the
+   upgrade request queued at connect goes out. */
+static void tls_step(conn *c) {
+#ifdef LOAD_TLS
+    int r;
+    if (!c->ssl) {
+        c->ssl = (mbedtls_ssl_context *)malloc(sizeof *c->ssl);
+        if (!c->ssl) {
+            fail_conn(c, "out of memory");
+            return;
+        }
+        mbedtls_ssl_init(c->ssl);
+        if (mbedtls_ssl_setup(c->ssl, &tls_conf) != 0) {
+            fail_conn(c, "TLS setup failed");
+            return;
+        }
+        mbedtls_ssl_set_bio(c->ssl, &c->fd, mbedtls_net_send, mbedtls_net_recv, NULL);
+    }
+    r = mbedtls_ssl_handshake(c->ssl);
+    if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        set_epoll_out(c, r == MBEDTLS_ERR_SSL_WANT_WRITE);
+        return;
+    }
+    if (r != 0) {
+        fail_conn(c, "TLS handshake failed");
+        return;
+    }
+    c->state = C_HANDSHAKE;
+    flush(c);
+#else
+    fail_conn(c, "built without LOAD_TLS");
+#endif
+}
+
 static void on_writable(conn *c) {
     if (c->state == C_CONNECTING) {
         int err = 0;
@@ -892,9 +994,10 @@ static void on_writable(conn *c) {
             fail_conn(c, why);
             return;
         }
-        c->state = C_HANDSHAKE;
+        c->state = G.tls ? C_TLS : C_HANDSHAKE;
     }
-    flush(c);
+    if (c->state == C_TLS) tls_step(c);
+    else flush(c);
 }
 
 /* Starts connections up to the cap on handshakes in flight (0: no cap). */
@@ -1226,7 +1329,8 @@ static void usage(FILE *f) {
             "  -m BYTES      message text bytes   -d MS   measured phase  -r R   msgs/s (latency)\n"
             "  -t MS         join timeout (DNF after it)     -D MS  drain timeout\n"
             "  -c C          handshakes in flight at most (idle; 0 = all at once)\n"
-            "  -x            skip the 64 KiB probe (large)\n");
+            "  -x            skip the 64 KiB probe (large)\n"
+            "  -T            wss:// (a build with -DLOAD_TLS and mbedTLS)\n");
 }
 
 int main(int argc, char **argv) {
@@ -1266,7 +1370,7 @@ int main(int argc, char **argv) {
     G.duration_ms = 5000, G.drain_ms = 5000, G.probe = G.scenario == S_LARGE;
     G.join_timeout_ms = G.scenario == S_IDLE || G.scenario == S_STORM ? 20000 : 10000;
     optind = 2;
-    while ((opt = getopt(argc, argv, "p:q:a:P:H:L:S:n:s:w:m:d:r:t:D:c:x")) != -1) {
+    while ((opt = getopt(argc, argv, "p:q:a:P:H:L:S:n:s:w:m:d:r:t:D:c:xT")) != -1) {
         switch (opt) {
         case 'p': G.port = atoi(optarg); break;
         case 'q': G.port2 = atoi(optarg); break;
@@ -1285,6 +1389,7 @@ int main(int argc, char **argv) {
         case 'D': G.drain_ms = atoi(optarg); break;
         case 'c': G.max_pending = atoi(optarg); break;
         case 'x': G.probe = 0; break;
+        case 'T': G.tls = 1; break;
         default: usage(stderr); return 1;
         }
     }
@@ -1321,6 +1426,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+#ifdef LOAD_TLS
+    if (G.tls && tls_setup() != 0) {
+        fprintf(stderr, "load: TLS setup failed\n");
+        return 1;
+    }
+#else
+    if (G.tls) {
+        fprintf(stderr, "load: -T needs a build with -DLOAD_TLS (and mbedTLS)\n");
+        return 1;
+    }
+#endif
 
     G.ep = epoll_create1(EPOLL_CLOEXEC);
     conns = (conn *)calloc((size_t)G.nclients, sizeof *conns);

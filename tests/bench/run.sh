@@ -10,7 +10,8 @@
 # pinned to core 0; the load client (tests/bench/load.c) runs on core 1. See README.md here.
 #
 # Environment:
-#   BENCH_SERVERS   which servers, default "chat.h node deno" (+ "uws mongoose" with PEERS_LOCAL);
+#   BENCH_SERVERS   which servers, default "chat.h wss node deno" (+ "uws mongoose" with PEERS_LOCAL);
+#                   wss is chat.h over its own TLS (mbedTLS)
 #                   "chat.h+H" is chat.h keeping a history file (-H, no sync)
 #   BENCH_ALT       other chat.h builds to run as servers beside it, "NAME=BINARY ...", each NAME
 #                   also in BENCH_SERVERS (e.g. an older tree: BENCH_ALT="old=/tmp/chat-old")
@@ -39,7 +40,7 @@ tmp_root=${TMPDIR:-/tmp}
 work=$(mktemp -d "$tmp_root/chat-bench.XXXXXX") || exit 1
 peers=${BENCH_PEERS:-$tmp_root/chat-bench-peers}
 peers_src=${PEERS_SRC:-$root/../shared/peers}
-default_servers="chat.h node deno"
+default_servers="chat.h wss node deno"
 [ -n "${PEERS_LOCAL:-}" ] && default_servers="$default_servers uws mongoose"
 servers=${BENCH_SERVERS:-$default_servers}
 repeat=${BENCH_REPEAT:-1}
@@ -101,6 +102,21 @@ if [ $chat_ok = 1 ] && ! $CC -O2 -o "$work/heap_server" tests/bench/heap_server.
     say "bench: tests/bench/heap_server.c does not build; idle rows use the plain binary:"
     head -5 "$work/build-heap.txt" >&2
 fi
+# wss: the same example built with the mbedTLS adapter (-DCHAT_TLS_MBEDTLS), serving a self-signed
+# P-256 certificate; the load client speaks TLS (-T). Skipped with a line when mbedTLS is missing.
+wss_why=""
+if [[ " $servers " == *" wss "* ]]; then
+    tls_libs="-lmbedtls -lmbedx509 -lmbedcrypto"
+    # shellcheck disable=SC2086 # a word list
+    if ! $CC -O2 -DCHAT_TLS_MBEDTLS -o "$work/chat-tls" example_main.c $tls_libs 2>"$work/build-tls.txt" ||
+        ! $CC -std=c99 -Wall -Wextra -pedantic -Werror -O2 -DLOAD_TLS -o "$work/load-tls" tests/bench/load.c $tls_libs \
+            2>>"$work/build-tls.txt"; then
+        wss_why="no mbedTLS to build with (apt-get install -y libmbedtls-dev): $(head -1 "$work/build-tls.txt")"
+    elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=localhost" \
+        -keyout "$work/tls.key" -out "$work/tls.pem" >/dev/null 2>&1; then
+        wss_why="openssl could not make a certificate"
+    fi
+fi
 chat_extra=()
 # chat.h limits messages per client and second by default (closing a faster client); the peers
 # have no limit, so it is switched off for a like-for-like run when the binary has the option.
@@ -119,7 +135,7 @@ fi
 # table); chat.h still runs.
 declare -A alt_bin=()
 for kv in ${BENCH_ALT:-}; do alt_bin[${kv%%=*}]=${kv#*=}; done
-declare -A peer_title=([chat.h+H]="chat.h with a history file (-H)" [node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose")
+declare -A peer_title=([chat.h+H]="chat.h with a history file (-H)" [node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose" [wss]="chat.h over wss")
 declare -A skipped=() # peer -> why
 peers_why=""
 case " $servers " in
@@ -142,6 +158,7 @@ skip_peer() { # PEER WHY
     skipped[$1]=$2
     say "bench: skipped $1 (${peer_title[$1]}): $2"
 }
+[ -n "$wss_why" ] && skip_peer wss "$wss_why"
 for srv in $servers; do
     case $srv in
     node | deno | uws | mongoose) ;;
@@ -195,6 +212,10 @@ start_server() {
         local hfile=()
         [ $name = chat.h+H ] && hfile=(-H "$work/history-$port")
         taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" "${hfile[@]}" >/dev/null 2>"$srv_err" &
+        ;;
+    wss) # no heap counter here: most of a TLS client's memory is mbedTLS's own; RSS says it
+        taskset -c 0 "$work/chat-tls" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" \
+            --cert "$work/tls.pem" --key "$work/tls.key" >/dev/null 2>"$srv_err" &
         ;;
     node) QUIET=1 PORT=$port taskset -c 0 "$peers/run-node.sh" >/dev/null 2>"$srv_err" & ;;
     deno) PORT=$port taskset -c 0 "$peers/run-seed.sh" >/dev/null 2>"$srv_err" & ;; # logs every join
@@ -257,12 +278,16 @@ field() { # LINE KEY
 run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEAT/...]
     local sc=$1 srv=$2 args=$3 limit=$4 heap=0 line="" hwm="" extra=() alive=1 key="$1/$2/$5"
     case $sc in idle* | storm*) heap=1 ;; esac
-    if [[ $srv == chat.h* ]] && [ $chat_ok = 0 ]; then
+    if { [[ $srv == chat.h* ]] || [ "$srv" = wss ]; } && [ $chat_ok = 0 ]; then
         R[$key/status]="FAIL" R[$key/flags]="build-failed"
         return
     fi
     if [ -n "${skipped[$srv]:-}" ]; then
         R[$key/status]="skipped" R[$key/flags]="see-below"
+        return
+    fi
+    if [ "$srv" = wss ] && [ "$sc" = idle10k ]; then # ~37 KB of mbedTLS buffers each: 370 MB says nothing new
+        R[$key/status]="skipped" R[$key/flags]="idle1k-says-it"
         return
     fi
     if ! start_server "$srv" $heap; then
@@ -284,8 +309,10 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEA
         for ((i = 0; i < 400; i++)); do port_busy "$port" && break; sleep 0.05; done
         port=$a_port
     fi
+    local load="$work/load"
+    [ "$srv" = wss ] && load="$work/load-tls" extra+=(-T)
     # shellcheck disable=SC2086 # args is a word list on purpose
-    timeout -k 2 "$limit" taskset -c 1 "$work/load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
+    timeout -k 2 "$limit" taskset -c 1 "$load" $args -p "$port" -P "$server_pid" -S "$srv" -L "$sc" \
         "${extra[@]}" >"$work/result.txt" 2>"$work/load.err" &
     load_pid=$!
     wait $load_pid
@@ -461,7 +488,8 @@ for key in "${rows[@]}"; do
     [ "$repeat" -gt 1 ] && tail_col="[${R[$key/runs]}]  $tail_col"
     # shellcheck disable=SC2059
     printf "$hdr" "$sc" "$srv" "$st" "$dps" "$p50" "$p99" "$cpm" "$mb" "$rsspc" "$heappc" "$lost" "$jm" "$bytes" "$tail_col"
-    if { [[ $srv == chat.h* ]] || [ "$srv" = bridge ]; } && { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
+    if { [[ $srv == chat.h* ]] || [ "$srv" = bridge ] || [ "$srv" = wss ]; } && [ "$st" != skipped ] &&
+        { [ "$st" != ok ] || { [ "$lost" != - ] && [ "$lost" != 0 ]; }; }; then
         failures=$((failures + 1))
     fi
 done
@@ -518,6 +546,26 @@ if [ ${#bridge_rows[@]} -gt 0 ]; then
         printf '  cross     one sender at the latency row'"'"'s rate on one board, the receivers on another: p50 %s us, p99 %s us (target: p99 <= 2000 us)\n' \
             "$(fmt '%.0f' "${R[cross/bridge/p50_us]}")" "$(fmt '%.0f' "${R[cross/bridge/p99_us]}")"
     fi
+fi
+
+# --- what TLS costs: chat.h over wss beside chat.h over ws, in this run ----------------------------
+if [[ " $servers " == *" wss "* ]] && [ -z "$wss_why" ]; then
+    printf '\nchat.h over wss relative to over ws (TLS: AES-GCM per recipient, a record per flush):\n'
+    for entry in "${scenarios[@]}"; do
+        IFS='|' read -r sc _ _ <<<"$entry"
+        w=$sc/wss p=$sc/chat.h
+        [ "${R[$w/status]:-}" = ok ] && [ "${R[$p/status]:-}" = ok ] || continue
+        case $sc in
+        fanout* | large*)
+            awk -v w="${R[$w/cpm]}" -v p="${R[$p/cpm]}" -v sc="$sc" 'BEGIN { if (w > 0 && p > 0)
+                printf "  %-9s server CPU-s per 10^6 deliveries: ws %.3f, wss %.3f (x%.1f; +%.2f us per delivery)\n", sc, p, w, w / p, w - p }' ;;
+        latency*)
+            printf '  %-9s p50 / p99 us: ws %s / %s, wss %s / %s\n' "$sc" "${R[$p/p50_us]}" "${R[$p/p99_us]}" \
+                "${R[$w/p50_us]}" "${R[$w/p99_us]}" ;;
+        idle*)
+            printf '  %-9s RSS per idle connection (B): ws %s, wss %s\n' "$sc" "${R[$p/rss_per_conn_b]}" "${R[$w/rss_per_conn_b]}" ;;
+        esac
+    done
 fi
 
 gap=$'\n'

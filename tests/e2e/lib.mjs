@@ -44,13 +44,13 @@ function spawnChat(port, args) {
     proc.stdout.on("data", (d) => {
       if (done) return;
       out += d;
-      const m = /Listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+      const m = /Listening at (https?):\/\/127\.0\.0\.1:(\d+)/.exec(out); // https: a TLS build with --cert
       if (!m) return;
       done = true;
       clearTimeout(timer);
-      const port = Number(m[1]);
+      const port = Number(m[2]);
       resolve({
-        proc, port, url: `http://127.0.0.1:${port}/`, exited,
+        proc, port, url: `${m[1]}://127.0.0.1:${port}/`, exited,
         // SIGTERM: graceful (close 1001 to everyone); SIGKILL: the process just vanishes
         async stop(signal = "SIGTERM") {
           if (proc.exitCode !== null || proc.signalCode !== null) return exited;

@@ -1,10 +1,12 @@
 #!/usr/bin/python3
-"""A chat over wss:// through the TLS proxy: page, join, broadcast, leave, refusals, Origin.
-   client.py TLS_PORT CHAT_LOG   (run by tests/tls/run.sh). Last line: "N passed, M failed"."""
-import asyncio, json, ssl, sys, time, urllib.request
+"""A chat over wss://: page, join, broadcast, leave, refusals, Origin, a close_notify at the end.
+   client.py TLS_PORT CHAT_LOG [WAY]   (tests/tls/run.sh: through nginx; tests/tls/direct.sh: WAY
+   "direct", to chat.h's own TLS). Last line: "N passed, M failed"."""
+import asyncio, json, socket, ssl, sys, time, urllib.request
 import websockets
 
 port, chat_log = int(sys.argv[1]), sys.argv[2]
+way = "directly" if sys.argv[3:] == ["direct"] else "through the proxy"
 base = f"localhost:{port}"
 tls = ssl.create_default_context()
 tls.check_hostname = False
@@ -56,20 +58,33 @@ async def main():
         async with websockets.connect(url + "alice", ssl=tls, origin=origin) as dup:
             try:
                 await asyncio.wait_for(dup.recv(), 3)
-                check("duplicate name refused through the proxy", False, "no close")
+                check("duplicate name refused " + way, False, "no close")
             except websockets.ConnectionClosed as e:
-                check("duplicate name refused through the proxy", e.code == 1008 and e.reason == "用户名 alice 已被占用",
+                check("duplicate name refused " + way, e.code == 1008 and e.reason == "用户名 alice 已被占用",
                       (e.code, e.reason))
 
     try:
         async with websockets.connect(url + "mallory", ssl=tls, origin="https://evil.example"):
-            check("a cross-site Origin is refused through the proxy", False, "connected")
+            check("a cross-site Origin is refused " + way, False, "connected")
     except websockets.InvalidStatusCode as e:
-        check("a cross-site Origin is refused through the proxy", e.status_code == 403, e.status_code)
+        check("a cross-site Origin is refused " + way, e.status_code == 403, e.status_code)
 
-    # the server logged the client's address from X-Forwarded-For (nginx is the trusted proxy)
+    # the server ends a connection with a close_notify before its FIN: a clean end of the TLS
+    # stream, not a truncation (Python raises SSLEOFError for that)
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as raw, tls.wrap_socket(raw) as s:
+        s.sendall(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got, clean = b"", False
+        try:
+            while chunk := s.recv(4096):
+                got += chunk
+            clean = True
+        except ssl.SSLError as e:
+            got += str(e).encode()
+        check("the end of a connection is a close_notify " + way, clean and got.startswith(b"HTTP/1.1 404"), got[:80])
+
+    # the server logged the client's address (nginx's X-Forwarded-For, as the trusted proxy)
     log = open(chat_log, encoding="utf-8").read()
-    check("X-Forwarded-For from the trusted proxy is logged", "join: alice from 127.0.0.1" in log, log[-500:])
+    check("the client's address is logged", "join: alice from 127.0.0.1" in log, log[-500:])
 
 
 asyncio.run(main())
