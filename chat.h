@@ -28,8 +28,17 @@
        client -> server {"event":"send-message","message":"TEXT"}
        server -> all   {"event":"send-message","username":"NAME","message":"TEXT"}
        GET <asset>      the bytes registered with chat_server_add_asset(); anything else: 404
-   server -> joined {"event":"welcome","limits":{"max_message":N,"max_name":N,"max_rate":N}}
-                    first (an addition; the tutorial's page ignores it)
+   Our additions (the tutorial's page ignores them; README.md "The protocol" has every detail):
+       server -> joined, first  {"event":"welcome","id":TOP,"resume":"TOKEN","limits":{...}}
+                        TOP: the newest message id; TOKEN: this session's secret; "missing":true
+                        when a `since` gap could not be filled
+       send-message out also carries "id" (+1 per message, never reused, also across restarts),
+                        "time" (ms since 1970, server clock) and the sender's "cid" if it gave one
+       send-message in  may carry "cid" (<= 64 bytes): a repeat of (name, cid) in the history is
+                        not said again
+       replayed history the same message plus "replay":true
+       /start_web_socket?username=NAME&since=ID&resume=TOKEN   replay what came after ID; take the
+                        name over from this session's old connection (closed with 4001)
    A refused name (missing, empty, too long, invalid UTF-8, control characters, reserved, taken,
    vetoed) completes the upgrade and then closes with 1008 and a reason; a taken name's reason is
    the tutorial's "用户名 NAME 已被占用"; a full room closes with 1013 "room is full". Other
