@@ -13,8 +13,9 @@
 #   BENCH_SERVERS   which servers, default "chat.h wss node deno" (+ "uws mongoose" with PEERS_LOCAL);
 #                   wss is chat.h over its own TLS (mbedTLS)
 #                   "chat.h+H" is chat.h keeping a history file (-H, no sync)
-#   BENCH_ALT       other chat.h builds to run as servers beside it, "NAME=BINARY ...", each NAME
-#                   also in BENCH_SERVERS (e.g. an older tree: BENCH_ALT="old=/tmp/chat-old")
+#   BENCH_ALT       other chat.h builds to run as servers beside it, "NAME=BINARY[,HEAP_BINARY] ...",
+#                   each NAME also in BENCH_SERVERS (e.g. an older tree: BENCH_ALT="old=/tmp/chat-old");
+#                   HEAP_BINARY: its tests/bench/heap_server.c, for heap/conn in the idle rows
 #   PEERS_LOCAL     where the uWebSockets and mongoose sources were extracted (their run.sh builds
 #                   them there); see ../shared/peers/README.md. Unset: those two are skipped
 #   BENCH_REPEAT    run every scenario this many times, the servers interleaved (default 1; the
@@ -134,7 +135,12 @@ fi
 # A peer that cannot run is skipped with a line that names it and says why (here and after the
 # table); chat.h still runs.
 declare -A alt_bin=()
-for kv in ${BENCH_ALT:-}; do alt_bin[${kv%%=*}]=${kv#*=}; done
+declare -A alt_heap=()
+for kv in ${BENCH_ALT:-}; do
+    v=${kv#*=}
+    alt_bin[${kv%%=*}]=${v%%,*}
+    [[ $v == *,* ]] && alt_heap[${kv%%=*}]=${v#*,}
+done
 declare -A peer_title=([chat.h+H]="chat.h with a history file (-H)" [node]="Node + ws" [deno]="the Deno tutorial" [uws]="uWebSockets" [mongoose]="mongoose" [wss]="chat.h over wss")
 declare -A skipped=() # peer -> why
 peers_why=""
@@ -226,7 +232,9 @@ start_server() {
     uws | mongoose) PEERS_LOCAL=$PEERS_LOCAL PORT=$port taskset -c 0 "$peers/$name/run.sh" >/dev/null 2>"$srv_err" & ;;
     *)
         [ -n "${alt_bin[$name]:-}" ] || { srv_err=/dev/null; return 1; }
-        taskset -c 0 "${alt_bin[$name]}" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
+        bin=${alt_bin[$name]}
+        [ "$heap" = 1 ] && [ -n "${alt_heap[$name]:-}" ] && bin=${alt_heap[$name]}
+        taskset -c 0 "$bin" -p "$port" -b 127.0.0.1 -q -c 20000 "${chat_extra[@]}" >/dev/null 2>"$srv_err" &
         ;;
     esac
     server_pid=$! # taskset and the run scripts exec: this is the server's own PID
@@ -299,6 +307,7 @@ run_one() { # SCENARIO SERVER ARGS TIMEOUT REPEAT: fills R[SCENARIO/SERVER/REPEA
         return
     fi
     [[ $srv == chat.h* ]] && [ $heap = 1 ] && [ $heap_ok = 1 ] && extra=(-H "$srv_err")
+    [ $heap = 1 ] && [ -n "${alt_heap[$srv]:-}" ] && extra=(-H "$srv_err")
     if [ "$srv" = bridge ] && [[ $sc == cross* ]]; then # the receivers on a second board
         local a_port=$port
         next_port
