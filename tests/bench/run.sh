@@ -377,7 +377,9 @@ done
 
 # --- the MQTT bridge (README "More than one board"): fanout on one board with the bridge on (its
 # cost beside the chat.h row above), and the latency load with the sender on one board and the
-# receivers on another (cross); one mosquitto for both, on core 1 with the load client.
+# receivers on another (cross); one mosquitto for both, on core 0 with the board (as on a board
+# that runs its own broker): on core 1 it would take CPU from the load client, which then sends
+# fewer messages per turn, and the server's CPU per delivery would rise for that reason alone.
 bridge_rows=()
 bridge_why=""
 if [[ " $servers " != *" chat.h "* ]]; then
@@ -392,7 +394,7 @@ elif next_port; then
     # as root mosquitto would become user mosquitto, who cannot read this directory
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n%s' "$port" \
         "$([ "$(id -u)" = 0 ] && echo 'user root')" >"$work/mosquitto.conf"
-    taskset -c 1 mosquitto -c "$work/mosquitto.conf" >/dev/null 2>"$work/mosquitto.err" &
+    taskset -c 0 mosquitto -c "$work/mosquitto.conf" >/dev/null 2>"$work/mosquitto.err" &
     broker_pid=$!
     mqtt_url="mqtt://127.0.0.1:$port/"
     for ((i = 0; i < 400; i++)); do port_busy "$port" && break; sleep 0.05; done
@@ -546,7 +548,7 @@ for peer in chat.h+H "${!alt_bin[@]}" node uws mongoose; do
 done
 
 if [ ${#bridge_rows[@]} -gt 0 ]; then
-    printf '\nthe MQTT bridge (server "bridge": chat.h with -m, mosquitto on core 1):\n'
+    printf '\nthe MQTT bridge (server "bridge": chat.h with -m, mosquitto on core 0):\n'
     on=${R[fanout/bridge/cpm]:-} off=${R[fanout/chat.h/cpm]:-}
     if num "$on" && num "$off"; then
         awk -v a="$on" -v b="$off" 'BEGIN { printf "  fanout    server CPU-s per 10^6 deliveries, bridge on / off = %.2f (target <= 1.25; on %s, off %s)\n", a / b, a, b }'
