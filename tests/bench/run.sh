@@ -263,6 +263,7 @@ else
         "fanout|fanout -n 100 -s 10 -w 8 -m 64 -d 5000 -t 10000 -D 5000|40"
         "large|large -n 100 -s 4 -w 4 -m 16384 -d 5000 -t 10000 -D 5000|40"
         "latency|latency -n 10 -r 2000 -m 64 -d 5000 -t 10000 -D 5000|40"
+        "steady|latency -n 100 -r 2000 -m 64 -d 5000 -t 10000 -D 5000|40"
         "fanout1k|fanout -n 1000 -s 10 -w 8 -m 64 -d 5000 -t 20000 -D 5000 -c 256|60"
         "idle1k|idle -n 1000 -c 256 -t 20000|45"
         "idle10k|idle -n 10000 -c 256 -t 20000|60"
@@ -411,6 +412,7 @@ else
         case $sc in
         fanout) rows_of=(fanout) ;;
         latency) rows_of=(latency cross) ;;
+        steady) rows_of=(steady) ;;
         *) continue ;;
         esac
         for row in "${rows_of[@]}"; do
@@ -459,7 +461,7 @@ for row in "${rows[@]}"; do
         l=${R[$row/$rep/lost]:-}
         [ -n "$l" ] && [ "$l" != - ] && { lost_any=1; lost_sum=$((lost_sum + l)); }
         case ${row%%/*} in
-        fanout* | large* | latency* | bigroom* | cross*) runs+="${runs:+ }${R[$row/$rep/cpm]:--}/$(fmt '%.0f' "${R[$row/$rep/p99_us]:-}")" ;;
+        fanout* | large* | latency* | steady* | bigroom* | cross*) runs+="${runs:+ }${R[$row/$rep/cpm]:--}/$(fmt '%.0f' "${R[$row/$rep/p99_us]:-}")" ;;
         *) runs+="${runs:+ }${R[$row/$rep/join_ms]:--}" ;;
         esac
     done
@@ -480,7 +482,7 @@ for key in "${rows[@]}"; do
     st=${R[$key/status]:-FAIL}
     dps="-" cpm="-" p50="-" p99="-" rsspc="-" heappc="-" lost="-" jm="-" bytes="-" mb="-"
     case $sc in
-    fanout* | large* | latency* | bigroom* | cross*)
+    fanout* | large* | latency* | steady* | bigroom* | cross*)
         dps=$(fmt '%.0f' "${R[$key/dps]:-}")
         p50=$(fmt '%.0f' "${R[$key/p50_us]:-}")
         p99=$(fmt '%.0f' "${R[$key/p99_us]:-}")
@@ -531,7 +533,7 @@ for peer in chat.h+H "${!alt_bin[@]}" node uws mongoose; do
             ratio $peer "$sc" dps higher "deliveries/s"
             ratio $peer "$sc" cpm lower "CPU-s per 1M deliveries"
             ;;
-        latency* | bigroom*)
+        latency* | steady* | bigroom*)
             ratio $peer "$sc" p99_us lower "p99 latency (us)"
             ratio $peer "$sc" cpm lower "CPU-s per 1M deliveries"
             ;;
@@ -552,6 +554,10 @@ if [ ${#bridge_rows[@]} -gt 0 ]; then
     on=${R[fanout/bridge/cpm]:-} off=${R[fanout/chat.h/cpm]:-}
     if num "$on" && num "$off"; then
         awk -v a="$on" -v b="$off" 'BEGIN { printf "  fanout    server CPU-s per 10^6 deliveries, bridge on / off = %.2f (target <= 1.25; on %s, off %s)\n", a / b, a, b }'
+    fi
+    on=${R[steady/bridge/cpm]:-} off=${R[steady/chat.h/cpm]:-}
+    if num "$on" && num "$off"; then
+        awk -v a="$on" -v b="$off" 'BEGIN { printf "  steady    the same offered load (100 clients, 2,000 msg/s), server CPU-s per 10^6 deliveries, bridge on / off = %.2f (on %s, off %s)\n", a / b, a, b }'
     fi
     if num "${R[cross/bridge/p99_us]:-}"; then
         printf '  cross     one sender at the latency row'"'"'s rate on one board, the receivers on another: p50 %s us, p99 %s us (target: p99 <= 2000 us)\n' \
