@@ -556,7 +556,7 @@ test("a burst of 30 messages goes out paced under the server's rate (-r 20): nev
   check(await a.locator("#notice").isHidden(), `A shows a notice: ${JSON.stringify(await notice(a))}`);
 });
 
-test("offline for a while: messages sent meanwhile (two identical) and two typed offline are all shown once, in order, with server times", async (t) => {
+test("offline for 10 s: messages sent meanwhile (two identical) and two typed offline are all shown once, in order, with server times", async (t) => {
   t.allow(WS_DOWN);
   t.allow(/ERR_INTERNET_DISCONNECTED/);
   const srv = await t.server();
@@ -569,15 +569,17 @@ test("offline for a while: messages sent meanwhile (two identical) and two typed
   await a.context().setOffline(true);
   relay.block(true);
   relay.drop({ ghost: true }); // its old connection still looks alive to the server
+  const offlineSince = Date.now();
   await waitState(a, "reconnecting", "A offline");
   for (const text of ["one", "ok", "ok", "two", "three"]) await send(b, text);
   await waitMessages(b, 6, "B's conversation");
   await send(a, "typed offline");
   await send(a, "ok");
   eq(await a.$$eval("#conversation > .pending p", (l) => l.map((p) => p.textContent)), ["typed offline", "ok"], "A's pending ones");
-  // a few failed attempts later, the network is back
+  // ten seconds and a few failed attempts later, the network is back
   const tried = a.sockets.length;
-  await poll("A tried to reconnect while offline", () => a.sockets.length >= tried + 2, { timeout: 3 * WAIT, show: () => a.sockets.length });
+  await poll("A tried to reconnect while offline for 10 s", () => a.sockets.length >= tried + 2 && Date.now() - offlineSince >= 10_000,
+    { timeout: 3 * WAIT, show: () => `${a.sockets.length} sockets after ${Date.now() - offlineSince} ms` });
   await a.context().setOffline(false);
   relay.block(false);
   const want = ["Bob: hello", "Bob: one", "Bob: ok", "Bob: ok", "Bob: two", "Bob: three", "Alice: typed offline", "Alice: ok"];
