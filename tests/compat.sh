@@ -37,18 +37,33 @@ wait_port() {
     done
 }
 
+# Ports below the kernel's ephemeral range, so that no client socket of an earlier test holds
+# one (a port picked inside it was once taken that way, and the peer could not listen), and none
+# that something already listens on.
+eph_lo=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "$eph_lo" -gt 12000 ] 2>/dev/null || eph_lo=32768
+port=$(( 10000 + $$ % (eph_lo - 10100) ))
+free_port() {
+    i=0
+    while port=$((port + 1)); (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -lt 50 ] || { echo "compat: no free port found" >&2; exit 1; }
+    done
+}
+
 status=0
 for peer in seed node; do
-    port=$(( 20000 + $$ % 20000 ))
-    [ "$peer" = node ] && port=$((port + 1))
+    free_port
+    log="${TMPDIR:-/tmp}/compat-$peer-$$.log"
     if [ "$peer" = seed ]; then
-        PORT=$port "$peers/run-seed.sh" >/dev/null 2>&1 &
+        PORT=$port "$peers/run-seed.sh" >"$log" 2>&1 &
     else
-        QUIET=1 PORT=$port "$peers/run-node.sh" >/dev/null 2>&1 &
+        QUIET=1 PORT=$port "$peers/run-node.sh" >"$log" 2>&1 &
     fi
     pid=$!
     pids="$pids $pid"
-    wait_port "$port"
+    wait_port "$port" || { tail -5 "$log" >&2; exit 1; }
+    rm -f "$log"
     echo "== contract tests against $peer (port $port)"
     ./tests/run_tests --external "127.0.0.1:$port" || status=1
     kill "$pid"
