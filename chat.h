@@ -1125,6 +1125,8 @@ static int chat__json_string(chat__json *j, chat_buf *out) {
     }
     for (;;) {
         unsigned c;
+        if (st == CHAT_UTF8_ACCEPT) /* printable ASCII, most of any text, takes no more than this */
+            while (p < j->end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
         if (p == j->end) return -1;
         c = *p;
         if (c == '"' || c == '\\') {
@@ -2021,6 +2023,9 @@ CHATDEF const char *chat_mqtt_connack_reason(int code) {
 #endif
 
 #define CHAT__IOV_MAX 64          /* iovecs per sendmsg; POSIX guarantees at least 16, Linux 1024 */
+#define CHAT__QUEUE_FIRST_CAP 8   /* a connection's first output queue, in frames */
+#define CHAT__SPARE_QUEUES 128    /* emptied queues kept for the next turn's output, */
+#define CHAT__SPARE_QUEUE_CAP 64  /* each of at most this many frames (64 KB in all) */
 #define CHAT__LISTEN_BACKLOG 4096 /* the kernel caps it at its own maximum */
 #define CHAT__ACCEPT_BACKOFF_MS 100 /* pause after EMFILE so a full table does not spin the CPU */
 #define CHAT__SWEEP_MS 250         /* granularity of deadlines (handshake, ping, close) */
@@ -2735,6 +2740,7 @@ typedef struct chat__frame {
     size_t len;
     uint32_t refs;
     int kind;
+    uint32_t out_era, out_at; /* where this turn's output holds a copy (see chat__conn_gather) */
 } chat__frame;
 
 /* What queuing a frame costs besides its bytes: the frame's header, the allocator's own header
@@ -2759,6 +2765,7 @@ static chat__frame *chat__frame_new(const void *head, size_t head_len, const voi
     if (head_len) memcpy(data, head, head_len);
     if (body_len) memcpy(data + head_len, body, body_len);
     f->data = data, f->len = head_len + body_len, f->refs = 1, f->kind = kind;
+    f->out_era = f->out_at = 0;
     return f;
 }
 
@@ -3023,12 +3030,20 @@ static uint32_t chat__room_cid_hash(const char *name, size_t name_len, const cha
     return h ? h : 1;
 }
 
+/* Appends v in decimal: every message's id and time (snprintf costs more than the rest of the
+   frame's encoding). */
+static int chat__room_put_u64(chat_buf *b, uint64_t v) {
+    char digits[20];
+    size_t n = sizeof digits;
+    do digits[--n] = (char)('0' + v % 10); while (v /= 10);
+    return chat_buf_append(b, digits + n, sizeof digits - n);
+}
+
 /* {"event":"send-message","username":NAME,"message":TEXT,"id":ID,"time":MS,"cid":CID}, encoded
    once: the tutorial's three members first, ours after them; no id when id is 0, no cid
    without one. With `at`, where the name and cid are in the frame. */
 static chat__frame *chat__room_message(chat__room *r, const chat__words *w, uint64_t id, chat__said *at) {
     static const char a[] = "{\"event\":\"send-message\",\"username\":", b[] = ",\"message\":";
-    char nums[64];
     size_t name_at, name_end, cid_at = 0, head;
     chat__frame *f;
     r->json.len = 0;
@@ -3037,9 +3052,9 @@ static chat__frame *chat__room_message(chat__room *r, const chat__words *w, uint
     if (chat_json_put_string(&r->json, w->name, w->name_len)) return NULL;
     name_end = r->json.len;
     if (chat_buf_append(&r->json, b, sizeof b - 1) || chat_json_put_string(&r->json, w->text, w->text_len)) return NULL;
-    if (id) snprintf(nums, sizeof nums, ",\"id\":%llu,\"time\":%llu", (unsigned long long)id, (unsigned long long)w->time_ms);
-    else snprintf(nums, sizeof nums, ",\"time\":%llu", (unsigned long long)w->time_ms);
-    if (chat_buf_append(&r->json, nums, strlen(nums))) return NULL;
+    if ((id && (chat_buf_append(&r->json, ",\"id\":", 6) || chat__room_put_u64(&r->json, id))) ||
+        chat_buf_append(&r->json, ",\"time\":", 8) || chat__room_put_u64(&r->json, w->time_ms))
+        return NULL;
     if (w->cid) {
         if (chat_buf_append(&r->json, ",\"cid\":", 7)) return NULL;
         cid_at = r->json.len;
@@ -3502,6 +3517,10 @@ struct chat_server {
     unsigned long log_dropped; /* since the last line that said so */
     char *owned;        /* one block holding the copies of cfg's strings */
     unsigned char *rxbuf; /* CHAT_READ_CHUNK bytes: every recv() lands here first */
+    uint32_t out_era, out_fill; /* output gathered in rxbuf since the last read: chat__conn_gather */
+    struct { chat__frame **q; unsigned cap; } spare_q[CHAT__SPARE_QUEUES]; /* for the next turn */
+    unsigned nspare_q;
+    int queues_made; /* output queues this turn started: spares are wanted */
     chat_buf text;       /* a decoded message or username */
     chat_buf cid;        /* a decoded cid */
     int hist_fd;         /* the history file, -1: none */
@@ -3603,8 +3622,13 @@ static void chat__flush_later(chat_server *srv, chat__conn *c) {
    the limit is closed: it cannot keep up, and the others must not wait for it. */
 static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
     if (c->state >= CHAT__CLOSING) return CHAT_ESTATE; /* after our last words, nothing */
+    if (!c->q_cap) srv->queues_made = 1;
+    if (!c->q_cap && srv->nspare_q) {
+        srv->nspare_q--;
+        c->q = srv->spare_q[srv->nspare_q].q, c->q_cap = srv->spare_q[srv->nspare_q].cap;
+    }
     if (c->q_count == c->q_cap) {
-        unsigned cap = c->q_cap ? c->q_cap * 2 : 8, i;
+        unsigned cap = c->q_cap ? c->q_cap * 2 : CHAT__QUEUE_FIRST_CAP, i;
         chat__frame **q = (chat__frame **)CHAT_MALLOC(cap * sizeof *q);
         if (!q) {
             chat__conn_abort(srv, c);
@@ -3628,6 +3652,25 @@ static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
     c->backlog += chat__frame_cost(f);
     chat__flush_later(srv, c);
     return CHAT_OK;
+}
+
+/* An emptied queue leaves its connection (an idle one owns none) but is kept for the next turn:
+   a busy server would otherwise allocate and free one or more per recipient each turn. */
+static void chat__queue_emptied(chat_server *srv, chat__conn *c) {
+    if (c->q_cap <= CHAT__SPARE_QUEUE_CAP && srv->nspare_q < CHAT__SPARE_QUEUES) {
+        srv->spare_q[srv->nspare_q].q = c->q, srv->spare_q[srv->nspare_q].cap = c->q_cap;
+        srv->nspare_q++;
+    } else {
+        CHAT_FREE(c->q);
+    }
+    c->q = NULL, c->q_head = c->q_cap = 0;
+}
+
+/* At the end of a turn: a turn that started no queue wants no spares (nor does an idle server). */
+static void chat__spares_settle(chat_server *srv) {
+    if (!srv->queues_made)
+        while (srv->nspare_q) CHAT_FREE(srv->spare_q[--srv->nspare_q].q);
+    srv->queues_made = 0;
 }
 
 /* Queues a new frame built from the arguments (the usual case for one recipient). */
@@ -4713,6 +4756,8 @@ static void chat__conn_eof(chat_server *srv, chat__conn *c) {
    a connection between messages owns no receive buffer and a partial one costs its size. */
 static unsigned char *chat__conn_rx_space(chat_server *srv, size_t *room) {
     *room = CHAT_READ_CHUNK;
+    if (++srv->out_era == 0) srv->out_era = 1; /* what output gathered there is overwritten */
+    srv->out_fill = 0;
     return srv->rxbuf;
 }
 
@@ -4827,6 +4872,36 @@ static void chat__conn_advance(chat_server *srv, chat__conn *c, size_t sent) {
     }
 }
 
+/* The first n queued frames of c as one buffer, for the kernel copies one faster than many small
+   ones (its copy has a cost per piece: ~3 % of fanout's CPU). It is made in the read buffer,
+   which is free while output is written: each frame is copied there once and stamped with where,
+   so the next client whose queue holds the same frames in the same order (every member, after a
+   broadcast) is written from the same bytes without a copy of its own. */
+static const unsigned char *chat__conn_gather(chat_server *srv, chat__conn *c, unsigned n) {
+    chat__frame *f = c->q[c->q_head];
+    uint32_t at = f->out_at, end = f->out_at;
+    size_t need = 0;
+    unsigned i;
+    for (i = 0; i < n; i++, end += (uint32_t)f->len) {
+        f = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        if (f->out_era != srv->out_era || f->out_at != end) break;
+    }
+    if (i == n) return srv->rxbuf + at;
+    for (i = 0; i < n; i++) need += c->q[(c->q_head + i) & (c->q_cap - 1)]->len;
+    if (srv->out_fill + need > CHAT_READ_CHUNK) { /* full: start over, forgetting what is there */
+        if (++srv->out_era == 0) srv->out_era = 1;
+        srv->out_fill = 0;
+    }
+    at = srv->out_fill;
+    for (i = 0; i < n; i++) {
+        f = c->q[(c->q_head + i) & (c->q_cap - 1)];
+        memcpy(srv->rxbuf + srv->out_fill, f->data, f->len);
+        f->out_era = srv->out_era, f->out_at = srv->out_fill;
+        srv->out_fill += (uint32_t)f->len;
+    }
+    return srv->rxbuf + at;
+}
+
 /* Writes as much of the queue as the socket takes, with one sendmsg() per CHAT__IOV_MAX frames. */
 static void chat__conn_flush(chat_server *srv, chat__conn *c) {
     while (c->q_count) {
@@ -4841,11 +4916,8 @@ static void chat__conn_flush(chat_server *srv, chat__conn *c) {
             iov[i].len = f->len - off;
             total += f->len - off;
         }
-        if (n > 1 && total <= CHAT_READ_CHUNK && srv->io.write == chat__posix_write) {
-            /* The kernel copies one buffer faster than many small ones (its copy has a cost per
-               piece: ~3 % of fanout's CPU); the read buffer is free while output is written. */
-            for (i = 0, total = 0; i < n; i++) memcpy(srv->rxbuf + total, iov[i].base, iov[i].len), total += iov[i].len;
-            iov[0].base = srv->rxbuf, iov[0].len = total, n = 1;
+        if (n > 1 && total + c->q_off <= CHAT_READ_CHUNK && srv->io.write == chat__posix_write) {
+            iov[0].base = chat__conn_gather(srv, c, n) + c->q_off, iov[0].len = total, n = 1;
         }
         sent = srv->io.write(srv->io.user, c->fd, iov, (int)n);
         if (sent < 0) {
@@ -4859,8 +4931,7 @@ static void chat__conn_flush(chat_server *srv, chat__conn *c) {
         if ((size_t)sent < total) break;
     }
     if (!c->q_count) {
-        CHAT_FREE(c->q);
-        c->q = NULL, c->q_head = c->q_cap = 0;
+        chat__queue_emptied(srv, c);
         if (c->state == CHAT__CLOSING) {
             if (c->flags & CHAT__C_PEER_EOF) {
                 chat__conn_kill(srv, c);
@@ -5147,7 +5218,7 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
         (srv->phase == CHAT__STOPPING && srv->nfds == CHAT__SLOT_CONNS && chat__mqtt_done(srv))) /* nothing left: stop now */
         return 0;
 #define CHAT__DUE(t) do { if (!has_due || (t) < due) due = (t), has_due = 1; } while (0)
-    if (srv->nfds > CHAT__SLOT_CONNS || srv->accept_paused || srv->log_dropped) CHAT__DUE(srv->next_sweep);
+    if (srv->nfds > CHAT__SLOT_CONNS || srv->accept_paused || srv->log_dropped || srv->nspare_q) CHAT__DUE(srv->next_sweep);
     if (srv->room.frame_version != srv->room.version) CHAT__DUE(srv->room.not_before);
     if (srv->phase == CHAT__STOPPING) CHAT__DUE(srv->stop_deadline);
 #ifndef CHAT_NO_MQTT
@@ -6299,6 +6370,7 @@ CHATDEF chat_server *chat_server_create(const chat_config *config) {
     srv->conns = (chat__conn **)CHAT_MALLOC(srv->cap * sizeof *srv->conns);
     srv->ready = (unsigned *)CHAT_MALLOC(srv->cap * sizeof *srv->ready);
     srv->rxbuf = (unsigned char *)CHAT_MALLOC(CHAT_READ_CHUNK);
+    srv->out_era = 1; /* a new frame's stamp (0) names no gathered copy */
     /* Ids start from the wall clock in microseconds, so a restart without a history file gives
        no id again that an earlier run gave (unless the clock went back); JavaScript numbers
        hold them exactly until the year 2255. */
@@ -6393,6 +6465,7 @@ CHATDEF int chat_server_add_asset(chat_server *srv, const char *path, const char
     memcpy(a->type, content_type, tn);
     a->body.data = (const unsigned char *)body, a->body.len = len;
     a->body.refs = 0, a->body.kind = CHAT__FRAME_PINNED;
+    a->body.out_era = a->body.out_at = 0;
     srv->assets[srv->nassets++] = a;
     return CHAT_OK;
 }
@@ -6478,6 +6551,7 @@ static int chat__turn(chat_server *srv) {
     chat__reap(srv);
     chat__scratch_shrink(&srv->text);
     chat__scratch_shrink(&srv->room.json);
+    chat__spares_settle(srv);
     if (srv->phase == CHAT__STOPPING && ((srv->nfds == CHAT__SLOT_CONNS && chat__mqtt_done(srv)) || srv->now >= srv->stop_deadline)) {
         for (i = CHAT__SLOT_CONNS; i < srv->nfds; i++) chat__conn_kill(srv, srv->conns[i]);
         chat__reap(srv);
@@ -6754,6 +6828,7 @@ CHATDEF void chat_server_free(chat_server *srv) {
     CHAT_FREE(srv->pfds);
     CHAT_FREE(srv->conns);
     CHAT_FREE(srv->rxbuf);
+    while (srv->nspare_q) CHAT_FREE(srv->spare_q[--srv->nspare_q].q);
     chat_buf_free(&srv->text);
     chat_buf_free(&srv->cid);
     CHAT_FREE(srv);

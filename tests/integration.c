@@ -90,6 +90,42 @@ static void test_contract_one_senders_order_is_kept(void) {
     harness_leave(&ca), harness_leave(&cb);
 }
 
+/* A burst of messages of many sizes, more than one turn's output space (chat.h gathers a turn's
+   output once and writes it to every client whose queue matches), while one client's own pongs
+   sit between the broadcasts in its queue: every client gets every message whole, in order. */
+static void test_contract_burst_of_many_sizes_reaches_every_client_in_order(void) {
+    enum { N = 120, CLIENTS = 4 };
+    static char text[2100], want[2300];
+    char names[CLIENTS][64];
+    wsc c[CLIENTS];
+    static const char *const bases[CLIENTS] = {"alice", "bob", "carol", "dave"};
+    char all[4 * 64 + 4] = "";
+    int i, k, bad_at[CLIENTS];
+    for (k = 0; k < CLIENTS; k++) {
+        harness_tagged(names[k], sizeof names[k], bases[k]);
+        CHECK_INT(harness_join(&c[k], names[k]), 101);
+        strcat(all, k ? "|" : ""), strcat(all, names[k]);
+    }
+    for (k = 0; k < CLIENTS; k++) CHECKF(harness_wait_users(&c[k], all), "%s did not see [%s]", names[k], all);
+    for (i = 0; i < N; i++) {
+        harness_quoted_run(text, (size_t)(3 + (i * 137) % 1900), (char)('a' + i % 26));
+        CHECK_INT(harness_say(&c[0], text), 0);
+        if (i % 12 == 0) CHECK_INT(wsc_send_frame(&c[3], 1, 9, "ping", 4), 0);
+    }
+    for (k = 0; k < CLIENTS; k++) {
+        bad_at[k] = -1;
+        for (i = 0; i < N && bad_at[k] < 0; i++) {
+            char *got = harness_next_chat(&c[k], harness_wait_ms);
+            harness_quoted_run(text, (size_t)(3 + (i * 137) % 1900), (char)('a' + i % 26));
+            harness_chat_json(want, sizeof want, names[0], text);
+            if (!got || strcmp(got, want) != 0) bad_at[k] = i;
+            free(got);
+        }
+        CHECKF(bad_at[k] < 0, "%s: message %d missing, cut or out of order", names[k], bad_at[k]);
+    }
+    for (k = 0; k < CLIENTS; k++) harness_leave(&c[k]);
+}
+
 static void test_contract_duplicate_name_closed_1008_first_unaffected(void) {
     char a[64], reason[160];
     wsc ca, dup;
@@ -160,6 +196,7 @@ static void contract_tests(void) {
     RUN(test_contract_join_and_leave_broadcast_users);
     RUN(test_contract_message_reaches_everyone_including_sender);
     RUN(test_contract_one_senders_order_is_kept);
+    RUN(test_contract_burst_of_many_sizes_reaches_every_client_in_order);
     RUN(test_contract_duplicate_name_closed_1008_first_unaffected);
     RUN(test_contract_unicode_and_escapes_round_trip);
     RUN(test_contract_percent_encoded_names);

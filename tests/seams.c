@@ -157,8 +157,69 @@ static void test_seams_no_callback_inside_a_broadcast(void) {
     free(in);
 }
 
+/* One turn's output is gathered once in the read buffer and shared (chat__conn_gather): a
+   queue gets the shared bytes only where they are exactly its frames, in its order; a read or a
+   full buffer makes every earlier copy stale. */
+static int seams_gathered(chat_server *srv, chat__frame **q, unsigned n, unsigned off, const unsigned char **at) {
+    chat__conn c;
+    unsigned char want[2 * CHAT_READ_CHUNK];
+    size_t len = 0, i;
+    memset(&c, 0, sizeof c);
+    c.q = q, c.q_cap = 8, c.q_count = n, c.q_off = off;
+    for (i = 0; i < n; i++) memcpy(want + len, q[i]->data, q[i]->len), len += q[i]->len;
+    *at = chat__conn_gather(srv, &c, n);
+    return memcmp(*at + off, want + off, len - off) == 0;
+}
+
+static void test_seams_gathered_output_is_shared_only_where_it_matches(void) {
+    static unsigned char big[CHAT_READ_CHUNK / 2];
+    chat_config cfg;
+    chat_server *srv;
+    chat__frame *f[4], *g[4], *q[8];
+    const unsigned char *first, *again;
+    size_t room;
+    int i;
+    memset(&cfg, 0, sizeof cfg);
+    srv = chat_server_create(&cfg);
+    CHECK(srv != NULL);
+    if (!srv) return;
+    for (i = 0; i < 4; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "frame number %d", i);
+        f[i] = chat__frame_ws(CHAT_WS_OP_TEXT, text, strlen(text), CHAT__FRAME_SHARED);
+        memset(big, 'a' + i, sizeof big);
+        g[i] = chat__frame_ws(CHAT_WS_OP_TEXT, big, sizeof big - 16, CHAT__FRAME_SHARED);
+    }
+    q[0] = f[0], q[1] = f[1], q[2] = f[2];
+    CHECK(seams_gathered(srv, q, 3, 0, &first));
+    CHECK(seams_gathered(srv, q, 3, 0, &again)); /* the same frames: the same bytes, no copy */
+    CHECK(again == first);
+    q[0] = f[1], q[1] = f[2];
+    CHECK(seams_gathered(srv, q, 2, 3, &again) && again == first + f[0]->len); /* a tail of them */
+    q[0] = f[0], q[1] = f[2];
+    CHECK(seams_gathered(srv, q, 2, 0, &again) && again != first); /* not adjacent there: a copy */
+    q[0] = f[0], q[1] = f[3], q[2] = f[1];
+    CHECK(seams_gathered(srv, q, 3, 0, &again)); /* one never gathered between them */
+    q[0] = f[0], q[1] = f[1], q[2] = f[2];
+    CHECK(seams_gathered(srv, q, 3, 0, &again));
+    chat__conn_rx_space(srv, &room); /* a read overwrites the buffer: nothing there is theirs now */
+    memset(srv->rxbuf, '#', CHAT_READ_CHUNK);
+    CHECK(seams_gathered(srv, q, 3, 0, &again));
+    q[0] = g[0], q[1] = g[1];
+    CHECK(seams_gathered(srv, q, 2, 0, &first)); /* fills the buffer... */
+    q[0] = g[2], q[1] = g[3];
+    CHECK(seams_gathered(srv, q, 2, 0, &again)); /* ...so this starts it over */
+    q[0] = g[0], q[1] = g[1];
+    CHECK(seams_gathered(srv, q, 2, 0, &again));
+    q[0] = f[0], q[1] = f[1], q[2] = f[2];
+    CHECK(seams_gathered(srv, q, 3, 0, &again));
+    for (i = 0; i < 4; i++) chat__frame_release(f[i]), chat__frame_release(g[i]);
+    chat_server_free(srv);
+}
+
 static void seams_tests(void) {
     RUN(test_seams_no_callback_inside_a_broadcast);
     RUN(test_seams_config_one_rule);
     RUN(test_seams_scratch_shrinks_after_a_big_message);
+    RUN(test_seams_gathered_output_is_shared_only_where_it_matches);
 }
