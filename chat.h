@@ -4573,12 +4573,32 @@ static int chat__event_text(chat_server *srv, const unsigned char *msg, size_t n
     return 1;
 }
 
+/* Does the JSON string literal v escape a lone UTF-16 surrogate? Decoding makes each one U+FFFD,
+   so two different cids would read the same: such a cid is no cid. */
+static int chat__json_lone_surrogate(chat_span v) {
+    size_t i;
+    unsigned u, next;
+    for (i = 1; i + 1 < v.n; i++) {
+        if (v.p[i] != '\\') continue;
+        if (v.p[++i] != 'u' || i + 5 > v.n || chat__json_hex4((const unsigned char *)v.p + i + 1, &u) < 0) continue;
+        i += 4;
+        if (u >= 0xDC00 && u <= 0xDFFF) return 1; /* a low one with no high one before it */
+        if (u < 0xD800 || u > 0xDBFF) continue;
+        if (i + 7 > v.n || v.p[i + 1] != '\\' || v.p[i + 2] != 'u' ||
+            chat__json_hex4((const unsigned char *)v.p + i + 3, &next) < 0 || next < 0xDC00 || next > 0xDFFF)
+            return 1;
+        i += 6;
+    }
+    return 0;
+}
+
 /* The event's "cid" (a client's own id for its message: 1 to CHAT__CID_MAX bytes), decoded
    into srv->cid; 0 when it has none or it is not such a string (the message goes out without). */
 static int chat__event_cid(chat_server *srv, const unsigned char *msg, size_t n) {
     chat_span v;
     srv->cid.len = 0;
-    if (chat_json_get(msg, n, "cid", &v) != 1 || v.p[0] != '"' || v.n > 2 + 6 * CHAT__CID_MAX) return 0;
+    if (chat_json_get(msg, n, "cid", &v) != 1 || v.p[0] != '"' || v.n > 2 + 6 * CHAT__CID_MAX || chat__json_lone_surrogate(v))
+        return 0;
     return chat_json_string(v, &srv->cid) == 0 && srv->cid.len >= 1 && srv->cid.len <= CHAT__CID_MAX;
 }
 
@@ -5254,6 +5274,7 @@ static int chat__poll_timeout(chat_server *srv, int timeout_ms) {
 #define CHAT__MQTT_MAX_NODES 256          /* boards remembered (their last message id) */
 #define CHAT__MQTT_WINDOW 64              /* messages sent and not yet acknowledged */
 #define CHAT__MQTT_TX_AHEAD 65536         /* bytes encoded ahead of the socket */
+#define CHAT__MQTT_TX_MAX (4 * CHAT__MQTT_TX_AHEAD) /* unsent past this: the broker does not read */
 #define CHAT__MQTT_CONNECT_TIMEOUT_MS 10000
 #define CHAT__MQTT_BACKOFF_MIN_MS 100
 #define CHAT__MQTT_BACKOFF_MAX_MS 30000
@@ -5672,7 +5693,8 @@ static void chat__mqtt_take_message(chat_server *srv, chat__mqtt *q, chat_span n
         else if (chat_json_string_is(key, "time")) chat__mqtt_json_u64(v, &time_ms);
         else if (chat_json_string_is(key, "username") && v.p[0] == '"') q->name.len = 0, has_name = chat_json_string(v, &q->name) == 0;
         else if (chat_json_string_is(key, "message") && v.p[0] == '"') srv->text.len = 0, has_text = chat_json_string(v, &srv->text) == 0;
-        else if (chat_json_string_is(key, "cid") && v.p[0] == '"' && v.n <= 2 + 6 * CHAT__CID_MAX) srv->cid.len = 0, chat_json_string(v, &srv->cid);
+        else if (chat_json_string_is(key, "cid") && v.p[0] == '"' && v.n <= 2 + 6 * CHAT__CID_MAX && !chat__json_lone_surrogate(v))
+            srv->cid.len = 0, chat_json_string(v, &srv->cid);
     }
     if (r < 0 || !id || !has_name || !has_text || chat__name_problem((const char *)q->name.data, q->name.len, CHAT__NAME_MAX)) {
         CHAT__LOG((srv, CHAT_LOG_DEBUG, "mqtt: an invalid message from board %.*s ignored", (int)node.n, node.p));
@@ -5685,6 +5707,12 @@ static void chat__mqtt_take_message(chat_server *srv, chat__mqtt *q, chat_span n
         return;
     }
     q->nodes[k].last_id = id;
+    if (srv->text.len > srv->cfg.max_message) { /* what this board's own users could not say */
+        CHAT__LOG((srv, CHAT_LOG_WARN, "mqtt: a message of %lu bytes from %.*s on board %.*s is over this board's max_message (%lu): not said here",
+                   (unsigned long)srv->text.len, (int)q->name.len, (const char *)q->name.data, (int)node.n, node.p,
+                   (unsigned long)srv->cfg.max_message));
+        return;
+    }
     words.name = (const char *)q->name.data, words.name_len = q->name.len;
     words.text = srv->text.data ? (const char *)srv->text.data : "", words.text_len = srv->text.len;
     if (srv->cid.len >= 1 && srv->cid.len <= CHAT__CID_MAX) words.cid = (const char *)srv->cid.data, words.cid_len = srv->cid.len;
@@ -5971,6 +5999,10 @@ static void chat__mqtt_read(chat_server *srv, chat__mqtt *q) {
     long n, r;
     size_t at = 0;
     chat_mqtt_packet p;
+    if (q->tx.len - q->tx_off > CHAT__MQTT_TX_MAX) { /* our acknowledgements pile up, unread */
+        chat__mqtt_drop(srv, q, "the broker does not read what the board sends");
+        return;
+    }
     if (chat_buf_reserve(&q->rx, CHAT_READ_CHUNK) != CHAT_OK) return;
     n = chat__posix_read(NULL, q->fd, q->rx.data + q->rx.len, CHAT_READ_CHUNK);
     if (n < 0 && chat__would_block(errno)) return;

@@ -176,10 +176,17 @@ static void test_continuity_bad_cid_is_ignored_not_the_message(void) {
     cont_say(&a, "empty", "");
     memset(long_cid, 'c', 64), long_cid[64] = '\0';
     cont_say(&a, "just fits", long_cid);
+    /* lone surrogates name no character (both would read as U+FFFD, the second a "repeat") */
+    cont_say(&a, "lone high", "x\\ud800");
+    cont_say(&a, "lone low", "x\\udc00");
+    cont_say(&a, "a pair", "x\\ud83d\\ude00");
     CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "long") == 0 && !m.has_cid);
     CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "number") == 0 && !m.has_cid);
     CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "empty") == 0 && !m.has_cid);
     CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "just fits") == 0 && strcmp(m.cid, long_cid) == 0);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "lone high") == 0 && !m.has_cid);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "lone low") == 0 && !m.has_cid);
+    CHECK(cont_next(&a, &m, harness_wait_ms) && strcmp(m.message, "a pair") == 0 && strcmp(m.cid, "x\xf0\x9f\x98\x80") == 0);
     cont_end();
     harness_leave(&a);
     HARNESS_DONE_SERVER(&s);

@@ -250,6 +250,36 @@ static void bt_say(bt_user *u, const char *text) {
     harness_say(&u->c, json);
 }
 
+/* Publishes as a board of the test's own (QoS 0, over a connection of its own): CONNECT,
+   PUBLISH, DISCONNECT, then waits for the broker to close, so the publish has been handled. */
+static int bt_publish(const bt_broker *k, const char *topic, const char *payload, size_t n, int retain) {
+    chat_buf out = {0};
+    chat_mqtt_packet p;
+    char in[256];
+    long long deadline = wsc_now_ms() + harness_wait_ms;
+    int fd = wsc_tcp_connect("127.0.0.1", k->port), ok;
+    if (fd < 0) return -1;
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_CONNECT;
+    p.connect.client_id.p = "bt-rogue", p.connect.client_id.n = 8, p.connect.clean_session = 1;
+    ok = chat_mqtt_put(&out, &p) == CHAT_OK;
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_PUBLISH, p.retain = retain;
+    p.topic.p = topic, p.topic.n = strlen(topic), p.payload.p = payload, p.payload.n = n;
+    ok = ok && chat_mqtt_put(&out, &p) == CHAT_OK;
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_DISCONNECT;
+    ok = ok && chat_mqtt_put(&out, &p) == CHAT_OK && wsc_send_all(fd, out.data, out.len) == 0;
+    while (ok && wsc_now_ms() < deadline) { /* the CONNACK, then the broker's close */
+        struct pollfd pfd;
+        pfd.fd = fd, pfd.events = POLLIN;
+        if (poll(&pfd, 1, 50) == 1 && recv(fd, in, sizeof in, 0) <= 0) break;
+    }
+    close(fd);
+    chat_buf_free(&out);
+    return ok ? 0 : -1;
+}
+
 /* --- what every user must see: each message once, each sender's in order --- */
 
 #define BT_SENDERS 8
@@ -338,6 +368,114 @@ static void test_bridge_three_boards_exactly_once_in_order(void) {
     for (i = 0; i < 3; i++) CHECKF(bt_stat(&b[i], "received") == 80, "board %s said %llu from others, wanted 80", nodes[i], bt_stat(&b[i], "received"));
     for (i = 0; i < 6; i++) wsc_close(&u[i].c);
     for (i = 0; i < 3; i++) CHECK_INT(harness_stop_server(&b[i].s), 0);
+}
+
+static void bt_count_small(bt_user *u, const char *json, void *arg) {
+    (void)u;
+    if (strstr(json, "\"message\":\"small\"")) ++*(int *)arg;
+}
+
+/* What a board would not take from its own users it does not take from another board either:
+   a message over this board's max_message is dropped with a log line; the next one comes. */
+static void test_bridge_remote_message_over_the_local_limit_is_dropped(void) {
+    static char big[CHAT_MAX_MESSAGE + 256];
+    char topic[96], json[256], line[512];
+    bt_board b;
+    bt_user u;
+    int got, small = 0;
+    bt_new_prefix();
+    CHECK(bt_board_start(&b, &bt_main, "alpha", NULL, 1) == 0);
+    CHECK(bt_connected(&b));
+    CHECK(bt_join(&u, &b, "ursula") == 0);
+    snprintf(topic, sizeof topic, "%s/users/rogue", bt_prefix);
+    snprintf(json, sizeof json, "{\"node\":\"rogue\",\"run\":\"r1\",\"serial\":1,\"users\":[\"mallory\"]}");
+    CHECK(bt_publish(&bt_main, topic, json, strlen(json), 1) == 0);
+    CHECKF(bt_wait_list(&u, "mallory", 1, 2, harness_wait_ms), "ursula's list: %s", u.users);
+    snprintf(topic, sizeof topic, "%s/msg/rogue", bt_prefix);
+    snprintf(big, sizeof big, "{\"node\":\"rogue\",\"id\":1,\"time\":1765000000000,\"username\":\"mallory\",\"message\":\"");
+    memset(big + strlen(big), 'x', CHAT_MAX_MESSAGE + 1);
+    strcpy(big + strlen(big), "\"}");
+    CHECK(bt_publish(&bt_main, topic, big, strlen(big), 0) == 0);
+    snprintf(json, sizeof json, "{\"node\":\"rogue\",\"id\":2,\"time\":1765000000001,\"username\":\"mallory\",\"message\":\"small\"}");
+    CHECK(bt_publish(&bt_main, topic, json, strlen(json), 0) == 0);
+    got = bt_pump(&u, 500, bt_count_small, &small);
+    CHECKF(got == 1 && small == 1, "ursula got %d messages (%d the small one), wanted only the small one", got, small);
+    CHECKF(bt_board_log(&b, "max_message", line, sizeof line), "no log line for the message over the limit");
+    wsc_close(&u.c);
+    CHECK_INT(harness_stop_server(&b.s), 0);
+}
+
+/* A process's resident memory in KB (Linux's /proc), 0 when it cannot be read. */
+static long long bt_rss_kb(pid_t pid) {
+    char path[64], line[256];
+    long long kb = 0;
+    FILE *f;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "r"))) return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+/* A broker that sends and never reads: every QoS 1 PUBLISH wants a PUBACK from the board, which
+   has nowhere to go. The board must give up on such a broker (and try again later), not pile up
+   acknowledgements without end. The broker here is the test itself, on a listener of its own. */
+static void test_bridge_broker_that_never_reads_is_dropped(void) {
+    struct sockaddr_in a;
+    socklen_t len = sizeof a;
+    bt_broker fake;
+    bt_board b;
+    chat_buf out = {0};
+    chat_mqtt_packet p;
+    char topic[64], status[64], in[4096];
+    long long sent = 0, deadline, rss_kb = 0, first_kb = 0;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), fd = -1, dropped = 0, id = 0;
+    struct pollfd pfd;
+    memset(&a, 0, sizeof a), memset(&fake, 0, sizeof fake);
+    a.sin_family = AF_INET, a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(lfd, 4) == 0 &&
+          getsockname(lfd, (struct sockaddr *)&a, &len) == 0);
+    fake.port = ntohs(a.sin_port);
+    bt_new_prefix();
+    CHECK(bt_board_start(&b, &fake, "alpha", NULL, 0) == 0);
+    pfd.fd = lfd, pfd.events = POLLIN;
+    if (poll(&pfd, 1, harness_wait_ms) == 1) fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    if (fd >= 0) { /* its CONNECT (and whatever follows) is read once; then never again */
+        pfd.fd = fd;
+        CHECK(poll(&pfd, 1, harness_wait_ms) == 1 && recv(fd, in, sizeof in, 0) > 0);
+    }
+    memset(&p, 0, sizeof p);
+    p.type = CHAT_MQTT_CONNACK;
+    CHECK(chat_mqtt_put(&out, &p) == CHAT_OK);
+    snprintf(topic, sizeof topic, "%s/users/x", bt_prefix); /* an empty list: board x has gone */
+    deadline = wsc_now_ms() + 10000;
+    while (fd >= 0 && !dropped && sent < (64 << 20) && wsc_now_ms() < deadline) {
+        int i;
+        for (i = 0; i < 1000; i++) {
+            memset(&p, 0, sizeof p);
+            p.type = CHAT_MQTT_PUBLISH, p.qos = 1, p.id = (unsigned)(id++ % 65535 + 1);
+            p.topic.p = topic, p.topic.n = strlen(topic);
+            if (chat_mqtt_put(&out, &p) != CHAT_OK) break;
+        }
+        pfd.fd = fd, pfd.events = POLLOUT;
+        if (poll(&pfd, 1, 100) == 1) {
+            ssize_t n = send(fd, out.data, out.len, MSG_NOSIGNAL);
+            if (n < 0 && errno != EAGAIN && errno != EINTR) dropped = 1;
+            if (n > 0) sent += n;
+        }
+        out.len = 0;
+        if (!first_kb && sent > (1 << 20)) first_kb = bt_rss_kb(b.s.pid);
+    }
+    rss_kb = bt_rss_kb(b.s.pid);
+    snprintf(status, sizeof status, "%lld KB -> %lld KB", first_kb, rss_kb);
+    CHECKF(dropped, "the board still takes publishes after %lld MB it cannot acknowledge (RSS %s)", sent >> 20, status);
+    CHECKF(rss_kb - first_kb < 4096, "the board's RSS grew %s", status);
+    if (fd >= 0) close(fd);
+    close(lfd);
+    chat_buf_free(&out);
+    CHECK_INT(harness_stop_server(&b.s), 0);
 }
 
 /* The same name joined on two boards at the same instant: exactly one holds it, everywhere. */
@@ -603,6 +741,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     RUN(test_bridge_three_boards_exactly_once_in_order);
+    RUN(test_bridge_remote_message_over_the_local_limit_is_dropped);
+    RUN(test_bridge_broker_that_never_reads_is_dropped);
     RUN(test_bridge_same_name_at_once_one_holder);
     RUN(test_bridge_kill9_board_users_leave_elsewhere);
     RUN(test_bridge_broker_restart_nothing_lost_or_doubled);
