@@ -452,11 +452,14 @@ static const char *cont_path(const char *name, char *out, size_t cap) {
 }
 
 static void cont_cleanup(void) {
-    static const char *const names[] = {"h.db", "h.db.bad", "h.db.bad.2", "h.db.tmp", "g.db", "g.db.bad", "n.db", "n.db.bad"};
+    static const char *const names[] = {"h.db", "h.db.bad", "h.db.bad.2", "h.db.tmp", "g.db", "g.db.bad", "n.db", "n.db.bad",
+                                         "b.db", "b.db.bad", "b.db.tmp", "f.db", "f.db.tmp/x", "f.db.tmp", "t.db", "t.db.bad",
+                                         "s.db", "card/s.db", "card/s.db.tmp"};
     char path[400];
     size_t i;
     if (!cont_dir[0]) return;
     for (i = 0; i < sizeof names / sizeof names[0]; i++) unlink(cont_path(names[i], path, sizeof path));
+    rmdir(cont_path("f.db.tmp", path, sizeof path)), rmdir(cont_path("card", path, sizeof path));
     rmdir(cont_dir);
     cont_dir[0] = '\0';
 }
@@ -626,6 +629,215 @@ static void test_continuity_history_file_stays_bounded(void) {
     cont_cleanup();
 }
 
+/* --- the history file's failures: its byte bound, a compaction that cannot replace it, damage,
+   a symlink (library servers: their log lines come back through the harness's pipe) --- */
+
+/* In the forked server: each log line to the parent, as "log LINE". */
+static void cont_log_line(void *user, int level, const char *line) {
+    char out[320];
+    int n = snprintf(out, sizeof out, "log %s\n", line);
+    (void)user, (void)level;
+    if (harness_child_pipe_fd >= 0 && n > 0 && write(harness_child_pipe_fd, out, (size_t)n) < 0) {}
+}
+
+/* Log lines the server has written so far (they come before the frames of their turn) that
+   hold `needle`. */
+static int cont_log_count(harness_server *s, const char *needle) {
+    char line[320];
+    int n = 0, lines = 0;
+    while (lines++ < 10000 && harness_read_line(s->pipe_fd, line, sizeof line, wsc_now_ms() + 100) >= 0)
+        if (strstr(line, needle)) n++;
+    return n;
+}
+
+static chat_config cont_file_config(const char *path, int history) {
+    chat_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history_file = path, cfg.history = history;
+    cfg.max_rate = -1, cfg.max_byte_rate = -1;
+    cfg.on_log = cont_log_line, cfg.log_level = CHAT_LOG_INFO;
+    return cfg;
+}
+
+/* Messages of 16 KB: 356 of them (2 x history + 256) are more than the CHAT_HISTORY_FILE_MAX
+   (4 MiB) of the test build. The file is compacted by bytes too, never passes the bound, and a
+   restart brings the whole history back (a file over the bound would be set aside). */
+static void test_continuity_history_file_bound_in_bytes(void) {
+    static char event[16200];
+    static cont_msg back[60];
+    char path[400], name[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    long long biggest = 0;
+    int i;
+    cfg = cont_file_config(cont_path("b.db", path, sizeof path), 50);
+    cfg.max_message = 16384, cfg.max_backlog = 4 << 20; /* a replay is at most half the backlog */
+    unlink(path);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "big");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < 300; i++) {
+        int k = snprintf(event, sizeof event, "{\"event\":\"send-message\",\"message\":\"%d ", i);
+        memset(event + k, 'x', 16000), memcpy(event + k + 16000, "\"}", 3);
+        CHECK_INT(wsc_send_text(&a, event), 0);
+        if (!cont_next(&a, &m, harness_wait_ms)) break;
+        if (cont_file_size(path) > biggest) biggest = cont_file_size(path);
+    }
+    CHECK_INT(i, 300);
+    CHECKF(biggest <= (long long)CHAT_HISTORY_FILE_MAX, "the file grew to %lld bytes", biggest);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    CHECK_INT(cont_replay(name, back, 60), 50);
+    cont_end();
+    HARNESS_DONE_SERVER(&s);
+    unlink(path);
+}
+
+/* A compaction that cannot replace the file (here a directory is in the way of FILE.tmp; in the
+   field EBUSY on a bind-mounted file, EACCES, EXDEV): said in the log, retried now and then,
+   not every turn, and the file stops growing at its bound while the chat goes on. Once the
+   obstacle is gone a retry compacts it and messages are kept again. */
+static void test_continuity_history_file_compaction_fails(void) {
+    char path[400], tmp[400], inside[400], name[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    long long biggest = 0, stuck, deadline;
+    int i, failed, n = 2 * (2 * CHAT_HISTORY + CHAT__HFILE_SLACK) + 10, kept = 0;
+    FILE *f;
+    cfg = cont_file_config(cont_path("f.db", path, sizeof path), 0);
+    unlink(path);
+    cont_path("f.db.tmp", tmp, sizeof tmp), cont_path("f.db.tmp/x", inside, sizeof inside);
+    CHECK_INT(mkdir(tmp, 0700), 0);
+    f = fopen(inside, "w"); /* not empty: no one removes it in passing */
+    if (f) fclose(f);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "stuck");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < n; i++) {
+        cont_say(&a, "a message of some length, to make the file grow past its bound", NULL);
+        if (!cont_next(&a, &m, harness_wait_ms)) break; /* the chat goes on */
+        if (cont_file_size(path) > biggest) biggest = cont_file_size(path);
+    }
+    CHECK_INT(i, n);
+    CHECKF(biggest < (2 * CHAT_HISTORY + CHAT__HFILE_SLACK + 8) * 110, "the file grew to %lld bytes", biggest);
+    failed = cont_log_count(&s, "compaction failed");
+    CHECKF(failed >= 1 && failed <= 6, "'compaction failed' logged %d times", failed);
+    stuck = cont_file_size(path);
+    unlink(inside), rmdir(tmp);
+    /* the retry comes with a message, at most CHAT__HFILE_RETRY_MAX_MS after the last one */
+    deadline = wsc_now_ms() + CHAT__HFILE_RETRY_MAX_MS + harness_wait_ms;
+    while (!kept && wsc_now_ms() < deadline) {
+        struct pollfd p;
+        cont_say(&a, "after the obstacle is gone", NULL);
+        CHECK(cont_next(&a, &m, harness_wait_ms));
+        kept = cont_file_size(path) < stuck;
+        p.fd = s.pipe_fd, p.events = 0, p.revents = 0;
+        if (!kept) poll(&p, 1, 100); /* paced: one message per 100 ms while the retry is due */
+    }
+    CHECK(kept);
+    cont_say(&a, "kept again", NULL);
+    CHECK(cont_next(&a, &m, harness_wait_ms));
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    CHECK_INT(w.id, m.id); /* the newest message is in the file */
+    cont_end();
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    unlink(path);
+}
+
+/* A power cut tears a turn's write anywhere: a hole in one record with a whole one after it.
+   The records before the damage come back; the file as it was is kept as FILE.bad. */
+static void test_continuity_history_file_damage_keeps_what_came_before(void) {
+    static cont_msg back[20];
+    char path[400], aside[400], name[64];
+    chat_config cfg;
+    chat_buf b;
+    harness_server s;
+    FILE *f;
+    int i, n;
+    size_t whole = 0, total;
+    cfg = cont_file_config(cont_path("t.db", path, sizeof path), 0);
+    harness_tagged(name, sizeof name, "torn");
+    memset(&b, 0, sizeof b);
+    chat_buf_append(&b, CHAT__HFILE_MAGIC "\1", 8);
+    for (i = 0; i < 7; i++) {
+        chat__words wd;
+        char text[32];
+        if (i == 5) whole = b.len;
+        snprintf(text, sizeof text, i < 5 ? "acknowledged %d" : "the torn batch %d", i);
+        memset(&wd, 0, sizeof wd);
+        wd.name = name, wd.name_len = strlen(name), wd.text = text, wd.text_len = strlen(text), wd.time_ms = 1000;
+        chat__hrecord_put(&b, &wd, 1000 + (uint64_t)i);
+    }
+    memset(b.data + whole + 30, 0, 8); /* a page that never reached the disk */
+    f = fopen(path, "wb");
+    CHECK(f && fwrite(b.data, 1, b.len, f) == b.len);
+    if (f) fclose(f);
+    total = b.len;
+    chat_buf_free(&b); /* before the fork */
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    n = cont_replay(name, back, 20);
+    CHECK_INT(n, 5);
+    CHECK(n == 5 && strcmp(back[4].message, "acknowledged 4") == 0 && back[4].id == 1004);
+    CHECK_INT(cont_file_size(cont_path("t.db.bad", aside, sizeof aside)), (long long)total); /* kept as it was */
+    CHECK_INT(cont_file_size(path), (long long)whole);
+    cont_end();
+    HARNESS_DONE_SERVER(&s);
+    unlink(path), unlink(aside);
+}
+
+/* -H a symlink (/etc/chat.hist -> /mnt/sd/chat.hist): the file it points to is appended to and
+   compacted in its own directory; the link stays a link. */
+static void test_continuity_history_file_symlink_stays(void) {
+    char path[400], card[400], target[400], name[64], raw[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    struct stat st;
+    int i, n = 2 * 2 + CHAT__HFILE_SLACK + 20;
+    FILE *f;
+    cfg = cont_file_config(cont_path("s.db", path, sizeof path), 2);
+    CHECK_INT(mkdir(cont_path("card", card, sizeof card), 0700), 0);
+    CHECK_INT(symlink(cont_path("card/s.db", target, sizeof target), path), 0);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "linked");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < n; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "m%d", i);
+        cont_say(&a, t, NULL);
+        if (!cont_next(&a, &m, harness_wait_ms)) break;
+    }
+    CHECK_INT(i, n);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    cont_end();
+    CHECK(lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECKF(cont_file_size(target) < 40 * 100, "the target is %lld bytes: not compacted", cont_file_size(target));
+    f = fopen(target, "rb");
+    memset(raw, 0, sizeof raw);
+    if (f) {
+        CHECK(fseek(f, -4, SEEK_END) == 0 && fread(raw, 1, 4, f) == 4);
+        fclose(f);
+    }
+    snprintf(name, sizeof name, "m%d", n - 1);
+    CHECKF(strstr(raw, name + 1) != NULL, "the target's last record ends in '%s', not '%s'", raw, name);
+    unlink(path), unlink(target), rmdir(card);
+}
+
 static void continuity_tests(void) {
     RUN(test_continuity_ids_times_cids_and_replays);
     RUN(test_continuity_bad_cid_is_ignored_not_the_message);
@@ -638,5 +850,9 @@ static void continuity_tests(void) {
     RUN(test_continuity_history_file_survives_kill_9);
     RUN(test_continuity_history_file_torn_tail_and_garbage);
     RUN(test_continuity_history_file_stays_bounded);
+    RUN(test_continuity_history_file_bound_in_bytes);
+    RUN(test_continuity_history_file_compaction_fails);
+    RUN(test_continuity_history_file_damage_keeps_what_came_before);
+    RUN(test_continuity_history_file_symlink_stays);
     cont_cleanup();
 }
