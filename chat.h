@@ -164,7 +164,7 @@
                             (handshake wanting read or write within the handshake timeout, pending
                             input) and the mbedTLS adapter, --cert/--key; epoll on Linux
                             (CHAT_NO_EPOLL: poll()); message ids, times, cids, replays, since and
-                            resume; the history file
+                            resume; the history file (CHAT_HISTORY_FILE_MAX)
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
@@ -538,7 +538,9 @@ typedef struct chat_config {
        power cut; costs a flash write per turn); 0: none (survives a crash of the program, which
        leaves the data with the kernel). A symlink is followed once at start; the file stays
        within CHAT_HISTORY_FILE_MAX; damage keeps the records before it and sets the file aside
-       as FILE.bad. See "The history file" in README.md. */
+       as FILE.bad; a turn that cannot be appended (disk full, a failed compaction) cuts the
+       file back to that turn alone, so no id is given twice after a restart. See "The history
+       file" in README.md. */
     const char *history_file;
     int history_sync;
     /* The MQTT bridge: one room across boards through a broker (README.md, "More than one
@@ -3582,7 +3584,6 @@ struct chat_server {
     size_t hist_records, hist_pending_records;
     chat_buf hist_pending; /* records of this turn, written before any frame goes out */
     char *hist_path;       /* the file itself, symlinks followed (CHAT_MALLOC'd) */
-    chat__ms hist_retry_at, hist_retry_ms; /* a compaction failed: tried again then; 0: it did not */
     unsigned char secret[16]; /* resume tokens are SHA-1(secret, session): see chat__resume_token */
     uint32_t sessions;        /* joins so far: the next session number */
 #ifndef CHAT_NO_MQTT
@@ -3896,8 +3897,6 @@ static void chat__member_said(void *user, const chat__words *w, uint64_t id) {
 }
 
 #define CHAT__HFILE_MAX ((size_t)CHAT_HISTORY_FILE_MAX) /* bytes; a bigger file is not ours to load */
-#define CHAT__HFILE_RETRY_MS 1000      /* a failed compaction is tried again after this, doubled */
-#define CHAT__HFILE_RETRY_MAX_MS 30000 /* ... up to this */
 
 static size_t chat__history_keep(const chat_server *srv) {
     return srv->room.history_cap > 0 ? (size_t)srv->room.history_cap : 1; /* the last one keeps the ids going */
@@ -3910,37 +3909,23 @@ static size_t chat__history_max_payload(const chat_server *srv) {
 /* The file is compacted once it holds this many records more than twice the history, or passes
    3/4 of its byte bound with `more` bytes appended: the rewrite costs a read of the file and a
    write of the history, so it comes rarely. A compaction keeps at most half the bound, so the
-   file never passes it (a turn that would pass it even so is not written). */
+   file never passes it. */
 #define CHAT__HFILE_SLACK 256
 static int chat__history_over(const chat_server *srv, size_t more) {
     return srv->hist_records > 2 * chat__history_keep(srv) + CHAT__HFILE_SLACK ||
            (size_t)srv->hist_size + more > CHAT__HFILE_MAX / 4 * 3;
 }
 
-/* Said once per attempt; tried again after a wait that doubles (each try reads the file), and
-   until it succeeds the file is not appended to: it cannot grow past its bound. */
-static void chat__history_compact_failed(chat_server *srv, const char *why) {
-    srv->hist_retry_ms = srv->hist_retry_ms ? CHAT__MIN(2 * srv->hist_retry_ms, (chat__ms)CHAT__HFILE_RETRY_MAX_MS)
-                                            : (chat__ms)CHAT__HFILE_RETRY_MS;
-    srv->hist_retry_at = srv->now + srv->hist_retry_ms;
-    srv->stats.history_errors++;
-    (void)why; /* CHAT_NO_LOG */
-    CHAT__LOG((srv, CHAT_LOG_ERROR,
-               "history file %s: compaction failed (%s); no message is kept in it until a retry (in %lld s) succeeds",
-               srv->hist_path, why, (long long)srv->hist_retry_ms / 1000));
-}
-
 /* Rewrites the file with its newest records only (at most the history, and at most half the
-   byte bound), so it stays within about twice the history. */
-static void chat__history_compact(chat_server *srv) {
+   byte bound), so it stays within about twice the history. NULL, or why it could not. */
+static const char *chat__history_compact(chat_server *srv) {
     unsigned char *f = NULL;
     long n = chat__file_read_all(srv->hist_fd, CHAT__HFILE_MAX, &f);
     size_t at = CHAT__HFILE_HEAD, skip = 0;
     int fd;
     if (n < (long)CHAT__HFILE_HEAD) {
         CHAT_FREE(f);
-        chat__history_compact_failed(srv, n == -2 ? "it is over CHAT_HISTORY_FILE_MAX" : n >= 0 ? "it is cut short" : strerror(errno));
-        return;
+        return n == -2 ? "it is over CHAT_HISTORY_FILE_MAX" : n >= 0 ? "it is cut short" : strerror(errno);
     }
     /* the oldest records go (the file holds whole ones only); the last one stays, whatever its size */
     while (at + 8 <= (size_t)n) {
@@ -3953,38 +3938,60 @@ static void chat__history_compact(chat_server *srv) {
     /* synced as the appends are: without history_sync the promise is a crash of the process */
     fd = chat__file_replace(srv->hist_path, f, CHAT__HFILE_HEAD + ((size_t)n - at), srv->cfg.history_sync);
     CHAT_FREE(f);
-    if (fd < 0) {
-        chat__history_compact_failed(srv, strerror(errno));
-        return;
-    }
+    if (fd < 0) return strerror(errno);
     chat__fd_close(srv->hist_fd);
     srv->hist_fd = fd;
     srv->hist_size = (long long)(CHAT__HFILE_HEAD + ((size_t)n - at));
     srv->hist_records -= skip;
-    if (srv->hist_retry_ms)
-        CHAT__LOG((srv, CHAT_LOG_INFO, "history file %s: compacted; messages are kept in it again", srv->hist_path));
-    srv->hist_retry_ms = 0, srv->hist_retry_at = 0;
+    return NULL;
 }
 
-/* Once a turn, before any frame of it is written: this turn's records in one write. Over the
-   bound the file is compacted first; while that fails, or when this turn alone would pass the
-   byte bound, the records are not written (counted in history_errors; the chat goes on). */
+/* This turn's records could not be appended (a disk full, a compaction that failed: rename()
+   refused on a bind-mounted file, EACCES ...), yet its messages go out with their ids. A file
+   whose last id is older would make a restart give those ids again, so the file is cut back to
+   its header (which needs no space) and this turn's records are written alone: the history
+   before them is then in memory only, until a restart. If even they do not fit the file stays
+   empty, and a restart takes ids from the clock, as without a file. Either way it stays within
+   its bound, and the next compaction is tried only once it is over it again. */
+static void chat__history_start_over(chat_server *srv, const char *what, const char *why) {
+    int sync = srv->cfg.history_sync;
+    srv->stats.history_errors++;
+    (void)what, (void)why; /* CHAT_NO_LOG */
+    if (chat__file_truncate(srv->hist_fd, CHAT__HFILE_HEAD) != 0) {
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s), and it cannot be cut back (%s): %lu messages are not "
+                   "kept, their ids may be given again after a restart", srv->hist_path, what, why, strerror(errno),
+                   (unsigned long)srv->hist_pending_records));
+        return;
+    }
+    srv->hist_size = CHAT__HFILE_HEAD, srv->hist_records = 0;
+    if (CHAT__HFILE_HEAD + srv->hist_pending.len <= CHAT__HFILE_MAX &&
+        chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size, sync) == 0) {
+        srv->hist_size += (long long)srv->hist_pending.len, srv->hist_records = srv->hist_pending_records;
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s); it starts again with this turn's %lu messages, the "
+                   "older ones are replayed from memory until a restart", srv->hist_path, what, why,
+                   (unsigned long)srv->hist_pending_records));
+        return;
+    }
+    if (sync && chat__file_append(srv->hist_fd, "", 0, srv->hist_size, 1) != 0) {} /* the cut, at least */
+    CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s); it is emptied and %lu messages are not kept (after a "
+               "restart ids go on from the clock)", srv->hist_path, what, why, (unsigned long)srv->hist_pending_records));
+}
+
+/* Once a turn, before any frame of it is written: this turn's records in one write, after a
+   compaction when the file is over its bound. */
 static void chat__history_write(chat_server *srv) {
-    const char *why = NULL;
+    const char *failed = NULL;
     if (srv->hist_fd < 0 || !srv->hist_pending.len) return;
-    if (chat__history_over(srv, srv->hist_pending.len) && srv->now >= srv->hist_retry_at) chat__history_compact(srv);
-    if (srv->hist_retry_ms) why = "compaction failed";
-    else if ((size_t)srv->hist_size + srv->hist_pending.len > CHAT__HFILE_MAX) why = "over CHAT_HISTORY_FILE_MAX";
-    if (!why && chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size,
-                                  srv->cfg.history_sync) == 0) {
+    if (chat__history_over(srv, srv->hist_pending.len) && (failed = chat__history_compact(srv)) != NULL)
+        chat__history_start_over(srv, "compaction failed", failed);
+    else if ((size_t)srv->hist_size + srv->hist_pending.len > CHAT__HFILE_MAX)
+        chat__history_start_over(srv, "a turn over the bound", "CHAT_HISTORY_FILE_MAX");
+    else if (chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size,
+                               srv->cfg.history_sync) == 0) {
         srv->hist_size += (long long)srv->hist_pending.len;
         srv->hist_records += srv->hist_pending_records;
-    } else {
-        srv->stats.history_errors++;
-        if (!srv->hist_retry_ms) /* the compaction's line said it already */
-            CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: a write failed (%s); %lu messages are not kept",
-                       srv->hist_path, why ? why : strerror(errno), (unsigned long)srv->hist_pending_records));
-    }
+    } else
+        chat__history_start_over(srv, "a write failed", strerror(errno));
     srv->hist_pending.len = 0, srv->hist_pending_records = 0;
     chat__scratch_shrink(&srv->hist_pending);
 }
@@ -3998,7 +4005,7 @@ static int chat__history_restore_one(void *user, const chat__words *w, uint64_t 
    a damaged one is set aside too, and the sound records before the damage are kept. The path
    is resolved once here: a symlink stays one, the file it points to is written and compacted. */
 static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet) {
-    const char *path;
+    const char *path, *failed;
     chat__hfile_scan_result scan;
     unsigned char *f = NULL;
     long n;
@@ -4075,7 +4082,8 @@ static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet)
     }
     CHAT__LOG((srv, CHAT_LOG_INFO, "history file %s: %lu messages kept, the next id is %llu", path,
                (unsigned long)srv->hist_records, (unsigned long long)srv->room.next_id));
-    if (chat__history_over(srv, 0)) chat__history_compact(srv);
+    if (chat__history_over(srv, 0) && (failed = chat__history_compact(srv)) != NULL) /* the next turn starts over */
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: compaction failed (%s)", path, failed));
     return CHAT_OK;
 }
 
