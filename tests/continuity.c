@@ -779,6 +779,7 @@ static void test_continuity_history_file_full_disk_gives_no_id_twice(void) {
     cont_msg w, m;
     int i, k = 0, again = 0;
     cfg = cont_file_config(cont_path("d.db", path, sizeof path), 0);
+    cfg.max_message = 8192; /* the small-board build's is 4096 */
     unlink(path);
     cont_fsize_limit = 4096, harness_child_setup = cont_limit_files;
     CHECK_INT(harness_use_library(&s, &cfg), 0);
