@@ -80,6 +80,11 @@ test-tsan:
 test-valgrind: chat tests/run_tests
 	CHAT_TEST_SLOW=4 CHAT_TEST_CHURN=2000 CHAT_TEST_WRAPPER="$(VALGRIND)" $(VALGRIND) ./tests/run_tests
 
+# The history file on FAT (no hard links): a bad file is still set aside. Needs root, /dev/fuse,
+# fusefat and dosfstools; .ci/run runs it as root.
+test-fat: chat
+	sh tests/hfile_fat.sh ./chat
+
 # The wire-contract tests against the tutorial on Deno and Node + ws (needs node and npm).
 compat: tests/run_tests
 	bash tests/compat.sh
@@ -163,7 +168,7 @@ size:
 footprint:
 	bash tests/footprint.sh
 
-.PHONY: test-asan test-tsan test-valgrind compat tls cross bench bench-smoke test-small test-memory test-posix size footprint e2e screenshot
+.PHONY: test-asan test-tsan test-valgrind test-fat compat tls cross bench bench-smoke test-small test-memory test-posix size footprint e2e screenshot
 
 # One room across boards (issue 15): boards of ./chat bridged through a real mosquitto that the
 # test starts itself on a free loopback port (Debian: apt-get install mosquitto). About a minute.

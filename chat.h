@@ -88,6 +88,10 @@
                                             the server stops reading it until the next second
        CHAT_SNDBUF, CHAT_RCVBUF    65536    the kernel's send / receive buffer of each socket
        CHAT_HISTORY                50       recent messages replayed to each newcomer (0: none)
+       CHAT_HISTORY_FILE_MAX       67108864 bytes of the history file (history_file): it is
+                                            compacted by bytes too, never passes this, and a
+                                            bigger one is set aside at start (RAM at start and
+                                            compaction is about this much)
        CHAT_JSON_MAX_DEPTH         32       nesting accepted by the JSON decoder
        CHAT_READ_CHUNK             16384    bytes read per recv(); one shared buffer of this size
        CHAT_MQTT_QUEUE             1000     messages waiting for the broker (mqtt_queue); more
@@ -160,7 +164,7 @@
                             (handshake wanting read or write within the handshake timeout, pending
                             input) and the mbedTLS adapter, --cert/--key; epoll on Linux
                             (CHAT_NO_EPOLL: poll()); message ids, times, cids, replays, since and
-                            resume; the history file
+                            resume; the history file (CHAT_HISTORY_FILE_MAX)
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
@@ -532,7 +536,11 @@ typedef struct chat_config {
        appended before anyone is sent it, in one write per loop turn; at start the newest come
        back and ids go on from the last. history_sync 1: fdatasync after each write (survives a
        power cut; costs a flash write per turn); 0: none (survives a crash of the program, which
-       leaves the data with the kernel). See "The history file" in README.md. */
+       leaves the data with the kernel). A symlink is followed once at start; the file stays
+       within CHAT_HISTORY_FILE_MAX; damage keeps the records before it and sets the file aside
+       as FILE.bad; a turn that cannot be appended (disk full, a failed compaction) cuts the
+       file back to that turn alone, so no id is given twice after a restart. See "The history
+       file" in README.md. */
     const char *history_file;
     int history_sync;
     /* The MQTT bridge: one room across boards through a broker (README.md, "More than one
@@ -678,7 +686,7 @@ typedef struct chat_stats {
     unsigned long long log_dropped;      /* log lines left out by the rate limit */
     unsigned long long resumed;          /* joins that took over their name from a live connection */
     unsigned long long repeats;          /* messages dropped as a repeat of one in the history */
-    unsigned long long history_errors;   /* writes to the history file that failed */
+    unsigned long long history_errors;   /* history file writes and compactions that failed */
     long long uptime_ms;
     /* the MQTT bridge (all 0 without one) */
     int mqtt_connected;                  /* 1 while the broker link is up */
@@ -767,6 +775,9 @@ CHATDEF void chat_tls_free(chat_tls *tls); /* after chat_server_free; NULL is fi
 #ifndef CHAT_HISTORY
 #define CHAT_HISTORY 50
 #endif
+#ifndef CHAT_HISTORY_FILE_MAX
+#define CHAT_HISTORY_FILE_MAX (64u << 20)
+#endif
 #ifndef CHAT_MAX_CONNECTIONS
 #define CHAT_MAX_CONNECTIONS 0
 #endif
@@ -840,6 +851,7 @@ CHATDEF void chat_tls_free(chat_tls *tls); /* after chat_server_free; NULL is fi
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -2144,16 +2156,55 @@ static int chat__file_replace(const char *path, const void *p, size_t n, int syn
 }
 
 /* Moves a file the server cannot read out of the way, never over another: path.bad, path.bad.2 ...
-   Writes the name it got into out. Returns 0 or -1. */
+   Writes the name it got into out. Returns 0 or -1. Where there are no hard links (FAT: EPERM)
+   the name is claimed by an exclusive create and the file renamed over that empty one. */
 static int chat__file_set_aside(const char *path, char *out, size_t cap) {
-    int k;
+    int k, fd;
     for (k = 1; k < 1000; k++) {
         if (k == 1) snprintf(out, cap, "%s.bad", path);
         else snprintf(out, cap, "%s.bad.%d", path, k);
         if (link(path, out) == 0) return unlink(path) == 0 ? 0 : -1;
-        if (errno != EEXIST) return -1;
+        if (errno == EEXIST) continue;
+        fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST) continue;
+        if (fd < 0) return -1;
+        close(fd);
+        if (rename(path, out) == 0) return 0;
+        unlink(out);
+        return -1;
     }
     return -1;
+}
+
+/* The file that path names, its symlinks followed (a compaction renames over the file, in its
+   own directory, not over the link). CHAT_MALLOC'd; NULL with errno set when a link cannot be
+   read (ELOOP: too many). A name that does not exist yet is itself. */
+static char *chat__file_resolve(const char *path) {
+    size_t n = strlen(path);
+    char *cur = (char *)CHAT_MALLOC(n + 1), link_to[4096];
+    int hops;
+    if (!cur) return NULL;
+    memcpy(cur, path, n + 1);
+    for (hops = 0; hops < 40; hops++) {
+        struct stat st;
+        const char *slash;
+        size_t dir;
+        ssize_t k;
+        char *next;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) return cur;
+        k = readlink(cur, link_to, sizeof link_to - 1);
+        if (k <= 0) break;
+        slash = strrchr(cur, '/'); /* a relative link is relative to the link's directory */
+        dir = link_to[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
+        next = (char *)CHAT_MALLOC(dir + (size_t)k + 1);
+        if (!next) break;
+        memcpy(next, cur, dir), memcpy(next + dir, link_to, (size_t)k), next[dir + (size_t)k] = '\0';
+        CHAT_FREE(cur);
+        cur = next;
+        if (hops == 39) errno = ELOOP;
+    }
+    CHAT_FREE(cur);
+    return NULL;
 }
 
 static int chat__set_nonblock_cloexec(int fd) {
@@ -3339,11 +3390,14 @@ typedef struct chat__hfile_scan_result {
     size_t records;        /* whole records */
     int torn;              /* bytes after `good` were a torn record (or zeros): dropped */
     const char *problem;   /* not a history file, or a newer one: set aside (NULL: fine) */
+    int prefix;            /* ... but the `records` before `good` are sound (damage, ids out of order) */
 } chat__hfile_scan_result;
 
 /* Reads a whole file (an empty one is a new file), handing each record to `each` in order
    (ids must go up). A torn tail -- an incomplete record, an invalid last one, or zeros, as a
-   power cut leaves -- is dropped; anything else invalid makes the whole file a problem. */
+   power cut leaves -- is dropped; anything else invalid makes the file a problem, and when it
+   is damage or ids out of order, the records before it are a sound prefix (`prefix`): a power
+   cut tears a whole turn's write, pages of it may be missing before others that are whole. */
 static void chat__hfile_scan(const unsigned char *f, size_t n, size_t max_payload,
                              int (*each)(void *user, const chat__words *w, uint64_t id), void *user,
                              chat__hfile_scan_result *out) {
@@ -3376,10 +3430,12 @@ static void chat__hfile_scan(const unsigned char *f, size_t n, size_t max_payloa
                 break;
             }
             out->problem = "a damaged record inside the file";
+            out->good = at, out->prefix = 1;
             return;
         }
         if (id <= last) {
             out->problem = "message ids out of order";
+            out->good = at, out->prefix = 1;
             return;
         }
         last = id;
@@ -3527,6 +3583,7 @@ struct chat_server {
     long long hist_size; /* its length: whole records only */
     size_t hist_records, hist_pending_records;
     chat_buf hist_pending; /* records of this turn, written before any frame goes out */
+    char *hist_path;       /* the file itself, symlinks followed (CHAT_MALLOC'd) */
     unsigned char secret[16]; /* resume tokens are SHA-1(secret, session): see chat__resume_token */
     uint32_t sessions;        /* joins so far: the next session number */
 #ifndef CHAT_NO_MQTT
@@ -3839,7 +3896,7 @@ static void chat__member_said(void *user, const chat__words *w, uint64_t id) {
     else srv->stats.history_errors++;
 }
 
-#define CHAT__HFILE_MAX (64u << 20) /* bytes; a bigger file is not ours to load */
+#define CHAT__HFILE_MAX ((size_t)CHAT_HISTORY_FILE_MAX) /* bytes; a bigger file is not ours to load */
 
 static size_t chat__history_keep(const chat_server *srv) {
     return srv->room.history_cap > 0 ? (size_t)srv->room.history_cap : 1; /* the last one keeps the ids going */
@@ -3849,57 +3906,94 @@ static size_t chat__history_max_payload(const chat_server *srv) {
     return CHAT__HRECORD_FIXED + (size_t)srv->cfg.max_name + CHAT__CID_MAX + srv->cfg.max_message;
 }
 
-/* The file is compacted once it holds this many records more than twice the history: the
-   rewrite costs a read of the file and a write of the history, so it comes rarely. */
+/* The file is compacted once it holds this many records more than twice the history, or passes
+   3/4 of its byte bound with `more` bytes appended: the rewrite costs a read of the file and a
+   write of the history, so it comes rarely. A compaction keeps at most half the bound, so the
+   file never passes it. */
 #define CHAT__HFILE_SLACK 256
-static int chat__history_over(const chat_server *srv) {
-    return srv->hist_records > 2 * chat__history_keep(srv) + CHAT__HFILE_SLACK;
+static int chat__history_over(const chat_server *srv, size_t more) {
+    return srv->hist_records > 2 * chat__history_keep(srv) + CHAT__HFILE_SLACK ||
+           (size_t)srv->hist_size + more > CHAT__HFILE_MAX / 4 * 3;
 }
 
-/* Rewrites the file with its newest records only, so it stays within about twice the history. */
-static void chat__history_compact(chat_server *srv) {
+/* Rewrites the file with its newest records only (at most the history, and at most half the
+   byte bound), so it stays within about twice the history. NULL, or why it could not. */
+static const char *chat__history_compact(chat_server *srv) {
     unsigned char *f = NULL;
     long n = chat__file_read_all(srv->hist_fd, CHAT__HFILE_MAX, &f);
-    size_t at = CHAT__HFILE_HEAD, skip, i;
+    size_t at = CHAT__HFILE_HEAD, skip = 0;
     int fd;
     if (n < (long)CHAT__HFILE_HEAD) {
         CHAT_FREE(f);
-        return;
+        return n == -2 ? "it is over CHAT_HISTORY_FILE_MAX" : n >= 0 ? "it is cut short" : strerror(errno);
     }
-    skip = srv->hist_records - chat__history_keep(srv);
-    for (i = 0; i < skip && at + 8 <= (size_t)n; i++) at += 8 + (size_t)chat__le_get(f + at, 4);
-    if (at > (size_t)n) at = (size_t)n;
+    /* the oldest records go (the file holds whole ones only); the last one stays, whatever its size */
+    while (at + 8 <= (size_t)n) {
+        size_t next = at + 8 + (size_t)chat__le_get(f + at, 4);
+        if (next >= (size_t)n) break;
+        if (srv->hist_records - skip <= chat__history_keep(srv) && (size_t)n - at <= CHAT__HFILE_MAX / 2) break;
+        at = next, skip++;
+    }
     memmove(f + CHAT__HFILE_HEAD, f + at, (size_t)n - at);
     /* synced as the appends are: without history_sync the promise is a crash of the process */
-    fd = chat__file_replace(srv->cfg.history_file, f, CHAT__HFILE_HEAD + ((size_t)n - at), srv->cfg.history_sync);
+    fd = chat__file_replace(srv->hist_path, f, CHAT__HFILE_HEAD + ((size_t)n - at), srv->cfg.history_sync);
     CHAT_FREE(f);
-    if (fd < 0) {
-        srv->stats.history_errors++;
-        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: compaction failed (%s); it keeps growing", srv->cfg.history_file,
-                   strerror(errno)));
-        return;
-    }
+    if (fd < 0) return strerror(errno);
     chat__fd_close(srv->hist_fd);
     srv->hist_fd = fd;
     srv->hist_size = (long long)(CHAT__HFILE_HEAD + ((size_t)n - at));
     srv->hist_records -= skip;
+    return NULL;
 }
 
-/* Once a turn, before any frame of it is written: this turn's records in one write. */
+/* This turn's records could not be appended (a disk full, a compaction that failed: rename()
+   refused on a bind-mounted file, EACCES ...), yet its messages go out with their ids. A file
+   whose last id is older would make a restart give those ids again, so the file is cut back to
+   its header (which needs no space) and this turn's records are written alone: the history
+   before them is then in memory only, until a restart. If even they do not fit the file stays
+   empty, and a restart takes ids from the clock, as without a file. Either way it stays within
+   its bound, and the next compaction is tried only once it is over it again. */
+static void chat__history_start_over(chat_server *srv, const char *what, const char *why) {
+    int sync = srv->cfg.history_sync;
+    srv->stats.history_errors++;
+    (void)what, (void)why; /* CHAT_NO_LOG */
+    if (chat__file_truncate(srv->hist_fd, CHAT__HFILE_HEAD) != 0) {
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s), and it cannot be cut back (%s): %lu messages are not "
+                   "kept, their ids may be given again after a restart", srv->hist_path, what, why, strerror(errno),
+                   (unsigned long)srv->hist_pending_records));
+        return;
+    }
+    srv->hist_size = CHAT__HFILE_HEAD, srv->hist_records = 0;
+    if (CHAT__HFILE_HEAD + srv->hist_pending.len <= CHAT__HFILE_MAX &&
+        chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size, sync) == 0) {
+        srv->hist_size += (long long)srv->hist_pending.len, srv->hist_records = srv->hist_pending_records;
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s); it starts again with this turn's %lu messages, the "
+                   "older ones are replayed from memory until a restart", srv->hist_path, what, why,
+                   (unsigned long)srv->hist_pending_records));
+        return;
+    }
+    if (sync && chat__file_append(srv->hist_fd, "", 0, srv->hist_size, 1) != 0) {} /* the cut, at least */
+    CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s); it is emptied and %lu messages are not kept (after a "
+               "restart ids go on from the clock)", srv->hist_path, what, why, (unsigned long)srv->hist_pending_records));
+}
+
+/* Once a turn, before any frame of it is written: this turn's records in one write, after a
+   compaction when the file is over its bound. */
 static void chat__history_write(chat_server *srv) {
+    const char *failed = NULL;
     if (srv->hist_fd < 0 || !srv->hist_pending.len) return;
-    if (chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size,
-                          srv->cfg.history_sync) == 0) {
+    if (chat__history_over(srv, srv->hist_pending.len) && (failed = chat__history_compact(srv)) != NULL)
+        chat__history_start_over(srv, "compaction failed", failed);
+    else if ((size_t)srv->hist_size + srv->hist_pending.len > CHAT__HFILE_MAX)
+        chat__history_start_over(srv, "a turn over the bound", "CHAT_HISTORY_FILE_MAX");
+    else if (chat__file_append(srv->hist_fd, srv->hist_pending.data, srv->hist_pending.len, srv->hist_size,
+                               srv->cfg.history_sync) == 0) {
         srv->hist_size += (long long)srv->hist_pending.len;
         srv->hist_records += srv->hist_pending_records;
-    } else {
-        srv->stats.history_errors++;
-        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: a write failed (%s); %lu messages are not kept",
-                   srv->cfg.history_file, strerror(errno), (unsigned long)srv->hist_pending_records));
-    }
+    } else
+        chat__history_start_over(srv, "a write failed", strerror(errno));
     srv->hist_pending.len = 0, srv->hist_pending_records = 0;
     chat__scratch_shrink(&srv->hist_pending);
-    if (chat__history_over(srv)) chat__history_compact(srv);
 }
 
 static int chat__history_restore_one(void *user, const chat__words *w, uint64_t id) {
@@ -3907,25 +4001,37 @@ static int chat__history_restore_one(void *user, const chat__words *w, uint64_t 
 }
 
 /* Opens the history file, brings its newest messages back and cuts a torn tail. A file that is
-   not a history file is set aside (never overwritten) and the server starts with an empty one. */
+   not a history file is set aside (never overwritten) and the server starts with an empty one;
+   a damaged one is set aside too, and the sound records before the damage are kept. The path
+   is resolved once here: a symlink stays one, the file it points to is written and compacted. */
 static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet) {
-    const char *path = srv->cfg.history_file;
+    const char *path, *failed;
     chat__hfile_scan_result scan;
     unsigned char *f = NULL;
     long n;
+    srv->hist_path = chat__file_resolve(srv->cfg.history_file);
+    if (!srv->hist_path) {
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: cannot follow its symlink: %s", srv->cfg.history_file,
+                   strerror(errno)));
+        return CHAT_ESYS;
+    }
+    path = srv->hist_path;
     srv->hist_fd = chat__file_open_append(path);
     if (srv->hist_fd < 0) {
         CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: cannot open it: %s", path, strerror(errno)));
         return CHAT_ESYS;
     }
+    if (chat__history_keep(srv) * (8 + chat__history_max_payload(srv)) > CHAT__HFILE_MAX / 2)
+        CHAT__LOG((srv, CHAT_LOG_WARN, "history file %s: %lu messages of the largest size are more than half of "
+                   "CHAT_HISTORY_FILE_MAX (%lu bytes): the file keeps fewer of them", path,
+                   (unsigned long)chat__history_keep(srv), (unsigned long)CHAT__HFILE_MAX));
     n = chat__file_read_all(srv->hist_fd, CHAT__HFILE_MAX, &f);
     if (n == -1) {
         CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: cannot read it: %s", path, strerror(errno)));
         return CHAT_ESYS;
     }
-    if (n == -2) memset(&scan, 0, sizeof scan), scan.problem = "larger than any history file";
+    if (n == -2) memset(&scan, 0, sizeof scan), scan.problem = "larger than CHAT_HISTORY_FILE_MAX";
     else chat__hfile_scan(f, (size_t)n, chat__history_max_payload(srv), chat__history_restore_one, srv, &scan);
-    CHAT_FREE(f);
     if (scan.problem) {
         char aside[4200];
         uint64_t next = srv->room.next_id;
@@ -3934,17 +4040,33 @@ static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet)
         if (chat__file_set_aside(path, aside, sizeof aside) != 0) {
             CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s, and it cannot be moved aside: %s", path, scan.problem,
                        strerror(errno)));
+            CHAT_FREE(f);
             return CHAT_ESYS;
         }
-        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s; kept as %s, starting with an empty history", path,
-                   scan.problem, aside));
-        chat__room_free(&srv->room); /* what was restored before the problem goes too */
-        if (chat__room_init(&srv->room, outlet, srv->cfg.history, next > chat__wall_us() ? next : chat__wall_us()) != CHAT_OK)
-            return CHAT_ENOMEM;
-        srv->hist_fd = chat__file_open_append(path);
-        if (srv->hist_fd < 0) return CHAT_ESYS;
-        memset(&scan, 0, sizeof scan);
+        if (scan.prefix && scan.records) { /* the sound records before the damage stay */
+            CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s at byte %lu (a power cut during a write?); the %lu "
+                       "messages before it are kept, the file as it was is kept as %s", path, scan.problem,
+                       (unsigned long)scan.good, (unsigned long)scan.records, aside));
+            srv->hist_fd = chat__file_replace(path, f, scan.good, 1);
+            CHAT_FREE(f), f = NULL;
+            if (srv->hist_fd < 0) {
+                CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: cannot write it: %s", path, strerror(errno)));
+                return CHAT_ESYS;
+            }
+            scan.problem = NULL, scan.torn = 0;
+        } else {
+            CHAT_FREE(f), f = NULL;
+            CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s; kept as %s, starting with an empty history", path,
+                       scan.problem, aside));
+            chat__room_free(&srv->room); /* what was restored before the problem goes too */
+            if (chat__room_init(&srv->room, outlet, srv->cfg.history, next > chat__wall_us() ? next : chat__wall_us()) != CHAT_OK)
+                return CHAT_ENOMEM;
+            srv->hist_fd = chat__file_open_append(path);
+            if (srv->hist_fd < 0) return CHAT_ESYS;
+            memset(&scan, 0, sizeof scan);
+        }
     }
+    CHAT_FREE(f);
     if (scan.torn) {
         CHAT__LOG((srv, CHAT_LOG_WARN, "history file %s: dropped an incomplete last record (a crash or power cut during a write)",
                    path));
@@ -3960,7 +4082,8 @@ static int chat__history_open(chat_server *srv, const chat__room_outlet *outlet)
     }
     CHAT__LOG((srv, CHAT_LOG_INFO, "history file %s: %lu messages kept, the next id is %llu", path,
                (unsigned long)srv->hist_records, (unsigned long long)srv->room.next_id));
-    if (chat__history_over(srv)) chat__history_compact(srv);
+    if (chat__history_over(srv, 0) && (failed = chat__history_compact(srv)) != NULL) /* the next turn starts over */
+        CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: compaction failed (%s)", path, failed));
     return CHAT_OK;
 }
 
@@ -6829,6 +6952,7 @@ CHATDEF void chat_server_free(chat_server *srv) {
     chat__history_write(srv); /* what chat_server_broadcast said since the last turn */
     chat__fd_close(srv->hist_fd);
     chat_buf_free(&srv->hist_pending);
+    CHAT_FREE(srv->hist_path);
 #ifndef CHAT_NO_MQTT
     chat__mqtt_free(srv); /* its members leave the room first */
 #endif

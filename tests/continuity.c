@@ -105,6 +105,18 @@ static int cont_say(wsc *c, const char *text, const char *cid) {
     return wsc_send_text(c, event);
 }
 
+/* A text of any length (no quotes or backslashes in it) as a send-message event. */
+static int cont_say_long(wsc *c, const char *text) {
+    size_t n = strlen(text);
+    char *event = (char *)malloc(n + 64);
+    int r;
+    if (!event) return -1;
+    snprintf(event, n + 64, "{\"event\":\"send-message\",\"message\":\"%s\"}", text);
+    r = wsc_send_text(c, event);
+    free(event);
+    return r;
+}
+
 static unsigned long long cont_wall_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -459,11 +471,14 @@ static const char *cont_path(const char *name, char *out, size_t cap) {
 }
 
 static void cont_cleanup(void) {
-    static const char *const names[] = {"h.db", "h.db.bad", "h.db.bad.2", "h.db.tmp", "g.db", "g.db.bad", "n.db", "n.db.bad"};
+    static const char *const names[] = {"h.db", "h.db.bad", "h.db.bad.2", "h.db.tmp", "g.db", "g.db.bad", "n.db", "n.db.bad",
+                                         "b.db", "b.db.bad", "b.db.tmp", "f.db", "f.db.tmp/x", "f.db.tmp", "t.db", "t.db.bad",
+                                         "s.db", "card/s.db", "card/s.db.tmp", "d.db", "d.db.tmp"};
     char path[400];
     size_t i;
     if (!cont_dir[0]) return;
     for (i = 0; i < sizeof names / sizeof names[0]; i++) unlink(cont_path(names[i], path, sizeof path));
+    rmdir(cont_path("f.db.tmp", path, sizeof path)), rmdir(cont_path("card", path, sizeof path));
     rmdir(cont_dir);
     cont_dir[0] = '\0';
 }
@@ -633,6 +648,283 @@ static void test_continuity_history_file_stays_bounded(void) {
     cont_cleanup();
 }
 
+/* --- the history file's failures: its byte bound, a compaction that cannot replace it, damage,
+   a symlink (library servers: their log lines come back through the harness's pipe) --- */
+
+/* In the forked server: each log line to the parent, as "log LINE". */
+static void cont_log_line(void *user, int level, const char *line) {
+    char out[320];
+    int n = snprintf(out, sizeof out, "log %s\n", line);
+    (void)user, (void)level;
+    if (harness_child_pipe_fd >= 0 && n > 0 && write(harness_child_pipe_fd, out, (size_t)n) < 0) {}
+}
+
+/* Log lines the server has written so far (they come before the frames of their turn) that
+   hold `needle`. */
+static int cont_log_count(harness_server *s, const char *needle) {
+    char line[320];
+    int n = 0, lines = 0;
+    while (lines++ < 10000 && harness_read_line(s->pipe_fd, line, sizeof line, wsc_now_ms() + 100) >= 0)
+        if (strstr(line, needle)) n++;
+    return n;
+}
+
+static chat_config cont_file_config(const char *path, int history) {
+    chat_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.history_file = path, cfg.history = history;
+    cfg.max_rate = -1, cfg.max_byte_rate = -1;
+    cfg.on_log = cont_log_line, cfg.log_level = CHAT_LOG_INFO;
+    return cfg;
+}
+
+/* Messages of 16 KB: 356 of them (2 x history + 256) are more than the CHAT_HISTORY_FILE_MAX
+   (4 MiB) of the test build. The file is compacted by bytes too, never passes the bound, and a
+   restart brings the whole history back (a file over the bound would be set aside). */
+static void test_continuity_history_file_bound_in_bytes(void) {
+    static char event[16200];
+    static cont_msg back[60];
+    char path[400], name[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    long long biggest = 0;
+    int i;
+    cfg = cont_file_config(cont_path("b.db", path, sizeof path), 50);
+    cfg.max_message = 16384, cfg.max_backlog = 4 << 20; /* a replay is at most half the backlog */
+    unlink(path);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "big");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < 300; i++) {
+        int k = snprintf(event, sizeof event, "{\"event\":\"send-message\",\"message\":\"%d ", i);
+        memset(event + k, 'x', 16000), memcpy(event + k + 16000, "\"}", 3);
+        CHECK_INT(wsc_send_text(&a, event), 0);
+        if (!cont_next(&a, &m, harness_wait_ms)) break;
+        if (cont_file_size(path) > biggest) biggest = cont_file_size(path);
+    }
+    CHECK_INT(i, 300);
+    CHECKF(biggest <= (long long)CHAT_HISTORY_FILE_MAX, "the file grew to %lld bytes", biggest);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    CHECK_INT(cont_replay(name, back, 60), 50);
+    cont_end();
+    HARNESS_DONE_SERVER(&s);
+    unlink(path);
+}
+
+/* A compaction that cannot replace the file (here a directory is in the way of FILE.tmp; in the
+   field EBUSY on a bind-mounted file, EACCES, EXDEV): said in the log, not every turn, and the
+   file stays within its bound (it starts again with the turn's messages) while the chat goes
+   on. After a restart the newest message is there and ids go on from it. */
+static void test_continuity_history_file_compaction_fails(void) {
+    static cont_msg back[60];
+    char path[400], tmp[400], inside[400], name[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    long long biggest = 0;
+    int i, failed, n = 2 * (2 * CHAT_HISTORY + CHAT__HFILE_SLACK) + 10;
+    FILE *f;
+    cfg = cont_file_config(cont_path("f.db", path, sizeof path), 0);
+    unlink(path);
+    cont_path("f.db.tmp", tmp, sizeof tmp), cont_path("f.db.tmp/x", inside, sizeof inside);
+    CHECK_INT(mkdir(tmp, 0700), 0);
+    f = fopen(inside, "w"); /* not empty: no one removes it in passing */
+    if (f) fclose(f);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "stuck");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < n; i++) {
+        cont_say(&a, "a message of some length, to make the file grow past its bound", NULL);
+        if (!cont_next(&a, &m, harness_wait_ms)) break; /* the chat goes on */
+        if (cont_file_size(path) > biggest) biggest = cont_file_size(path);
+    }
+    CHECK_INT(i, n);
+    CHECKF(biggest < (2 * CHAT_HISTORY + CHAT__HFILE_SLACK + 8) * 110, "the file grew to %lld bytes", biggest);
+    failed = cont_log_count(&s, "compaction failed");
+    CHECKF(failed >= 1 && failed <= 3, "'compaction failed' logged %d times", failed); /* once each time it is over */
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    CHECK(cont_replay(name, back, 60) >= 1 && back[0].id > 0);
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    CHECK_INT(w.id, m.id); /* the newest message is in the file */
+    cont_say(&a, "next", NULL);
+    CHECK(cont_next_live(&a, &w, harness_wait_ms) && w.id == m.id + 1);
+    cont_end();
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    unlink(inside), rmdir(tmp), unlink(path);
+}
+
+/* A disk that is full (here RLIMIT_FSIZE in the server: EFBIG; in the field ENOSPC): messages
+   still go out, and no id they were given is given again after a restart. A turn that does not
+   fit even alone leaves the file empty (ids go on from the clock); one that fits once the file
+   is cut back is kept, and ids go on from it. */
+static size_t cont_fsize_limit;
+static void cont_limit_files(void) {
+    struct rlimit r;
+    signal(SIGXFSZ, SIG_IGN);
+    r.rlim_cur = r.rlim_max = (rlim_t)cont_fsize_limit;
+    setrlimit(RLIMIT_FSIZE, &r);
+}
+
+static void test_continuity_history_file_full_disk_gives_no_id_twice(void) {
+    static char big[5200];
+    static cont_msg back[60];
+    unsigned long long given[8], top = 0;
+    char path[400], name[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    int i, k = 0, again = 0;
+    cfg = cont_file_config(cont_path("d.db", path, sizeof path), 0);
+    cfg.max_message = 8192; /* the small-board build's is 4096 */
+    unlink(path);
+    cont_fsize_limit = 4096, harness_child_setup = cont_limit_files;
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    harness_child_setup = NULL;
+    cont_begin();
+    harness_tagged(name, sizeof name, "full");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    memset(big, '.', sizeof big - 1);
+    for (i = 0; i < 5; i++) { /* two kept, then three that no file of 4 KiB holds */
+        memcpy(big, "lost", 4);
+        if (i < 2) cont_say(&a, "kept", NULL);
+        else CHECK_INT(cont_say_long(&a, big), 0);
+        CHECK(cont_next(&a, &m, harness_wait_ms) && m.id > 0);
+        given[k++] = m.id, top = m.id;
+    }
+    CHECK(cont_log_count(&s, "it is emptied") >= 1);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(cont_file_size(path), 8);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < 3; i++) {
+        int j;
+        cont_say(&a, "new", NULL);
+        CHECK(cont_next_live(&a, &m, harness_wait_ms));
+        for (j = 0; j < k; j++) again += m.id == given[j];
+        CHECKF(m.id > top, "id %llu after a restart, %llu was given before it", m.id, top);
+    }
+    CHECK_INT(again, 0);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    /* small messages until the file is full: that turn is kept alone, ids go on from it */
+    harness_child_setup = cont_limit_files;
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    harness_child_setup = NULL;
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < 60; i++) {
+        cont_say(&a, "a message of some length, to fill the file up to its limit", NULL);
+        CHECK(cont_next_live(&a, &m, harness_wait_ms));
+    }
+    CHECK_INT(cont_log_count(&s, "starts again with this turn"), 1);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    CHECK(cont_replay(name, back, 60) >= 1);
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    CHECK_INT(w.id, m.id);
+    cont_say(&a, "next", NULL);
+    CHECK(cont_next_live(&a, &w, harness_wait_ms) && w.id == m.id + 1);
+    cont_end();
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    unlink(path);
+}
+
+/* A power cut tears a turn's write anywhere: a hole in one record with a whole one after it.
+   The records before the damage come back; the file as it was is kept as FILE.bad. */
+static void test_continuity_history_file_damage_keeps_what_came_before(void) {
+    static cont_msg back[20];
+    char path[400], aside[400], name[64];
+    chat_config cfg;
+    chat_buf b;
+    harness_server s;
+    FILE *f;
+    int i, n;
+    size_t whole = 0, total;
+    cfg = cont_file_config(cont_path("t.db", path, sizeof path), 0);
+    harness_tagged(name, sizeof name, "torn");
+    memset(&b, 0, sizeof b);
+    chat_buf_append(&b, CHAT__HFILE_MAGIC "\1", 8);
+    for (i = 0; i < 7; i++) {
+        chat__words wd;
+        char text[32];
+        if (i == 5) whole = b.len;
+        snprintf(text, sizeof text, i < 5 ? "acknowledged %d" : "the torn batch %d", i);
+        memset(&wd, 0, sizeof wd);
+        wd.name = name, wd.name_len = strlen(name), wd.text = text, wd.text_len = strlen(text), wd.time_ms = 1000;
+        chat__hrecord_put(&b, &wd, 1000 + (uint64_t)i);
+    }
+    memset(b.data + whole + 30, 0, 8); /* a page that never reached the disk */
+    f = fopen(path, "wb");
+    CHECK(f && fwrite(b.data, 1, b.len, f) == b.len);
+    if (f) fclose(f);
+    total = b.len;
+    chat_buf_free(&b); /* before the fork */
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    n = cont_replay(name, back, 20);
+    CHECK_INT(n, 5);
+    CHECK(n == 5 && strcmp(back[4].message, "acknowledged 4") == 0 && back[4].id == 1004);
+    CHECK_INT(cont_file_size(cont_path("t.db.bad", aside, sizeof aside)), (long long)total); /* kept as it was */
+    CHECK_INT(cont_file_size(path), (long long)whole);
+    cont_end();
+    HARNESS_DONE_SERVER(&s);
+    unlink(path), unlink(aside);
+}
+
+/* -H a symlink (/etc/chat.hist -> /mnt/sd/chat.hist): the file it points to is appended to and
+   compacted in its own directory; the link stays a link. */
+static void test_continuity_history_file_symlink_stays(void) {
+    char path[400], card[400], target[400], name[64], raw[64];
+    chat_config cfg;
+    harness_server s;
+    wsc a;
+    cont_msg w, m;
+    struct stat st;
+    int i, n = 2 * 2 + CHAT__HFILE_SLACK + 20;
+    FILE *f;
+    cfg = cont_file_config(cont_path("s.db", path, sizeof path), 2);
+    CHECK_INT(mkdir(cont_path("card", card, sizeof card), 0700), 0);
+    CHECK_INT(symlink(cont_path("card/s.db", target, sizeof target), path), 0);
+    CHECK_INT(harness_use_library(&s, &cfg), 0);
+    cont_begin();
+    harness_tagged(name, sizeof name, "linked");
+    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
+    for (i = 0; i < n; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "m%d", i);
+        cont_say(&a, t, NULL);
+        if (!cont_next(&a, &m, harness_wait_ms)) break;
+    }
+    CHECK_INT(i, n);
+    harness_leave(&a);
+    HARNESS_DONE_SERVER(&s);
+    cont_end();
+    CHECK(lstat(path, &st) == 0 && S_ISLNK(st.st_mode));
+    CHECKF(cont_file_size(target) < 40 * 100, "the target is %lld bytes: not compacted", cont_file_size(target));
+    f = fopen(target, "rb");
+    memset(raw, 0, sizeof raw);
+    if (f) {
+        CHECK(fseek(f, -4, SEEK_END) == 0 && fread(raw, 1, 4, f) == 4);
+        fclose(f);
+    }
+    snprintf(name, sizeof name, "m%d", n - 1);
+    CHECKF(strstr(raw, name + 1) != NULL, "the target's last record ends in '%s', not '%s'", raw, name);
+    unlink(path), unlink(target), rmdir(card);
+}
+
 static void continuity_tests(void) {
     RUN(test_continuity_ids_times_cids_and_replays);
     RUN(test_continuity_bad_cid_is_ignored_not_the_message);
@@ -645,5 +937,10 @@ static void continuity_tests(void) {
     RUN(test_continuity_history_file_survives_kill_9);
     RUN(test_continuity_history_file_torn_tail_and_garbage);
     RUN(test_continuity_history_file_stays_bounded);
+    RUN(test_continuity_history_file_bound_in_bytes);
+    RUN(test_continuity_history_file_compaction_fails);
+    RUN(test_continuity_history_file_full_disk_gives_no_id_twice);
+    RUN(test_continuity_history_file_damage_keeps_what_came_before);
+    RUN(test_continuity_history_file_symlink_stays);
     cont_cleanup();
 }

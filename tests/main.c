@@ -55,6 +55,8 @@ static void *test_realloc(void *p, size_t n) {
 #define CHAT_MALLOC(n) test_malloc(n)
 #define CHAT_REALLOC(p, n) test_realloc(p, n)
 #define CHAT_FREE(p) test_free(p)
+/* The history file's bound, small enough that continuity.c can pass it in a second */
+#define CHAT_HISTORY_FILE_MAX (4u << 20)
 #define CHAT_IMPLEMENTATION
 #include "../chat.h"
 

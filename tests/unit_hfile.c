@@ -141,6 +141,20 @@ static void test_hfile_scan_refuses_what_is_not_a_history(void) {
     uf_scan(&f, f.len, &seen, &r);
     CHECK(r.problem && strstr(r.problem, "damaged"));
     CHECK_INT(seen.n, 0);
+    CHECK(r.prefix && r.good == 8 && r.records == 0); /* nothing before it to keep */
+    { /* a torn batch (one write of a turn): a hole in one record, a whole one after it; the
+         records before the damage are sound and handed over, the file says where they end */
+        size_t whole;
+        uf_file(&f, 5, 100);
+        whole = f.len;
+        uf_file(&f, 7, 100);
+        memset(f.data + whole + 12, 0, 10);
+        uf_scan(&f, f.len, &seen, &r);
+        CHECK(r.problem && strstr(r.problem, "damaged"));
+        CHECK(r.prefix && r.good == whole && r.records == 5);
+        CHECK_INT(seen.n, 5);
+        CHECK_INT(seen.ids[4], 104);
+    }
     { /* ids that go back */
         chat__words w = uf_words("ann", "x", NULL, 1);
         uf_file(&f, 2, 10);
@@ -148,6 +162,7 @@ static void test_hfile_scan_refuses_what_is_not_a_history(void) {
         chat__hrecord_put(&f, &w, 20);
         uf_scan(&f, f.len, &seen, &r);
         CHECK(r.problem && strstr(r.problem, "order"));
+        CHECK(r.prefix && r.records == 2 && seen.n == 2); /* the two before it are kept */
     }
     { /* a record that says it is huge, with more after it */
         uf_file(&f, 2, 1);

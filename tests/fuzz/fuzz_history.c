@@ -38,6 +38,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     chat__hfile_scan(data, size, 1 << 16, fuzz_each, &h, &r);
     FUZZ_CHECK(r.good <= size && (r.problem || r.records == h.records));
     if (!r.problem) FUZZ_CHECK(r.records == 0 ? r.good <= 8 : r.good == h.again.len);
+    if (r.prefix) FUZZ_CHECK(r.records == h.records && r.good == h.again.len); /* the sound records before damage */
     for (k = 1; k < h.room.history_count; k++) /* contiguous ids in the history */
         FUZZ_CHECK(chat__room_held(&h.room, k)->id == chat__room_held(&h.room, k - 1)->id + 1);
     chat__room_free(&h.room);
