@@ -164,7 +164,8 @@
                             (handshake wanting read or write within the handshake timeout, pending
                             input) and the mbedTLS adapter, --cert/--key; epoll on Linux
                             (CHAT_NO_EPOLL: poll()); message ids, times, cids, replays, since and
-                            resume; the history file (CHAT_HISTORY_FILE_MAX)
+                            resume; the history file (CHAT_HISTORY_FILE_MAX); a turn's output
+                            gathered once and shared by every client it matches
        0.3.0  (2026-12-02)  seams: the room in its own struct behind one outlet; death deferred to
                             the end of the turn; client events by table; the codec tier public
                             (JSON walk, HTTP headers by name and responses, client-side frames),
