@@ -3680,10 +3680,12 @@ static void chat__flush_later(chat_server *srv, chat__conn *c) {
    the limit is closed: it cannot keep up, and the others must not wait for it. */
 static int chat__enqueue(chat_server *srv, chat__conn *c, chat__frame *f) {
     if (c->state >= CHAT__CLOSING) return CHAT_ESTATE; /* after our last words, nothing */
-    if (!c->q_cap) srv->queues_made = 1;
-    if (!c->q_cap && srv->nspare_q) {
-        srv->nspare_q--;
-        c->q = srv->spare_q[srv->nspare_q].q, c->q_cap = srv->spare_q[srv->nspare_q].cap;
+    if (!c->q_cap) {
+        srv->queues_made = 1;
+        if (srv->nspare_q) {
+            srv->nspare_q--;
+            c->q = srv->spare_q[srv->nspare_q].q, c->q_cap = srv->spare_q[srv->nspare_q].cap;
+        }
     }
     if (c->q_count == c->q_cap) {
         unsigned cap = c->q_cap ? c->q_cap * 2 : CHAT__QUEUE_FIRST_CAP, i;
@@ -3973,7 +3975,7 @@ static void chat__history_start_over(chat_server *srv, const char *what, const c
                    (unsigned long)srv->hist_pending_records));
         return;
     }
-    if (sync && chat__file_append(srv->hist_fd, "", 0, srv->hist_size, 1) != 0) {} /* the cut, at least */
+    if (sync) (void)chat__file_append(srv->hist_fd, "", 0, srv->hist_size, 1); /* the cut, at least */
     CHAT__LOG((srv, CHAT_LOG_ERROR, "history file %s: %s (%s); it is emptied and %lu messages are not kept (after a "
                "restart ids go on from the clock)", srv->hist_path, what, why, (unsigned long)srv->hist_pending_records));
 }

@@ -105,6 +105,16 @@ static int cont_say(wsc *c, const char *text, const char *cid) {
     return wsc_send_text(c, event);
 }
 
+/* After a restart: a joiner's welcome names `last` as the newest id, and the next message
+   said gets last + 1. */
+static void cont_expect_ids_go_on(wsc *c, const char *name, unsigned long long last) {
+    cont_msg w, m;
+    CHECK_INT(cont_join(c, name, NULL, &w), 101);
+    CHECK_INT(w.id, last);
+    cont_say(c, "next", NULL);
+    CHECK(cont_next_live(c, &m, harness_wait_ms) && m.id == last + 1);
+}
+
 /* A text of any length (no quotes or backslashes in it) as a send-message event. */
 static int cont_say_long(wsc *c, const char *text) {
     size_t n = strlen(text);
@@ -612,7 +622,7 @@ static void test_continuity_history_file_stays_bounded(void) {
     char path[400], name[64];
     harness_server s;
     wsc a;
-    cont_msg w, m, last;
+    cont_msg w, last;
     long long biggest = 0;
     int i, compacted = 0;
     args[1] = cont_path("n.db", path, sizeof path);
@@ -637,10 +647,7 @@ static void test_continuity_history_file_stays_bounded(void) {
     HARNESS_DONE_SERVER(&s);
     CHECK_INT(harness_use_binary(&s, args), 0);
     CHECK_INT(cont_replay(name, back, 20), CONT_KEPT);
-    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
-    CHECK_INT(w.id, last.id);
-    cont_say(&a, "next", NULL);
-    CHECK(cont_next_live(&a, &m, harness_wait_ms) && m.id == last.id + 1);
+    cont_expect_ids_go_on(&a, name, last.id);
     cont_end();
     harness_leave(&a);
     HARNESS_DONE_SERVER(&s);
@@ -753,10 +760,7 @@ static void test_continuity_history_file_compaction_fails(void) {
     HARNESS_DONE_SERVER(&s);
     CHECK_INT(harness_use_library(&s, &cfg), 0);
     CHECK(cont_replay(name, back, 60) >= 1 && back[0].id > 0);
-    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
-    CHECK_INT(w.id, m.id); /* the newest message is in the file */
-    cont_say(&a, "next", NULL);
-    CHECK(cont_next_live(&a, &w, harness_wait_ms) && w.id == m.id + 1);
+    cont_expect_ids_go_on(&a, name, m.id); /* the newest message is in the file */
     cont_end();
     harness_leave(&a);
     HARNESS_DONE_SERVER(&s);
@@ -832,10 +836,7 @@ static void test_continuity_history_file_full_disk_gives_no_id_twice(void) {
     HARNESS_DONE_SERVER(&s);
     CHECK_INT(harness_use_library(&s, &cfg), 0);
     CHECK(cont_replay(name, back, 60) >= 1);
-    CHECK_INT(cont_join(&a, name, NULL, &w), 101);
-    CHECK_INT(w.id, m.id);
-    cont_say(&a, "next", NULL);
-    CHECK(cont_next_live(&a, &w, harness_wait_ms) && w.id == m.id + 1);
+    cont_expect_ids_go_on(&a, name, m.id);
     cont_end();
     harness_leave(&a);
     HARNESS_DONE_SERVER(&s);
